@@ -117,7 +117,7 @@ def check_features(
 
     Examples
     --------
-    >>> check_features([[0.0, 1.0], [1.0, 0.0]])[0].dtype
+    >>> check_features(np.array([[0, 1], [1, 0]]))[0].dtype
     torch.float32
     >>> check_features([[0.0, float("nan")]])
     Traceback (most recent call last):
