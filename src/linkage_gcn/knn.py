@@ -2,12 +2,247 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
+from typing import Any, Optional
+
 import numpy as np
 import torch
 
-from ._validation import ArrayLike, as_tensor, to_like
+from ._progress import progress
+from ._validation import (
+    ArrayLike,
+    as_tensor,
+    check_features,
+    check_in_options,
+    check_int,
+    to_like,
+)
 
-__all__ = ["from_self_first", "to_self_first"]
+__all__ = ["BACKENDS", "METRICS", "from_self_first", "knn", "to_self_first"]
+
+METRICS = ("cosine", "l2")
+BACKENDS = ("auto", "torch", "faiss", "faiss-ivf", "faiss-hnsw", "torch_cluster")
+
+#: Largest similarity tile (query rows x database rows) held at once by the torch backend.
+DEFAULT_TILE = 1 << 25
+
+
+def knn(
+    x: ArrayLike,
+    k: int,
+    *,
+    metric: str = "cosine",
+    backend: str = "auto",
+    chunk_size: Optional[int] = None,
+    tile_size: int = DEFAULT_TILE,
+    nprobe: int = 32,
+    verbose: Optional[bool] = None,
+) -> tuple[ArrayLike, ArrayLike]:
+    """Find the ``k`` nearest neighbours of every row of ``x`` among the other rows.
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor of shape (N, D)
+        Embeddings. A tensor stays on its device (CPU or GPU).
+    k : int
+        Neighbours per row, ``1 <= k < N``. The row itself is never among
+        them, even when an exact duplicate ties with it.
+    metric : {"cosine", "l2"}
+        ``"cosine"``: similarity is the cosine of the angle (rows are
+        L2-normalised first; zero rows are an error). ``"l2"``: similarity is
+        minus the Euclidean distance.
+    backend : {"auto", "torch", "faiss", "faiss-ivf", "faiss-hnsw", "torch_cluster"}
+        ``"torch"``: exact, chunked matrix product and top-k on ``x``'s device,
+        memory bounded by ``tile_size`` (never an N x N matrix). ``"faiss"``:
+        exact flat index (needs ``faiss-cpu``). ``"faiss-ivf"`` and
+        ``"faiss-hnsw"``: approximate indexes for millions of points.
+        ``"torch_cluster"``: ``torch_cluster.knn`` when installed (slow on CPU:
+        never chosen by ``"auto"``). ``"auto"`` is ``"torch"``.
+    chunk_size : int, optional
+        Query rows per chunk of the torch backend; by default as many as fit
+        in ``tile_size`` similarities (at least 1, at most 1024).
+    tile_size : int
+        Largest number of similarities (query rows x database rows) held at
+        once by the torch backend; the database is split into blocks when one
+        query chunk against all rows would exceed it.
+    nprobe : int
+        Lists visited per query by ``"faiss-ivf"`` (accuracy against speed).
+    verbose : bool, optional
+        Progress bar: ``None`` shows it on a terminal when the search is long.
+
+    Returns
+    -------
+    index : same kind as ``x``, int64, shape (N, k)
+        Neighbour ids, rows sorted by decreasing similarity.
+    similarity : same kind as ``x``, float, shape (N, k)
+        Cosine similarity, or minus the Euclidean distance for ``"l2"``.
+
+    Raises
+    ------
+    ValueError
+        On NaN or infinity, a shape that is not (N, D), ``k >= N``, an unknown
+        metric or backend, zero rows under the cosine metric, or a backend
+        whose package is not installed.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> index, sim = knn(x, 1)
+    >>> index.ravel()
+    array([1, 0, 3, 2])
+    >>> np.round(sim.ravel(), 3)
+    array([0.994, 0.994, 0.994, 0.994])
+    >>> knn(x, 1, metric="l2")[0].ravel()
+    array([1, 0, 3, 2])
+    """
+    metric = check_in_options(metric, METRICS, "metric")
+    backend = check_in_options(backend, BACKENDS, "backend")
+    t, was_numpy = check_features(x, name="x", min_samples=2)
+    k = check_int(k, "k", minimum=1)
+    if k >= t.shape[0]:
+        raise ValueError(
+            f"k must be smaller than the number of points: k={k} but x has {t.shape[0]} rows "
+            "(a point is never its own neighbour)."
+        )
+    if metric == "cosine":
+        t = _normalize_rows(t)
+    if backend == "auto":
+        backend = "torch"
+    if backend == "torch":
+        index, sim = _knn_torch(t, k, metric, chunk_size, tile_size, verbose)
+    elif backend.startswith("faiss"):
+        index, sim = _knn_faiss(t, k, metric, backend, nprobe)
+    else:
+        index, sim = _knn_torch_cluster(t, k, metric)
+    return to_like(index, was_numpy), to_like(sim, was_numpy)
+
+
+def _normalize_rows(t: torch.Tensor) -> torch.Tensor:
+    norms = t.norm(dim=1, keepdim=True)
+    zero = norms.squeeze(1) == 0
+    if bool(zero.any()):
+        raise ValueError(
+            f"x has {int(zero.sum())} all-zero row(s) (first: row {int(zero.nonzero()[0, 0])}); "
+            "the cosine metric is undefined for them."
+        )
+    return t / norms
+
+
+def _knn_torch(
+    t: torch.Tensor,
+    k: int,
+    metric: str,
+    chunk_size: Optional[int],
+    tile_size: int,
+    verbose: Optional[bool],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n = t.shape[0]
+    tile_size = check_int(tile_size, "tile_size", minimum=1)
+    if chunk_size is None:
+        chunk_size = int(min(1024, max(1, tile_size // n)))
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    block = max(k + 1, tile_size // chunk_size)
+    db_t = t.T.contiguous()  # (D, N): a contiguous right operand makes the product faster
+    # For l2, rank by 2<q, x> - |x|^2 (the query's own |q|^2 does not change the order).
+    bias = -(t * t).sum(1) if metric == "l2" else None
+    long = n * n * t.shape[1] > 5e11
+    index = torch.empty(n, k, dtype=torch.long, device=t.device)
+    sim = torch.empty(n, k, dtype=t.dtype, device=t.device)
+    starts = range(0, n, chunk_size)
+    for start in progress(starts, desc="kNN search", verbose=verbose, long=long, unit="chunk"):
+        stop = min(start + chunk_size, n)
+        index[start:stop], sim[start:stop] = _topk_chunk(t, db_t, bias, start, stop, k, block)
+    if metric == "l2":
+        sim = -((-bias).unsqueeze(1) - sim).clamp_min(0).sqrt()  # -|q - x|
+    return index, sim
+
+
+def _topk_chunk(t, db_t, bias, start, stop, k, block):
+    """Top-k of query rows ``start:stop`` over the database, in blocks, self masked."""
+    n = t.shape[0]
+    q = t[start:stop]
+    rows = torch.arange(start, stop, device=t.device)
+    best_sim = best_idx = None
+    for b0 in range(0, n, block):
+        b1 = min(b0 + block, n)
+        if bias is None:
+            s = q @ db_t[:, b0:b1]
+        else:
+            s = torch.addmm(bias[b0:b1].unsqueeze(0), q, db_t[:, b0:b1], alpha=2)
+        self_in = (rows >= b0) & (rows < b1)
+        if bool(self_in.any()):
+            s[self_in.nonzero().squeeze(1), rows[self_in] - b0] = -math.inf
+        vals, idx = s.topk(min(k, b1 - b0), dim=1)
+        idx = idx + b0
+        if best_sim is not None:
+            vals, order = torch.cat([best_sim, vals], dim=1).topk(k, dim=1)
+            idx = torch.cat([best_idx, idx], dim=1).gather(1, order)
+        best_sim, best_idx = vals, idx
+    return best_idx, best_sim
+
+
+def _require(module: str, backend: str, extra: str) -> Any:
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"backend {backend!r} needs the package {module!r}, which is not installed; "
+            f"install it (pip install 'linkage-gcn[{extra}]') or use backend='torch'."
+        )
+    return importlib.import_module(module)
+
+
+def _knn_faiss(t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int):
+    faiss = _require("faiss", backend, "faiss")
+    x = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+    n, d = x.shape
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    if backend == "faiss":
+        index = faiss.IndexFlat(d, faiss_metric)
+    elif backend == "faiss-hnsw":
+        index = faiss.IndexHNSWFlat(d, 32, faiss_metric)
+        index.hnsw.efSearch = max(64, 2 * (k + 1))
+    else:
+        nlist = int(max(1, min(4 * math.sqrt(n), n // 39)))
+        quantizer = faiss.IndexFlat(d, faiss_metric)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss_metric)
+        index.train(x)
+        index.nprobe = int(min(nprobe, nlist))
+    index.add(x)
+    sim, idx = index.search(x, k + 1)
+    idx_t, sim_t = _drop_self(torch.from_numpy(idx), torch.from_numpy(sim), k)
+    if metric == "l2":
+        sim_t = -sim_t.clamp_min(0).sqrt()
+    return idx_t.to(t.device), sim_t.to(device=t.device, dtype=t.dtype)
+
+
+def _knn_torch_cluster(t: torch.Tensor, k: int, metric: str):
+    tc = _require("torch_cluster", "torch_cluster", "accel")
+    # torch_cluster.knn(x, y, k) returns (y_pos, x_pos) pairs: for each row of y, k rows of x.
+    row, col = tc.knn(t, t, k + 1, cosine=False)
+    idx = col.view(t.shape[0], k + 1)
+    if metric == "cosine":
+        sim = (t.unsqueeze(1) * t[idx]).sum(-1)
+    else:
+        sim = -(t.unsqueeze(1) - t[idx]).norm(dim=-1)
+    order = sim.argsort(dim=1, descending=True, stable=True)
+    return _drop_self(idx.gather(1, order), sim.gather(1, order), k)
+
+
+def _drop_self(idx: torch.Tensor, sim: torch.Tensor, k: int):
+    """From (N, k+1) results, remove each row's own id (or the last entry when absent)."""
+    rows = torch.arange(idx.shape[0], device=idx.device).unsqueeze(1)
+    drop = idx == rows
+    missing = ~drop.any(dim=1)
+    drop[missing, -1] = True
+    drop |= idx < 0  # faiss pads with -1 when it finds too few
+    keep_order = drop.to(torch.int8).argsort(dim=1, stable=True)[:, :k]
+    out_idx = idx.gather(1, keep_order)
+    if bool((out_idx < 0).any()):
+        raise ValueError(
+            "the approximate index returned fewer than k neighbours for some points; "
+            "raise nprobe or use an exact backend."
+        )
+    return out_idx, sim.gather(1, keep_order)
 
 
 def to_self_first(index: ArrayLike) -> ArrayLike:

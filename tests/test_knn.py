@@ -1,0 +1,184 @@
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from linkage_gcn import knn as knn_module
+from linkage_gcn.knn import from_self_first, knn, to_self_first
+
+HAS_FAISS = importlib.util.find_spec("faiss") is not None
+HAS_TORCH_CLUSTER = importlib.util.find_spec("torch_cluster") is not None
+
+
+def sklearn_knn(x, k, metric):
+    nn = NearestNeighbors(
+        n_neighbors=k + 1,
+        algorithm="brute",
+        metric="cosine" if metric == "cosine" else "euclidean",
+    ).fit(x)
+    dist, idx = nn.kneighbors(x)
+    return idx[:, 1:], dist[:, 1:]
+
+
+def assert_same_neighbours(index, sim, ref_index, ref_sim, atol=1e-5):
+    # similarities must agree exactly up to float error ...
+    np.testing.assert_allclose(sim, ref_sim, atol=atol)
+    # ... and indices must agree wherever the similarity is not (nearly) tied
+    gaps = np.diff(ref_sim, axis=1)
+    clear = np.ones_like(index, dtype=bool)
+    clear[:, 1:] &= np.abs(gaps) > 1e-5
+    clear[:, :-1] &= np.abs(gaps) > 1e-5
+    assert (index[clear] == ref_index[clear]).all()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("n,d,k", [(50, 8, 5), (300, 16, 20), (257, 3, 1)])
+def test_matches_sklearn_brute(metric, n, d, k, rng):
+    x = rng.standard_normal((n, d)).astype(np.float64)
+    index, sim = knn(x, k, metric=metric)
+    ref_index, ref_dist = sklearn_knn(x, k, metric)
+    ref_sim = 1 - ref_dist if metric == "cosine" else -ref_dist
+    assert index.shape == sim.shape == (n, k)
+    assert index.dtype == np.int64
+    assert_same_neighbours(index, sim, ref_index, ref_sim)
+    assert (np.diff(sim, axis=1) <= 1e-12).all(), "rows must be sorted by decreasing similarity"
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_blocked_search_equals_single_tile(metric, rng):
+    x = rng.standard_normal((203, 12)).astype(np.float32)
+    full = knn(x, 7, metric=metric, tile_size=1 << 30)
+    # tiny tiles force many query chunks and several database blocks per chunk
+    tiled = knn(x, 7, metric=metric, chunk_size=16, tile_size=16 * 40)
+    np.testing.assert_array_equal(full[0], tiled[0])
+    np.testing.assert_allclose(full[1], tiled[1], atol=1e-5)
+
+
+def test_duplicates_never_return_self(rng):
+    base = rng.standard_normal((20, 6))
+    x = np.concatenate([base, base, base[:5]])  # every row has exact duplicates
+    index, sim = knn(x, 3)
+    assert not (index == np.arange(len(x))[:, None]).any()
+    # the duplicate partner is found first with similarity 1
+    np.testing.assert_allclose(sim[:, 0], 1.0, atol=1e-6)
+    assert ((index[:, 0] % 20) == (np.arange(len(x)) % 20)).all()
+
+
+def test_all_identical_points():
+    x = np.ones((6, 4))
+    index, _ = knn(x, 5)
+    for i, row in enumerate(index):
+        assert sorted(row.tolist()) == [j for j in range(6) if j != i]
+
+
+def test_torch_in_torch_out(rng):
+    x = torch.from_numpy(rng.standard_normal((40, 5)).astype(np.float32))
+    index, sim = knn(x, 4)
+    assert isinstance(index, torch.Tensor) and isinstance(sim, torch.Tensor)
+    assert index.dtype == torch.long and sim.dtype == torch.float32
+    np_index, np_sim = knn(x.numpy(), 4)
+    np.testing.assert_array_equal(index.numpy(), np_index)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_matches_cpu(rng):
+    x = torch.from_numpy(rng.standard_normal((500, 16)).astype(np.float32))
+    cpu = knn(x, 10)
+    gpu = knn(x.cuda(), 10)
+    assert gpu[0].is_cuda
+    np.testing.assert_allclose(gpu[1].cpu().numpy(), cpu[1].numpy(), atol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_faiss_exact_matches_torch(metric, rng):
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    ref = knn(x, 10, metric=metric)
+    out = knn(x, 10, metric=metric, backend="faiss")
+    assert_same_neighbours(out[0], out[1], ref[0], ref[1], atol=1e-4)
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+@pytest.mark.parametrize("backend", ["faiss-ivf", "faiss-hnsw"])
+def test_faiss_approximate_recall(backend, rng):
+    centres = rng.standard_normal((40, 16))
+    x = (centres[rng.integers(0, 40, 3000)] + 0.3 * rng.standard_normal((3000, 16))).astype(
+        np.float32
+    )
+    ref, _ = knn(x, 10)
+    out, _ = knn(x, 10, backend=backend)
+    assert not (out == np.arange(len(x))[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(out, ref)])
+    assert recall > 0.9
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+def test_faiss_duplicates_never_return_self():
+    x = np.repeat(np.eye(4, dtype=np.float32), 5, axis=0)  # 5 copies of each point
+    index, _ = knn(x, 4, backend="faiss")
+    assert not (index == np.arange(len(x))[:, None]).any()
+    assert ((index // 5) == (np.arange(len(x)) // 5)[:, None]).all()
+
+
+@pytest.mark.skipif(not HAS_TORCH_CLUSTER, reason="torch_cluster not installed")
+def test_torch_cluster_matches_torch(rng):
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    ref = knn(x, 6)
+    out = knn(x, 6, backend="torch_cluster")
+    assert_same_neighbours(out[0], out[1], ref[0], ref[1], atol=1e-4)
+
+
+def test_missing_backend_package_is_a_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        knn_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "faiss" else real(name, *a),
+    )
+    with pytest.raises(ValueError, match="needs the package 'faiss'"):
+        knn(np.eye(3), 1, backend="faiss")
+
+
+@pytest.mark.parametrize(
+    "x,k,kwargs,match",
+    [
+        (np.array([[0.0, np.nan], [1.0, 0.0], [0.0, 1.0]]), 1, {}, "NaN or infinity"),
+        (np.array([[0.0, np.inf], [1.0, 0.0], [0.0, 1.0]]), 1, {}, "NaN or infinity"),
+        (np.ones(5), 1, {}, "2-D"),
+        (np.ones((3, 2, 2)), 1, {}, "2-D"),
+        (np.eye(3), 3, {}, "k must be smaller"),
+        (np.eye(3), 0, {}, "k must be an integer >= 1"),
+        (np.eye(3), 1.5, {}, "k must be an integer"),
+        (np.eye(1), 1, {}, "at least 2"),
+        (np.eye(3), 1, {"metric": "manhattan"}, "unknown metric"),
+        (np.eye(3), 1, {"backend": "annoy"}, "unknown backend"),
+        (np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 1, {}, "all-zero row"),
+    ],
+)
+def test_bad_input(x, k, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        knn(x, k, **kwargs)
+
+
+def test_zero_rows_are_fine_for_l2():
+    index, sim = knn(np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]), 1, metric="l2")
+    assert index.ravel().tolist() == [1, 0, 1]
+    np.testing.assert_allclose(sim.ravel(), [-1.0, -1.0, -2.0])
+
+
+def test_self_first_round_trip(rng):
+    index = rng.integers(0, 10, size=(10, 4))
+    table = to_self_first(index)
+    assert (table[:, 0] == np.arange(10)).all()
+    np.testing.assert_array_equal(from_self_first(table), index)
+    t = torch.from_numpy(table)
+    assert isinstance(from_self_first(t), torch.Tensor)
+
+
+def test_from_self_first_rejects_bad_tables():
+    with pytest.raises(ValueError, match="not self-first: row 1 starts with 2"):
+        from_self_first(np.array([[0, 1], [2, 0], [2, 1]]))
+    with pytest.raises(ValueError, match="K >= 1"):
+        from_self_first(np.arange(3)[:, None])
