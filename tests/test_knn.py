@@ -78,7 +78,7 @@ def test_torch_in_torch_out(rng):
     index, sim = knn(x, 4)
     assert isinstance(index, torch.Tensor) and isinstance(sim, torch.Tensor)
     assert index.dtype == torch.long and sim.dtype == torch.float32
-    np_index, np_sim = knn(x.numpy(), 4)
+    np_index, _ = knn(x.numpy(), 4)
     np.testing.assert_array_equal(index.numpy(), np_index)
 
 

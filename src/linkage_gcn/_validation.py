@@ -149,9 +149,7 @@ def check_features(
     return t, was_numpy
 
 
-def check_labels(
-    y: Any, *, n_samples: int | None = None, name: str = "labels"
-) -> np.ndarray:
+def check_labels(y: Any, *, n_samples: int | None = None, name: str = "labels") -> np.ndarray:
     """Validate integer identity labels of shape (N,) or (N, 1).
 
     Parameters
@@ -192,9 +190,7 @@ def check_labels(
         raise ValueError(f"{name} must hold integer identities, got dtype {arr.dtype}.")
     arr = arr.astype(np.int64, copy=False)
     if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} entries but {n_samples} samples were given."
-        )
+        raise ValueError(f"{name} has {arr.shape[0]} entries but {n_samples} samples were given.")
     return arr
 
 

@@ -218,7 +218,7 @@ def _knn_faiss(t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int):
 def _knn_torch_cluster(t: torch.Tensor, k: int, metric: str):
     tc = _require("torch_cluster", "torch_cluster", "accel")
     # torch_cluster.knn(x, y, k) returns (y_pos, x_pos) pairs: for each row of y, k rows of x.
-    row, col = tc.knn(t, t, k + 1, cosine=False)
+    _, col = tc.knn(t, t, k + 1, cosine=False)
     idx = col.view(t.shape[0], k + 1)
     if metric == "cosine":
         sim = (t.unsqueeze(1) * t[idx]).sum(-1)
