@@ -1,0 +1,580 @@
+from __future__ import annotations
+
+import time
+import warnings
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+from linkage_gcn.merge import pool_pair_scores, propagate_labels, threshold_components
+
+# --------------------------------------------------------------------------------------
+# A plain port of the reference (CDP / L-GCN utils/graph.py), used as the oracle.
+
+
+class Data:
+    """A vertex: a name and a set of linked vertices (``links`` returns a copy)."""
+
+    def __init__(self, name):
+        self.name = name
+        self._links = set()
+
+    @property
+    def links(self):
+        return set(self._links)
+
+    def add_link(self, other):
+        self._links.add(other)
+        other._links.add(self)
+
+
+def connected_components_constraint(nodes, max_sz, score_dict=None, th=None):
+    result = []
+    remain = set()
+    nodes = set(nodes)
+    while nodes:
+        n = nodes.pop()
+        group = {n}
+        queue = [n]
+        valid = True
+        while queue:
+            n = queue.pop(0)
+            if th is not None:
+                neighbors = {
+                    link for link in n.links if score_dict[tuple(sorted([n.name, link.name]))] >= th
+                }
+            else:
+                neighbors = n.links
+            neighbors.difference_update(group)
+            nodes.difference_update(neighbors)
+            group.update(neighbors)
+            queue.extend(neighbors)
+            if (max_sz > 0 and len(group) > max_sz) or len(remain.intersection(neighbors)) > 0:
+                valid = False
+                remain.update(group)
+                break
+        if valid:
+            result.append(group)
+    return result, remain
+
+
+def graph_propagation(edges, score, max_sz, step=0.1):
+    """Reference propagation; also returns the number of threshold passes."""
+    edges = np.sort(edges, axis=1)
+    th = float(score.min())
+    score_dict = {}
+    for i, e in enumerate(edges):
+        score_dict[int(e[0]), int(e[1])] = float(score[i])
+    nodes = np.sort(np.unique(edges.flatten()))
+    mapping = -1 * np.ones(nodes.max() + 1, dtype=int)
+    mapping[nodes] = np.arange(nodes.shape[0])
+    link_idx = mapping[edges]
+    vertex = [Data(int(n)) for n in nodes]
+    for link in link_idx:
+        vertex[link[0]].add_link(vertex[link[1]])
+    comps, remain = connected_components_constraint(vertex, max_sz)
+    components = comps[:]
+    passes = 0
+    while remain:
+        th = th + (1 - th) * step
+        passes += 1
+        comps, remain = connected_components_constraint(remain, max_sz, score_dict, th)
+        components.extend(comps)
+    return components, passes
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+
+
+def canonical(labels):
+    """Relabel 0..C-1 in order of first appearance."""
+    mapping = {}
+    return np.array([mapping.setdefault(x, len(mapping)) for x in labels], dtype=np.int64)
+
+
+def components_to_labels(components, num_nodes):
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    for ci, comp in enumerate(components):
+        for vertex in comp:
+            assert labels[vertex.name] == -1, "a node is in two reference clusters"
+            labels[vertex.name] = ci
+    return labels
+
+
+def random_pairs(rng, num_nodes, num_edges, self_loops=True):
+    """Distinct unordered pairs in random orientation (optionally with self loops)."""
+    u = rng.integers(0, num_nodes, num_edges)
+    v = rng.integers(0, num_nodes, num_edges)
+    if not self_loops:
+        keep = u != v
+        u, v = u[keep], v[keep]
+    pairs = np.unique(np.sort(np.stack([u, v], 1), axis=1), axis=0)
+    flip = rng.random(len(pairs)) < 0.5
+    pairs[flip] = pairs[flip][:, ::-1]
+    return np.ascontiguousarray(pairs.T)
+
+
+def clustered_graph(rng, num_nodes, k):
+    """A kNN-like graph over random identities: high scores inside, low across."""
+    ident = rng.integers(0, max(1, num_nodes // 8), num_nodes)
+    src = np.repeat(np.arange(num_nodes), k)
+    dst = rng.integers(0, num_nodes, num_nodes * k)
+    same = ident[src] == ident[dst]
+    scores = np.where(same, rng.uniform(0.4, 0.999, src.size), rng.uniform(0, 0.7, src.size))
+    return src, dst, scores
+
+
+def union_find_labels(edge_index, scores, num_nodes, threshold):
+    parent = list(range(num_nodes))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for (a, b), s in zip(edge_index.T.tolist(), scores.tolist()):
+        if s >= threshold:
+            parent[find(a)] = find(b)
+    return canonical([find(i) for i in range(num_nodes)])
+
+
+def brute_pool(src, dst, scores, pool):
+    per_direction = defaultdict(list)
+    for a, b, s in zip(src.tolist(), dst.tolist(), scores.tolist()):
+        if a != b:
+            per_direction[a, b].append(s)
+    reduce = np.mean if pool == "mean" else max
+    per_pair = defaultdict(list)
+    for (a, b), values in per_direction.items():
+        per_pair[min(a, b), max(a, b)].append(reduce(values))
+    keys = sorted(per_pair)
+    edge_index = np.array(keys, dtype=np.int64).reshape(-1, 2).T
+    return edge_index, np.array([reduce(per_pair[k]) for k in keys])
+
+
+# --------------------------------------------------------------------------------------
+# propagate_labels against the reference port
+
+
+def _check_against_reference(edge_index, scores, num_nodes, max_size, step):
+    labels, info = propagate_labels(
+        edge_index,
+        scores,
+        num_nodes,
+        max_size=max_size,
+        step=step,
+        max_iter=10_000,
+        return_info=True,
+    )
+    assert labels.dtype == np.int64 and labels.shape == (num_nodes,)
+    assert np.array_equal(labels, canonical(labels))
+    assert not info["capped"]
+    if edge_index.shape[1] == 0:
+        assert np.array_equal(labels, np.arange(num_nodes))
+        return
+    comps, passes = graph_propagation(edge_index.T, scores, max_size, step=step)
+    ref = components_to_labels(comps, num_nodes)
+    present = ref >= 0
+    assert np.array_equal(np.unique(edge_index), np.flatnonzero(present))
+    assert np.array_equal(canonical(labels[present]), canonical(ref[present]))
+    # nodes in no edge are singletons of their own
+    isolated = labels[~present]
+    assert len(set(isolated.tolist())) == isolated.size
+    assert not set(isolated.tolist()) & set(labels[present].tolist())
+    assert info["passes"] == passes
+    assert sum(info["finalised"]) == num_nodes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_propagate_matches_reference_random_graphs(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        num_nodes = int(rng.integers(1, 60))
+        edge_index = random_pairs(rng, num_nodes, int(rng.integers(1, 3 * num_nodes + 2)))
+        scores = rng.uniform(0, 0.999, edge_index.shape[1])
+        max_size = int(rng.choice([0, 1, 2, 3, 4, 5, 8, 13, 1000]))
+        step = float(rng.choice([0.1, 0.25, 0.5, 0.6, 0.9, 1.0]))
+        _check_against_reference(edge_index, scores, num_nodes, max_size, step)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_propagate_matches_reference_tied_scores(seed):
+    # scores on a grid of eighths and step 0.5 from a minimum of 0 make thresholds 0.5,
+    # 0.75, 0.875 that equal some scores exactly: the ``>=`` must agree.
+    rng = np.random.default_rng(100 + seed)
+    num_nodes = int(rng.integers(5, 80))
+    edge_index = random_pairs(rng, num_nodes, 3 * num_nodes)
+    scores = rng.integers(0, 8, edge_index.shape[1]) / 8
+    scores[0] = 0.0
+    for max_size in (1, 2, 3, 6):
+        _check_against_reference(edge_index, scores, num_nodes, max_size, 0.5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_propagate_matches_reference_clustered_graphs(seed):
+    rng = np.random.default_rng(200 + seed)
+    num_nodes = 600
+    src, dst, directed = clustered_graph(rng, num_nodes, 6)
+    edge_index, scores = pool_pair_scores(src, dst, directed, num_nodes=num_nodes)
+    for max_size, step in ((10, 0.6), (30, 0.1), (100, 0.5)):
+        _check_against_reference(edge_index, scores, num_nodes, max_size, step)
+
+
+def test_propagate_start_threshold_reproduces_reference_pooling():
+    # test.py of L-GCN passes directed edges with pool='avg' inside graph_propagation:
+    # its threshold starts from the lowest *directed* score.
+    rng = np.random.default_rng(7)
+    src, dst, directed = clustered_graph(rng, 300, 5)
+    keep = src != dst
+    src, dst, directed = src[keep], dst[keep], directed[keep]
+    _, first = np.unique(src * 300 + dst, return_index=True)  # one entry per direction
+    src, dst, directed = src[first], dst[first], directed[first]
+    edge_index, pooled = pool_pair_scores(src, dst, directed, num_nodes=300)
+    labels = propagate_labels(
+        edge_index, pooled, 300, max_size=12, step=0.3, start_threshold=float(directed.min())
+    )
+    # the reference's score_dict with pool='avg', and th from the directed minimum
+    score_dict = {}
+    for a, b, s in zip(src.tolist(), dst.tolist(), directed.tolist()):
+        key = (min(a, b), max(a, b))
+        score_dict[key] = 0.5 * (score_dict[key] + s) if key in score_dict else s
+    ref_edges = np.array(sorted(score_dict)).T
+    assert np.array_equal(ref_edges, edge_index)
+    ref_scores = np.array([score_dict[k] for k in sorted(score_dict)])
+    np.testing.assert_allclose(ref_scores, pooled, rtol=0, atol=1e-15)
+    vertex = {n: Data(n) for n in np.unique(ref_edges).tolist()}
+    for a, b in ref_edges.T.tolist():
+        vertex[a].add_link(vertex[b])
+    comps, remain = connected_components_constraint(vertex.values(), 12)
+    th = float(directed.min())
+    while remain:
+        th = th + (1 - th) * 0.3
+        more, remain = connected_components_constraint(remain, 12, score_dict, th)
+        comps.extend(more)
+    ref = components_to_labels(comps, 300)
+    present = ref >= 0
+    assert np.array_equal(canonical(labels[present]), canonical(ref[present]))
+
+
+def test_propagate_example_and_info():
+    edge_index = np.array([[0, 0, 1, 3, 3, 4, 2], [1, 2, 2, 4, 5, 5, 3]])
+    scores = np.array([0.9, 0.8, 0.9, 0.7, 0.9, 0.8, 0.1])
+    labels, info = propagate_labels(edge_index, scores, 8, max_size=3, return_info=True)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 3]
+    assert info == {
+        "passes": 1,
+        "thresholds": [pytest.approx(0.64)],
+        "finalised": [2, 6],
+        "forced": 0,
+        "largest_forced": 0,
+        "capped": False,
+        "num_clusters": 4,
+    }
+    # a component of exactly max_size is final in pass 0
+    labels, info = propagate_labels(edge_index, scores, 8, max_size=6, return_info=True)
+    assert labels.tolist() == [0, 0, 0, 0, 0, 0, 1, 2]
+    assert info["passes"] == 0
+    for no_limit in (None, 0, -5):
+        assert propagate_labels(edge_index, scores, 8, max_size=no_limit).tolist() == [
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            2,
+        ]
+
+
+def test_propagate_numbering_by_smallest_node():
+    edge_index = np.array([[5, 4], [3, 0]])
+    labels = propagate_labels(edge_index, np.array([0.5, 0.5]), 6)
+    assert labels.tolist() == [0, 1, 2, 3, 0, 3]
+
+
+def test_propagate_no_edges_and_self_loops_only():
+    assert propagate_labels(np.zeros((2, 0), dtype=np.int64), [], 4).tolist() == [0, 1, 2, 3]
+    assert propagate_labels(np.zeros((2, 0)), np.zeros(0), 2).tolist() == [0, 1]
+    labels = propagate_labels(np.array([[1, 2], [1, 2]]), np.array([0.3, 0.9]), 3, max_size=1)
+    assert labels.tolist() == [0, 1, 2]
+
+
+def test_propagate_duplicate_pairs_link_when_any_copy_passes():
+    # triangle 0-1-2 over max_size=2; the pair (0, 1) twice, once strong, once weak
+    edge_index = np.array([[0, 1, 1, 0], [1, 0, 2, 2]])
+    scores = np.array([0.95, 0.1, 0.2, 0.2])
+    labels = propagate_labels(edge_index, scores, 3, max_size=2, step=0.5)
+    assert labels.tolist() == [0, 0, 1]
+
+
+def test_propagate_torch_input_gives_numpy():
+    edge_index = torch.tensor([[0, 1], [1, 2]])
+    labels = propagate_labels(edge_index, torch.tensor([0.9, 0.2]), 4, max_size=2)
+    assert isinstance(labels, np.ndarray) and labels.dtype == np.int64
+    assert labels.tolist() == [0, 0, 1, 2]
+
+
+def test_propagate_max_iter_cap_warns_and_finalises_components():
+    # a 4-clique of score-1 edges (never cut) plus a weak tail 3-4
+    clique = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    edge_index = np.array([*clique, (3, 4)]).T
+    scores = np.array([1.0] * len(clique) + [0.2])
+    with pytest.warns(UserWarning, match=r"max_iter=3 .*4 node\(s\).*largest with 4 nodes"):
+        labels, info = propagate_labels(
+            edge_index, scores, 6, max_size=2, max_iter=3, return_info=True
+        )
+    assert labels.tolist() == [0, 0, 0, 0, 1, 2]
+    assert info["capped"] and info["forced"] == 4 and info["largest_forced"] == 4
+    assert info["passes"] == 3 and info["finalised"] == [1, 1, 0, 0]
+    # max_iter=0: only pass 0, the rest finalised at "every edge"
+    with pytest.warns(UserWarning, match="max_iter=0"):
+        labels = propagate_labels(edge_index, scores, 6, max_size=2, max_iter=0)
+    assert labels.tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_propagate_stops_when_threshold_cannot_rise():
+    clique = [(a, b) for a in range(5) for b in range(a + 1, 5)]
+    edge_index = np.array(clique).T
+    scores = np.ones(len(clique))
+    with pytest.warns(UserWarning, match="cannot rise"):
+        labels, info = propagate_labels(
+            edge_index, scores, 5, max_size=3, max_iter=1000, return_info=True
+        )
+    assert labels.tolist() == [0] * 5
+    assert info["passes"] == 1 and info["thresholds"] == [1.0] and info["forced"] == 5
+
+
+def test_propagate_no_warning_normally():
+    rng = np.random.default_rng(3)
+    src, dst, directed = clustered_graph(rng, 500, 5)
+    edge_index, scores = pool_pair_scores(src, dst, directed, num_nodes=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        propagate_labels(edge_index, scores, 500, max_size=20)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_nodes": 0}, "num_nodes must be an integer >= 1"),
+        ({"num_nodes": 2.5}, "num_nodes must be an integer"),
+        ({"edge_index": np.array([[0, 1, 5], [1, 2, 0]])}, r"outside \[0, num_nodes=4\), e.g. 5"),
+        ({"edge_index": np.array([[0, -1, 2], [1, 2, 0]])}, "1 node id"),
+        ({"edge_index": np.array([[0, 1], [1, 2], [2, 3]])}, r"shape \(2, E\).*transpose"),
+        ({"edge_index": np.array([0, 1, 2])}, r"shape \(2, E\)"),
+        ({"edge_index": np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]])}, "integer node ids"),
+        ({"scores": np.array([0.1, 0.2])}, r"shape \(E,\) = \(3,\)"),
+        ({"scores": np.array([0.1, np.nan, 0.2])}, "1 NaN"),
+        ({"scores": np.array([0.1, 1.5, 0.2])}, r"\[0, 1\].*max 1.5"),
+        ({"scores": np.array([-0.1, 0.5, 0.2])}, r"\[0, 1\]"),
+        ({"step": 0}, r"step must be a number in \(0, 1\]"),
+        ({"step": 1.5}, "step must be a number"),
+        ({"step": float("nan")}, "step must be a finite number"),
+        ({"max_iter": -1}, "max_iter must be an integer >= 0"),
+        ({"max_size": 2.5}, "max_size must be an integer"),
+        ({"start_threshold": 1.2}, "start_threshold"),
+    ],
+)
+def test_propagate_errors(kwargs, match):
+    args = {
+        "edge_index": np.array([[0, 1, 2], [1, 2, 3]]),
+        "scores": np.array([0.1, 0.5, 0.9]),
+        "num_nodes": 4,
+        **kwargs,
+    }
+    edge_index, scores, num_nodes = (
+        args.pop("edge_index"),
+        args.pop("scores"),
+        args.pop("num_nodes"),
+    )
+    with pytest.raises(ValueError, match=match):
+        propagate_labels(edge_index, scores, num_nodes, **args)
+
+
+# --------------------------------------------------------------------------------------
+# threshold_components
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_threshold_components_matches_union_find(seed):
+    rng = np.random.default_rng(300 + seed)
+    num_nodes = int(rng.integers(1, 120))
+    num_edges = int(rng.integers(0, 3 * num_nodes))
+    edge_index = rng.integers(0, num_nodes, (2, num_edges))  # duplicates and self loops too
+    scores = rng.uniform(-1, 1, num_edges)
+    for threshold in (-2.0, -0.3, 0.0, 0.4, 0.9, 2.0, *scores[:3].tolist()):
+        labels = threshold_components(edge_index, scores, num_nodes, threshold)
+        assert labels.dtype == np.int64
+        assert np.array_equal(labels, union_find_labels(edge_index, scores, num_nodes, threshold))
+
+
+def test_threshold_components_basics():
+    edge_index = np.array([[0, 1, 3], [1, 2, 4]])
+    scores = np.array([0.9, 0.3, 0.8])
+    assert threshold_components(edge_index, scores, 6, 0.5).tolist() == [0, 0, 1, 2, 2, 3]
+    assert threshold_components(edge_index, scores, 6, 0.3).tolist() == [0, 0, 0, 1, 1, 2]
+    assert threshold_components(edge_index, scores, 6, 5).tolist() == list(range(6))
+    empty = np.zeros((2, 0), dtype=np.int64)
+    assert threshold_components(empty, np.zeros(0), 3, 0.5).tolist() == [0, 1, 2]
+    labels = threshold_components(torch.tensor(edge_index), torch.tensor(scores), 6, 0.5)
+    assert isinstance(labels, np.ndarray) and labels.tolist() == [0, 0, 1, 2, 2, 3]
+    int32 = torch.tensor(edge_index, dtype=torch.int32)
+    assert threshold_components(int32, scores.astype(np.float32), 6, 0.5).tolist()[:3] == [0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((np.array([[0], [1]]), np.array([0.5]), 0, 0.5), "num_nodes must be an integer >= 1"),
+        ((np.array([[0], [3]]), np.array([0.5]), 3, 0.5), "outside"),
+        ((np.array([[0], [1]]), np.array([0.5, 0.2]), 3, 0.5), "scores must have shape"),
+        ((np.array([[0], [1]]), np.array([np.nan]), 3, 0.5), "NaN"),
+        ((np.array([[0], [1]]), np.array([np.inf]), 3, 0.5), "infinite"),
+        ((np.array([[0], [1]]), np.array([0.5]), 3, float("nan")), "threshold must be a finite"),
+        ((np.array([[0], [1]]), np.array([0.5]), 3, "0.5"), "threshold must be a finite"),
+    ],
+)
+def test_threshold_components_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        threshold_components(*args)
+
+
+# --------------------------------------------------------------------------------------
+# pool_pair_scores
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+@pytest.mark.parametrize("seed", range(6))
+def test_pool_matches_brute_force(pool, seed):
+    rng = np.random.default_rng(400 + seed)
+    num_nodes = int(rng.integers(1, 40))
+    n = int(rng.integers(0, 200))
+    src, dst = rng.integers(0, num_nodes, n), rng.integers(0, num_nodes, n)
+    scores = rng.uniform(-2, 2, n)
+    edge_index, pooled = pool_pair_scores(src, dst, scores, num_nodes=num_nodes, pool=pool)
+    ref_index, ref_pooled = brute_pool(src, dst, scores, pool)
+    assert edge_index.dtype == np.int64 and edge_index.shape == ref_index.shape
+    assert np.array_equal(edge_index, ref_index)
+    np.testing.assert_allclose(pooled, ref_pooled, rtol=1e-12, atol=1e-12)
+    assert np.all(edge_index[0] < edge_index[1])
+
+
+def test_pool_one_and_two_directions_and_self_pairs():
+    src = np.array([0, 1, 2, 2, 3, 3])
+    dst = np.array([1, 0, 3, 2, 1, 1])  # (0,1) both ways, (2,3) one way, self pair, (3,1) twice
+    scores = np.array([0.2, 0.6, 0.7, 1.0, 0.1, 0.3])
+    edge_index, mean = pool_pair_scores(src, dst, scores, num_nodes=4)
+    assert edge_index.tolist() == [[0, 1, 2], [1, 3, 3]]
+    np.testing.assert_allclose(mean, [0.4, 0.2, 0.7])
+    _, best = pool_pair_scores(src, dst, scores, num_nodes=4, pool="max")
+    np.testing.assert_allclose(best, [0.6, 0.3, 0.7])
+    # a duplicated direction is averaged within its direction before the two are pooled
+    _, mean = pool_pair_scores([0, 0, 0, 1], [1, 1, 1, 0], [0.0, 0.0, 0.0, 1.0], num_nodes=2)
+    np.testing.assert_allclose(mean, [0.5])
+
+
+def test_pool_knn_table_shape_and_types():
+    knn = np.array([[1, 2], [0, 2], [1, 0]])
+    sims = np.array([[0.9, 0.1], [0.7, 0.3], [0.5, 0.4]], dtype=np.float32)
+    src = np.repeat(np.arange(3), 2).reshape(3, 2)
+    edge_index, pooled = pool_pair_scores(src, knn, sims, num_nodes=3)
+    assert edge_index.tolist() == [[0, 0, 1], [1, 2, 2]]
+    assert pooled.dtype == np.float32
+    np.testing.assert_allclose(pooled, [0.8, 0.25, 0.4], rtol=1e-6)
+    t_index, t_pooled = pool_pair_scores(
+        torch.from_numpy(src), torch.from_numpy(knn), torch.from_numpy(sims), num_nodes=3
+    )
+    assert isinstance(t_index, torch.Tensor) and t_index.dtype == torch.int64
+    assert isinstance(t_pooled, torch.Tensor) and t_pooled.dtype == torch.float32
+    assert t_index.tolist() == edge_index.tolist()
+    # integer scores become float64; lists come back as numpy
+    _, pooled = pool_pair_scores([0, 1], [1, 0], [1, 0], num_nodes=2)
+    assert pooled.dtype == np.float64 and pooled.tolist() == [0.5]
+    # a mix of numpy and torch comes back as torch
+    mixed = pool_pair_scores(src, torch.from_numpy(knn), sims, num_nodes=3)
+    assert all(isinstance(x, torch.Tensor) for x in mixed)
+
+
+def test_pool_empty_and_all_self_pairs():
+    edge_index, pooled = pool_pair_scores([], [], [], num_nodes=3)
+    assert edge_index.shape == (2, 0) and pooled.shape == (0,)
+    edge_index, pooled = pool_pair_scores([1, 2], [1, 2], [0.5, 0.5], num_nodes=3)
+    assert edge_index.shape == (2, 0) and pooled.shape == (0,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pool_on_gpu():
+    rng = np.random.default_rng(5)
+    src, dst = rng.integers(0, 50, 500), rng.integers(0, 50, 500)
+    scores = rng.uniform(0, 1, 500).astype(np.float32)
+    ref = pool_pair_scores(src, dst, scores, num_nodes=50)
+    gpu = pool_pair_scores(
+        torch.from_numpy(src).cuda(),
+        torch.from_numpy(dst).cuda(),
+        torch.from_numpy(scores).cuda(),
+        num_nodes=50,
+    )
+    assert gpu[0].is_cuda and gpu[1].is_cuda
+    assert np.array_equal(gpu[0].cpu().numpy(), ref[0])
+    np.testing.assert_allclose(gpu[1].cpu().numpy(), ref[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (([0, 1], [1, 0], [0.5, 0.5]), {"num_nodes": 2, "pool": "avg"}, "unknown pool 'avg'"),
+        (([0, 1], [1], [0.5, 0.5]), {"num_nodes": 2}, "same shape"),
+        (([0, 1], [1, 2], [0.5, 0.5]), {"num_nodes": 2}, r"dst holds 1 node id.*e.g. 2"),
+        (([0, -1], [1, 0], [0.5, 0.5]), {"num_nodes": 2}, "src holds"),
+        (([0, 1], [1, 0], [0.5, np.nan]), {"num_nodes": 2}, "NaN"),
+        (([0, 1], [1, 0], [0.5, np.inf]), {"num_nodes": 2}, "infinite"),
+        (([0.0, 1.0], [1, 0], [0.5, 0.5]), {"num_nodes": 2}, "integer node ids"),
+        (([0, 1], [1, 0], [0.5, 0.5]), {"num_nodes": 0}, "num_nodes must be an integer >= 1"),
+    ],
+)
+def test_pool_errors(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pool_pair_scores(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# Scale
+
+
+def test_scale_million_edges():
+    rng = np.random.default_rng(11)
+    num_nodes, k = 200_000, 5
+    src, dst, directed = clustered_graph(rng, num_nodes, k)
+    t0 = time.perf_counter()
+    edge_index, scores = pool_pair_scores(
+        torch.from_numpy(src),
+        torch.from_numpy(dst),
+        torch.from_numpy(directed),
+        num_nodes=num_nodes,
+    )
+    t1 = time.perf_counter()
+    # 1M random edges as well, for a giant component that takes several passes
+    random_edges = rng.integers(0, num_nodes, (2, 1_000_000))
+    random_scores = rng.uniform(0, 1, 1_000_000)
+    t2 = time.perf_counter()
+    th_labels = threshold_components(random_edges, random_scores, num_nodes, 0.8)
+    t3 = time.perf_counter()
+    labels, info = propagate_labels(
+        random_edges, random_scores, num_nodes, max_size=900, return_info=True
+    )
+    t4 = time.perf_counter()
+    pooled_labels = propagate_labels(edge_index, scores, num_nodes, max_size=300)
+    t5 = time.perf_counter()
+    print(
+        f"\npool 1M directed -> {scores.shape[0]} pairs: {t1 - t0:.2f}s; "
+        f"threshold_components 1M edges: {t3 - t2:.2f}s ({th_labels.max() + 1} clusters); "
+        f"propagate_labels 1M random edges: {t4 - t3:.2f}s ({info['passes']} passes, "
+        f"{info['num_clusters']} clusters); propagate_labels pooled kNN: {t5 - t4:.2f}s"
+    )
+    assert labels.shape == pooled_labels.shape == (num_nodes,)
+    assert np.bincount(labels).max() <= 900 and not info["capped"]
