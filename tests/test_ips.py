@@ -148,7 +148,9 @@ def test_transform_on_knn_data(rng):
     from torch_geometric.data import Data
 
     x, index, labels = random_graph(rng, 30, 6)
-    data = Data(x=torch.from_numpy(x), knn_index=torch.from_numpy(index), y=torch.from_numpy(labels))
+    data = Data(
+        x=torch.from_numpy(x), knn_index=torch.from_numpy(index), y=torch.from_numpy(labels)
+    )
     data.pivot = torch.tensor([3, 4])
     out = IPSTransform(k_at_hop=(3, 2), active_connection=2)(data)
     assert out.num_graphs == 2

@@ -1,12 +1,15 @@
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from linkage_gcn import knn as knn_module
 from linkage_gcn.knn import from_self_first, knn, to_self_first
+
+# the package root re-exports the function `knn`, which shadows the module's name there
+knn_module = sys.modules["linkage_gcn.knn"]
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
 HAS_TORCH_CLUSTER = importlib.util.find_spec("torch_cluster") is not None

@@ -49,6 +49,7 @@ from ._validation import ArrayLike, check_features, check_int, check_labels
 from .knn import from_self_first, to_self_first
 
 __all__ = [
+    "atomic_write",
     "load_bin_features",
     "load_features",
     "load_knn",
@@ -189,8 +190,12 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.unlink(tmp)
 
 
-def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], Any], *, overwrite: bool) -> Path:
-    """Write a file through ``write(fileobj)`` into a temporary sibling, then rename it."""
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], Any], *, overwrite: bool) -> Path:
+    """Write a file through ``write(fileobj)`` into a temporary sibling, then rename it.
+
+    Refuses to replace an existing file unless ``overwrite``; a failed write
+    leaves neither a partial file nor a temporary one behind.
+    """
     p = Path(path)
     if not overwrite and p.exists():
         raise FileExistsError(f"{p} already exists; pass overwrite=True to replace it.")
@@ -427,7 +432,7 @@ def save_features(path: PathLike, X: ArrayLike, *, overwrite: bool = False) -> P
     """
     t, _ = check_features(X, name="X")
     arr = t.detach().cpu().numpy()
-    return _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), overwrite=overwrite)
+    return atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), overwrite=overwrite)
 
 
 def save_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = False) -> Path:
@@ -444,7 +449,7 @@ def save_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = False) -
     int64
     """
     arr = check_labels(labels, name="labels")
-    return _atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), overwrite=overwrite)
+    return atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), overwrite=overwrite)
 
 
 def save_knn(path: PathLike, index: ArrayLike, *, overwrite: bool = False) -> Path:
@@ -474,7 +479,7 @@ def save_knn(path: PathLike, index: ArrayLike, *, overwrite: bool = False) -> Pa
      [1 0]]
     """
     table = to_self_first(_check_index(index))
-    return _atomic_write(path, lambda f: np.save(f, table, allow_pickle=False), overwrite=overwrite)
+    return atomic_write(path, lambda f: np.save(f, table, allow_pickle=False), overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- LTC format
@@ -535,7 +540,7 @@ def save_bin_features(path: PathLike, X: ArrayLike, *, overwrite: bool = False) 
     """
     t, _ = check_features(X, name="X", dtype=torch.float32)
     arr = t.detach().cpu().numpy().astype("<f4", copy=False)
-    return _atomic_write(path, arr.tofile, overwrite=overwrite)
+    return atomic_write(path, arr.tofile, overwrite=overwrite)
 
 
 def load_meta_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndarray:
@@ -578,7 +583,7 @@ def save_meta_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = Fal
     See :func:`save_features` for ``path``, ``overwrite`` and the return value.
     """
     arr = check_labels(labels, name="labels")
-    return _atomic_write(path, lambda f: np.savetxt(f, arr, fmt="%d"), overwrite=overwrite)
+    return atomic_write(path, lambda f: np.savetxt(f, arr, fmt="%d"), overwrite=overwrite)
 
 
 def load_ltc_knn(path: PathLike, n_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -715,7 +720,7 @@ def save_ltc_knn(
     data[:, 1, 0] = 0.0
     data[:, 1, 1:] = 1.0 - sim
     savez = np.savez_compressed if compressed else np.savez
-    return _atomic_write(path, lambda f: savez(f, data=data), overwrite=overwrite)
+    return atomic_write(path, lambda f: savez(f, data=data), overwrite=overwrite)
 
 
 def load_ltc(

@@ -57,6 +57,7 @@ def build_ips(
     k2: int,
     active_connection: int,
     labels: Optional[torch.Tensor] = None,
+    pivot_similarity: bool = False,
 ) -> Batch:
     """Build the IPS of a batch of pivots as one PyG :class:`~torch_geometric.data.Batch`.
 
@@ -80,6 +81,9 @@ def build_ips(
     labels : torch.LongTensor of shape (N,), optional
         Identities; when given, ``edge_label`` says whether each 1-hop node
         shares the pivot's identity.
+    pivot_similarity : bool
+        Append to each node's features its cosine similarity to the pivot
+        (an extension of L-GCN: the reference feeds ``x_v - x_p`` only).
 
     Returns
     -------
@@ -98,8 +102,8 @@ def build_ips(
     >>> knn_index = torch.tensor([[1, 2], [0, 3], [3, 1], [2, 1]])
     >>> pivots = torch.tensor([0, 2])
     >>> batch = build_ips(x, knn_index, pivots, knn_index[pivots, :1], k2=2, active_connection=1)
-    >>> batch
-    DataBatch(x=[6, 2], edge_index=[2, 4], n_id=[6], batch=[6], ptr=[3], pivot_index=[2], hop1_index=[2], hop1_pivot=[2])
+    >>> batch.num_graphs, tuple(batch.x.shape)
+    (2, (6, 2))
     >>> batch.n_id.tolist(), batch.pivot_index.tolist(), batch.hop1_index.tolist()
     ([0, 1, 3, 1, 2, 3], [0, 4], [1, 5])
     >>> batch.edge_index.tolist()
@@ -119,6 +123,8 @@ def build_ips(
     hop1_index = inverse[:, 1 : 1 + k1].reshape(-1)
     hop1_pivot = pivot_index.repeat_interleave(k1)
     feats = x[n_id] - x[pivots][batch]
+    if pivot_similarity:
+        feats = torch.cat([feats, _cosine(x[n_id], x[pivots][batch]).unsqueeze(1)], dim=1)
     out = Batch(
         x=feats,
         edge_index=edge_index,
@@ -133,6 +139,10 @@ def build_ips(
         out.edge_label = labels[n_id[hop1_index]] == labels[n_id[hop1_pivot]]
     _set_slices(out, num_b, k1)
     return out
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
 def _ips_edges(keys, n_id, batch, knn_index, n, active_connection):

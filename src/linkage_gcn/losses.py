@@ -7,7 +7,7 @@ All losses take either the (E, 2) logits of :class:`~linkage_gcn.nn.LinkageGCN`
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -61,7 +61,7 @@ def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
     return _per_pair_ce(logits, target).mean()
 
 
-def class_balanced_loss(logits: Tensor, target: Tensor) -> Tensor:
+def class_balanced_loss(logits: Tensor, target: Tensor, group: Optional[Tensor] = None) -> Tensor:
     r"""Class-balance loss (Yang et al., eq. 2).
 
     :math:`(\frac{1}{N_P}\sum_{y=1} \mathrm{CE} + \frac{1}{N_N}\sum_{y=0}
@@ -69,6 +69,12 @@ def class_balanced_loss(logits: Tensor, target: Tensor) -> Tensor:
     negative pairs, averaged. When the batch holds one class only, the mean of
     that class (the RIWS fork's code adds 0 for the missing class instead,
     which halves the loss of such batches).
+
+    With ``group`` (the subgraph of each pair), the balance is made inside
+    each subgraph, as the paper's text describes it ("balance the weights of
+    positive and negative samples in each subgraph"), and the subgraphs are
+    averaged: every pivot then weighs the same, whatever the size of its
+    identity.
 
     Examples
     --------
@@ -80,10 +86,26 @@ def class_balanced_loss(logits: Tensor, target: Tensor) -> Tensor:
     """
     ce = _per_pair_ce(logits, target)
     y = target.reshape(-1).bool()
+    if group is not None:
+        return _group_balanced(ce, y, group.reshape(-1))
     parts = [ce[mask].mean() for mask in (y, ~y) if bool(mask.any())]
     if not parts:
         return ce.sum()  # empty batch: zero, keeps the graph
     return torch.stack(parts).mean()
+
+
+def _group_balanced(ce: Tensor, y: Tensor, group: Tensor) -> Tensor:
+    """Mean over groups of (mean CE of positives + mean CE of negatives) / classes present."""
+    if ce.numel() == 0:
+        return ce.sum()
+    n_groups = int(group.max()) + 1
+    cls = group * 2 + y.long()  # (group, class) cells
+    count = torch.bincount(cls, minlength=2 * n_groups).to(ce.dtype)
+    total = torch.zeros(2 * n_groups, dtype=ce.dtype, device=ce.device).index_add(0, cls, ce)
+    cell_mean = (total / count.clamp_min(1)).view(n_groups, 2)
+    present = (count > 0).view(n_groups, 2).to(ce.dtype)
+    per_group = cell_mean.sum(1) / present.sum(1).clamp_min(1)
+    return per_group[present.sum(1) > 0].mean()
 
 
 def focal_loss(
@@ -152,21 +174,41 @@ class FocalLoss(nn.Module):
         return focal_loss(logits, target, self.alpha, self.gamma, self.reduction)
 
     def extra_repr(self) -> str:
+        """Parameters shown by ``repr``."""
         return f"alpha={self.alpha}, gamma={self.gamma}"
 
 
 class ClassBalancedLoss(nn.Module):
     """Module form of :func:`class_balanced_loss`.
 
+    Parameters
+    ----------
+    per_graph : bool
+        Balance the classes inside each subgraph (the training loop passes
+        each pair's subgraph as ``group``) instead of over the whole batch.
+
     Examples
     --------
     >>> ClassBalancedLoss()
-    ClassBalancedLoss()
+    ClassBalancedLoss(per_graph=False)
     """
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def __init__(self, per_graph: bool = False) -> None:
+        super().__init__()
+        self.per_graph = bool(per_graph)
+
+    @property
+    def uses_groups(self) -> bool:
+        """Whether the training loop should pass ``group=`` (the subgraph of each pair)."""
+        return self.per_graph
+
+    def forward(self, logits: Tensor, target: Tensor, group: Optional[Tensor] = None) -> Tensor:
         """Compute the loss."""
-        return class_balanced_loss(logits, target)
+        return class_balanced_loss(logits, target, group if self.per_graph else None)
+
+    def extra_repr(self) -> str:
+        """Parameters shown by ``repr``."""
+        return f"per_graph={self.per_graph}"
 
 
 class CrossEntropyLoss(nn.Module):
@@ -181,12 +223,16 @@ class CrossEntropyLoss(nn.Module):
 LOSSES: dict[str, Callable[[], nn.Module]] = {
     "ce": CrossEntropyLoss,
     "cb": ClassBalancedLoss,
+    "cb-graph": lambda: ClassBalancedLoss(per_graph=True),
     "focal": FocalLoss,
 }
 
 
 def resolve_loss(loss: Any) -> Callable[[Tensor, Tensor], Tensor]:
-    """Turn ``"ce"``, ``"cb"``, ``"focal"`` or a callable ``(logits, target) -> loss`` into a loss.
+    """Turn a loss name or a callable ``(logits, target) -> loss`` into a loss.
+
+    Names: ``"ce"`` (cross-entropy), ``"cb"`` (class balance over the
+    batch), ``"cb-graph"`` (class balance inside each subgraph), ``"focal"``.
 
     Examples
     --------
@@ -195,7 +241,7 @@ def resolve_loss(loss: Any) -> Callable[[Tensor, Tensor], Tensor]:
     >>> resolve_loss("hinge")
     Traceback (most recent call last):
     ...
-    ValueError: unknown loss 'hinge'; choose one of 'ce', 'cb', 'focal', or pass a callable.
+    ValueError: unknown loss 'hinge'; choose one of 'ce', 'cb', 'cb-graph', 'focal', or pass a ...
     """
     if isinstance(loss, str):
         if loss not in LOSSES:

@@ -66,9 +66,7 @@ class LinkageGCN(nn.Module):
         self.head_channels = sizes[-1] if head_channels is None else head_channels
         check_int(self.head_channels, "head_channels", minimum=1)
         self.dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0)
-        self.norm = (
-            nn.BatchNorm1d(in_channels, affine=False) if input_norm else nn.Identity()
-        )
+        self.norm = nn.BatchNorm1d(in_channels, affine=False) if input_norm else nn.Identity()
         dims = [in_channels, *sizes]
         self.convs = nn.ModuleList(
             SAGEConv(a, b, aggr="mean", root_weight=True) for a, b in zip(dims[:-1], dims[1:])

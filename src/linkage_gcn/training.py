@@ -84,6 +84,7 @@ def train_linkage_gcn(
     generator: Optional[torch.Generator] = None,
     verbose: Optional[bool] = None,
     callback: Optional[Callable[[EpochStats], None]] = None,
+    pivot_similarity: bool = False,
 ) -> list[EpochStats]:
     """Train ``model`` to predict pivot-to-1-hop links on the IPS of every node.
 
@@ -148,10 +149,14 @@ def train_linkage_gcn(
             batch = build_ips(
                 x, knn_index, pivots, hop1[pivots], k2=k2,
                 active_connection=active_connection, labels=labels,
+                pivot_similarity=pivot_similarity,
             )  # fmt: skip
             logits = model(batch.x, batch.edge_index, batch.hop1_index)
             target = batch.edge_label.long()
-            value = criterion(logits, target)
+            if getattr(criterion, "uses_groups", False):
+                value = criterion(logits, target, group=batch.batch[batch.hop1_index])
+            else:
+                value = criterion(logits, target)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
@@ -182,6 +187,7 @@ def predict_links(
     active_connection: int,
     batch_size: int = 256,
     verbose: Optional[bool] = None,
+    pivot_similarity: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Score every node's links to its ``k1`` nearest neighbours.
 
@@ -205,8 +211,9 @@ def predict_links(
     for start in progress(steps, desc="scoring links", verbose=verbose, long=long, unit="batch"):
         pivots = torch.arange(start, min(start + batch_size, n), device=x.device)
         batch = build_ips(
-            x, knn_index, pivots, hop1[pivots], k2=k2, active_connection=active_connection
-        )
+            x, knn_index, pivots, hop1[pivots], k2=k2, active_connection=active_connection,
+            pivot_similarity=pivot_similarity,
+        )  # fmt: skip
         logits = model(batch.x, batch.edge_index, batch.hop1_index)
         scores[pivots] = torch.softmax(logits, dim=1)[:, 1].view(-1, k1)
     src = torch.arange(n, device=x.device).repeat_interleave(k1)
