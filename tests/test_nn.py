@@ -24,7 +24,9 @@ def test_layers_equal_the_reference_dense_formulation():
     edge_index = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])  # node 5, 6: degree 0
     h = model.norm(x)
     for conv in model.convs:
-        ref = dense_reference_layer(h, edge_index, conv.lin_r.weight, conv.lin_l.weight, conv.lin_l.bias)
+        ref = dense_reference_layer(
+            h, edge_index, conv.lin_r.weight, conv.lin_l.weight, conv.lin_l.bias
+        )
         h = torch.relu(conv(h, edge_index))
         torch.testing.assert_close(h, ref, atol=1e-5, rtol=1e-5)
     assert torch.allclose(model.embed(x, edge_index), h)

@@ -34,7 +34,9 @@ def test_training_learns_and_reports_stats():
     assert history[0].lr == 0.05 and abs(history[1].lr - 0.025) < 1e-12
     assert history[-1].loss < history[0].loss
     assert history[-1].n_pairs == x.shape[0] * 6
-    src, dst, scores = predict_links(model, x, index, k1=6, k2=3, active_connection=3, batch_size=50)
+    src, dst, scores = predict_links(
+        model, x, index, k1=6, k2=3, active_connection=3, batch_size=50
+    )
     assert src.shape == dst.shape == scores.shape == (x.shape[0] * 6,)
     assert torch.equal(dst.view(-1, 6), index[:, :6])
     assert bool(((scores >= 0) & (scores <= 1)).all())

@@ -88,7 +88,10 @@ class KNNThresholdClusterer(ClusterMixin, BaseEstimator):
             labels = check_labels(y, n_samples=x.shape[0], name="y")
             edge_index, sim = self._edges(x.numpy())
             grid = np.arange(0.3, 0.95, 0.0125) if self.grid is None else np.asarray(self.grid)
-            f = [bcubed_fscore(labels, threshold_components(edge_index, sim, len(x), t))[2] for t in grid]
+            f = [
+                bcubed_fscore(labels, threshold_components(edge_index, sim, len(x), t))[2]
+                for t in grid
+            ]
             self.threshold_ = float(grid[int(np.argmax(f))])
         else:
             self.threshold_ = check_real(self.threshold, "threshold")

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import __version__
 from ._validation import (
+    as_tensor,
     check_features,
     check_in_options,
     check_int,
@@ -23,7 +24,7 @@ from ._validation import (
     resolve_device,
 )
 from .io import atomic_write
-from .ips import check_k_at_hop
+from .ips import check_k_at_hop, check_knn_index
 from .knn import knn
 from .losses import resolve_loss
 from .merge import POOLS, pool_pair_scores, propagate_labels, threshold_components
@@ -240,20 +241,25 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg["n_neighbors"] = need
         return cfg
 
-    def _check_X(self, X: Any, *, reset: bool) -> torch.Tensor:
-        x, _ = check_features(X, name="X", min_samples=2, dtype=torch.float32)
+    def _check_X(self, X: Any, *, reset: bool, min_samples: int = 2) -> torch.Tensor:
+        """Validate ``X`` with scikit-learn's rules (numpy) or ours (tensors); float32 out."""
+        if not isinstance(X, torch.Tensor):
+            X = check_array(
+                X, accept_sparse=False, dtype=np.float32, ensure_min_samples=min_samples
+            )
+        x, _ = check_features(X, name="X", min_samples=min_samples, dtype=torch.float32)
         if reset:
             self.n_features_in_ = int(x.shape[1])
         elif x.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_} features."
+                f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
             )
         return x
 
     # ------------------------------------------------------------------ fit / predict
 
-    def fit(self, X: Any, y: Any) -> LinkageClusterer:
+    def fit(self, X: Any, y: Any = None, knn_index: Any = None) -> LinkageClusterer:
         """Train the link classifier on labelled embeddings.
 
         Parameters
@@ -262,6 +268,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             Embeddings.
         y : array-like of shape (n_samples,)
             Identity labels (at least two identities).
+        knn_index : array-like of shape (n_samples, K), optional
+            A precomputed kNN table (neighbour ids by decreasing similarity,
+            self excluded; see :func:`linkage_gcn.io.load_knn`); computed
+            from ``X`` when omitted.
 
         Returns
         -------
@@ -270,11 +280,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg = self._check_params()
         if y is None:
             raise ValueError(
-                f"{type(self).__name__} learns from labelled data: fit(X, y) needs identity "
-                "labels y; to cluster unlabelled data, call predict(X) on a fitted model."
+                f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                "fit(X, y) learns from identity labels; to cluster unlabelled data, call "
+                "predict(X) on a fitted model."
             )
         x = self._check_X(X, reset=True)
-        labels = check_labels(y, n_samples=x.shape[0], name="y")
+        labels = _encode_labels(y, x.shape[0])
         if np.unique(labels).shape[0] < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
         device = cfg["device"]
@@ -285,7 +296,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             model = self._build_model(x.shape[1])
         model = model.to(device)
         x_dev = x.to(device)
-        index = self._knn(x_dev, cfg)
+        index = self._knn(x_dev, cfg, knn_index)
         y_dev = torch.from_numpy(labels).to(device)
         history = train_linkage_gcn(
             model, x_dev, index, y_dev,
@@ -302,27 +313,39 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.labels_ = self._merge(edge_index, scores, x.shape[0])
         return self
 
-    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+    def fit_predict(self, X: Any, y: Any = None, knn_index: Any = None) -> np.ndarray:
         """Fit on labelled ``X`` and return its clusters as predicted by the model."""
-        return self.fit(X, y).labels_
+        return self.fit(X, y, knn_index=knn_index).labels_
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, knn_index: Any = None) -> np.ndarray:
         """Cluster a new set of embeddings.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        knn_index : array-like of shape (n_samples, K), optional
+            A precomputed kNN table of ``X`` (self excluded).
 
         Returns
         -------
         labels : numpy.ndarray of int64, shape (n_samples,)
             Cluster ids ``0..C-1``; an item linked to nothing is a singleton.
         """
-        edge_index, scores = self.predict_edges(X)
-        return self._merge(edge_index, scores, len(X))
+        check_is_fitted(self, "model_")
+        if _n_rows(X) == 1:  # one item: one singleton cluster
+            self._check_X(X, reset=False, min_samples=1)
+            return np.zeros(1, dtype=np.int64)
+        edge_index, scores = self.predict_edges(X, knn_index=knn_index)
+        return self._merge(edge_index, scores, _n_rows(X))
 
-    def predict_edges(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    def predict_edges(self, X: Any, knn_index: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Score the links between each item and its ``k1`` nearest neighbours.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        knn_index : array-like of shape (n_samples, K), optional
+            A precomputed kNN table of ``X`` (self excluded).
 
         Returns
         -------
@@ -334,7 +357,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         cfg = self._check_params()
         x = self._check_X(X, reset=False).to(cfg["device"])
-        return self._edges(x, self._knn(x, cfg), cfg)
+        return self._edges(x, self._knn(x, cfg, knn_index), cfg)
 
     # ------------------------------------------------------------------ steps
 
@@ -345,9 +368,18 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             dropout=self.dropout,
         )
 
-    def _knn(self, x: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    def _knn(self, x: torch.Tensor, cfg: dict[str, Any], given: Any = None) -> torch.Tensor:
         k = min(cfg["n_neighbors"], x.shape[0] - 1)
-        index, _ = knn(x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose)
+        if given is None:
+            index, _ = knn(x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose)
+            return index
+        index, _ = as_tensor(given, name="knn_index", dtype=torch.long)
+        index = check_knn_index(index.to(x.device), x.shape[0])
+        if index.shape[1] < k:
+            raise ValueError(
+                f"knn_index has {index.shape[1]} neighbours per row but {k} are needed "
+                "(k_at_hop, active_connection and the sampler's pool); pass a wider table."
+            )
         return index
 
     def _edges(self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any]):
@@ -443,3 +475,25 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
+
+
+def _n_rows(X: Any) -> int:
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) > 0 else len(X)
+
+
+def _encode_labels(y: Any, n_samples: int) -> np.ndarray:
+    """Identity labels as int64; strings and other hashable ids are encoded."""
+    if isinstance(y, torch.Tensor):
+        return check_labels(y, n_samples=n_samples, name="y")
+    arr = np.asarray(y)
+    if arr.dtype.kind in "OUS":
+        arr = arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+        try:
+            arr = np.unique(arr, return_inverse=True)[1].reshape(arr.shape)
+        except TypeError as exc:
+            raise ValueError(
+                "Unknown label type: y must hold identity labels of one comparable type "
+                "(integers or strings)."
+            ) from exc
+    return check_labels(arr, n_samples=n_samples, name="y")
