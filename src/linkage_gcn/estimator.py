@@ -56,26 +56,30 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         neighbours per 1-hop node (context).
     active_connection : int
         ``u``: each IPS node links to its ``u`` nearest neighbours inside the IPS.
-    sampler : {"topk", "rs", "riws"} or NeighborSampler
-        How training pivots choose their 1-hop sets: the ``k1`` nearest
-        (L-GCN), plain re-sampling, or Reverse-Imbalance Weighted Sampling.
+    sampler : {"riws", "rs", "topk"} or NeighborSampler
+        How training pivots choose their 1-hop sets: Reverse-Imbalance
+        Weighted Sampling (default), plain re-sampling, or the ``k1`` nearest
+        (L-GCN).
     gamma : float
         Pool expansion of ``"rs"``/``"riws"``: they draw from the
         ``floor(gamma * k1)`` nearest neighbours.
-    loss : {"ce", "cb", "focal"} or callable
-        Cross-entropy, class-balance or focal loss.
+    loss : {"cb-graph", "cb", "focal", "ce"} or callable
+        Class balance inside each subgraph (default: every pivot weighs the
+        same, its links balanced), class balance over the batch (the paper's
+        code), focal loss, or the L-GCN cross-entropy.
     epochs, batch_size : int
         Training passes over all pivots, and IPS per SGD step.
     lr, momentum, weight_decay, lr_decay : float
         SGD settings; the learning rate is multiplied by ``lr_decay`` after
-        each epoch.
+        each epoch (0.1 in the reference).
     hidden_channels : tuple of int
         Graph convolution sizes.
     dropout : float
         Dropout after each graph convolution.
     pivot_similarity : bool
         Give each IPS node its cosine similarity to the pivot as an extra
-        input feature (an extension of L-GCN).
+        input feature (an extension of L-GCN, on by default; ``False`` feeds
+        the pivot-relative features only, as the reference).
     metric : {"cosine", "l2"}
         kNN metric.
     n_neighbors : int, optional
@@ -143,18 +147,18 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self,
         k_at_hop: tuple[int, int] = (20, 5),
         active_connection: int = 5,
-        sampler: Union[str, NeighborSampler] = "topk",
+        sampler: Union[str, NeighborSampler] = "riws",
         gamma: float = 2.0,
-        loss: Any = "ce",
+        loss: Any = "cb-graph",
         epochs: int = 4,
         batch_size: int = 16,
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
-        lr_decay: float = 0.1,
+        lr_decay: float = 0.3,
         hidden_channels: tuple[int, ...] = (512, 512, 256, 256),
         dropout: float = 0.0,
-        pivot_similarity: bool = False,
+        pivot_similarity: bool = True,
         metric: str = "cosine",
         n_neighbors: Optional[int] = None,
         knn_backend: str = "auto",
