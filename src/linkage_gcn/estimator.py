@@ -155,7 +155,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
-        lr_decay: float = 0.3,
+        lr_decay: float = 0.5,
         hidden_channels: tuple[int, ...] = (512, 512, 256, 256),
         dropout: float = 0.0,
         pivot_similarity: bool = True,
