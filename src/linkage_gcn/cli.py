@@ -1,4 +1,4 @@
-"""The ``linkage-gcn`` command: build kNN graphs, train, test/predict, evaluate, demo.
+"""The ``linkage-gcn`` command: kNN graphs, train, test/predict, evaluate, demo, imbalance grid.
 
 Accepts the flags of the reference L-GCN scripts (``--feat_path``,
 ``--knn_graph_path``, ``--labels_path``, ``--val_feat_path``,
@@ -124,6 +124,41 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "seed", type=int, default=0)
     _opt(p, "device", default="auto")
     _opt(p, "quiet", action="store_true")
+
+    p = sub.add_parser(
+        "imbalance",
+        help="the RIWS paper's experiments: methods x imbalanced subsets, gamma sweep",
+        description="Train the 9 methods of the RIWS paper's Table 1 (plus CBg+RIWS, an "
+        "extension of this package) on (H m, S n) imbalanced subsets of a labelled training "
+        "set and score them on identity-disjoint test data (edge AP, B-Cubed F); then sweep "
+        "the pool expansion gamma of RS and RIWS (Fig. 3).",
+    )
+    _opt(p, "data", choices=["auto", "lfw", "synthetic"], default="auto",
+         help="LFW dlib embeddings (auto: when found) or synthetic identities")  # fmt: skip
+    _opt(p, "data_path", help="the lfw-dlib folder (holding train/ and test/)")
+    _opt(p, "full", action="store_true",
+         help="the larger grid: 8 subsets, reference-width model, 4 epochs (hours)")  # fmt: skip
+    _opt(p, "quick", action="store_true",
+         help="smoke test: tiny model (small synthetic data); numbers mean nothing")  # fmt: skip
+    _opt(p, "subsets", nargs="+", metavar="M:N",
+         help="(H m, S n) subsets, e.g. 10:3 40:3 (default: 10:3 40:3)")  # fmt: skip
+    _opt(p, "sweep_subset", metavar="M:N", help="subset of the gamma sweep (default: the first)")
+    _opt(p, "methods", nargs="+", metavar="NAME",
+         help="methods to run (default: all: L-GCN CB FL RS RIWS CB+RS FL+RS CB+RIWS "
+              "FL+RIWS CBg+RIWS)")  # fmt: skip
+    _opt(p, "gammas", type=float, nargs="+", metavar="G",
+         help="gammas of the sweep (default: 1 1.2 1.5 2 2.5 3)")  # fmt: skip
+    _opt(p, "no_sweep", action="store_true", help="skip the gamma sweep")
+    _opt(p, "epochs", type=int, help="training epochs of every run (default: 3; 4 with --full)")
+    _opt(p, "seed", type=int, default=0, help="seed of the subsets and of every fit")
+    _opt(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _opt(p, "threads", type=int,
+         help="torch CPU threads (1 is often faster on a busy shared machine)")  # fmt: skip
+    _opt(p, "out", help="where to write all records (.json; saved after every run)")
+    _opt(p, "table_out", help="where to write the tables (.md)")
+    _opt(p, "plot", help="where to draw the gamma sweep (.png, .pdf, .svg)")
+    _opt(p, "overwrite", action="store_true", help="replace existing output files")
+    _opt(p, "quiet", action="store_true", help="no progress lines or bars")
     return parser
 
 
@@ -132,7 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"knn": _cmd_knn, "train": _cmd_train, "test": _cmd_test, "predict": _cmd_test,
-                "evaluate": _cmd_evaluate, "demo": _cmd_demo}  # fmt: skip
+                "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+                "imbalance": _cmd_imbalance}  # fmt: skip
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, TypeError) as exc:
@@ -236,6 +272,147 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_imbalance(args: argparse.Namespace) -> int:
+    from . import experiments as ex
+
+    grid = ex.default_grid(
+        "lfw" if args.data == "auto" and args.data_path else args.data,
+        full=args.full, quick=args.quick,
+    )  # fmt: skip
+    subsets = [_parse_subset(s) for s in args.subsets] if args.subsets else grid["subsets"]
+    sweep_subset = _parse_subset(args.sweep_subset) if args.sweep_subset else subsets[0]
+    methods = args.methods or grid["methods"]
+    ex.resolve_methods(methods)  # unknown names fail now, not after the first runs
+    gammas = args.gammas or grid["gammas"]
+    base = {**grid["base_params"], "device": args.device}
+    if args.epochs is not None:
+        base["epochs"] = args.epochs
+    if args.plot and args.no_sweep:
+        raise ValueError("--plot draws the gamma sweep; drop --no-sweep.")
+    _check_outputs((args.out, args.table_out, args.plot), overwrite=args.overwrite)
+    if args.plot:
+        try:
+            ex.require_matplotlib()
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}.")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    d = ex.load_data(grid["data"], args.data_path, random_state=args.seed, quick=args.quick)
+    data = (d["X_train"], d["y_train"], d["X_test"], d["y_test"])
+    sizes = ex.describe_subsets(d["y_train"], subsets, random_state=args.seed)
+    n_sweep = 0 if args.no_sweep else 1 + 2 * len(gammas)
+    print(f"data: {d['data']} ({d['source']}): train {len(d['y_train'])} samples of "
+          f"{len(np.unique(d['y_train']))} identities, test {len(d['y_test'])} of "
+          f"{len(np.unique(d['y_test']))}")  # fmt: skip
+    for s in sizes:
+        print(f"  {s['subset']}: {s['n_samples']} samples, {s['n_identities']} identities "
+              f"({s['n_majority_samples']} in the head, {s['n_identities_with_pairs']} "
+              "identities with a same-identity pair)")  # fmt: skip
+    print(f"{len(subsets)} subsets x {len(methods)} methods"
+          + (f" + gamma sweep on {ex.subset_name(*sweep_subset)} ({n_sweep} runs, some "
+             "reused from the grid)" if n_sweep else "")
+          + f"; base settings {base}")  # fmt: skip
+    results: dict[str, Any] = {
+        "command": "imbalance", "version": __version__, "data": d["data"],
+        "source": d["source"], "seed": args.seed, "base_params": base,
+        "methods": {name: ex.resolve_methods([name])[name] for name in methods},
+        "subsets": sizes, "sweep_subset": ex.subset_name(*sweep_subset),
+        "gammas": [] if args.no_sweep else list(gammas), "complete": False,
+        "grid": [], "sweep": [],
+    }  # fmt: skip
+    written = [False]
+
+    def save(key: Optional[str] = None, record: Optional[dict[str, Any]] = None) -> None:
+        if key is not None:
+            results[key].append(record)
+        if args.out:
+            ex.save_results(args.out, results, overwrite=args.overwrite or written[0])
+            written[0] = True
+
+    verbose = False if args.quiet else None
+    start = time.perf_counter()
+    cache: dict[str, Any] = {}
+    grid_records = ex.run_imbalance_grid(
+        *data, subsets=subsets, methods=methods, base_params=base, random_state=args.seed,
+        verbose=verbose, callback=lambda r: save("grid", r), cache=cache,
+    )  # fmt: skip
+    sweep_records = []
+    if not args.no_sweep:
+        sweep_records = ex.gamma_sweep(
+            *data, subset=sweep_subset, gammas=gammas, base_params=base,
+            random_state=args.seed, verbose=verbose, callback=lambda r: save("sweep", r),
+            cache=cache,
+        )  # fmt: skip
+    results["complete"] = True
+    results["total_seconds"] = time.perf_counter() - start
+    save()
+    print(f"\nedge AP on the test set ({len(d['y_test'])} samples; best of each column *):")
+    print(ex.format_table(grid_records, "edge_ap"))
+    print("\nB-Cubed F (threshold calibrated on each training subset):")
+    print(ex.format_table(grid_records, "bcubed_fscore"))
+    if sweep_records:
+        print(f"\ngamma sweep on {ex.subset_name(*sweep_subset)}: edge AP")
+        print(ex.format_sweep(sweep_records, "edge_ap"))
+    print(f"\n{len(grid_records) + len(sweep_records)} runs in "
+          f"{results['total_seconds'] / 60:.1f} min")  # fmt: skip
+    if args.out:
+        print(f"records -> {args.out}")
+    if args.table_out:
+        _write_text(args.table_out, _imbalance_markdown(ex, results), overwrite=args.overwrite)
+        print(f"tables -> {args.table_out}")
+    if args.plot:
+        ex.plot_gamma_sweep(sweep_records, args.plot, overwrite=args.overwrite)
+        print(f"gamma sweep plot -> {args.plot}")
+    return 0
+
+
+def _parse_subset(text: str) -> tuple[int, int]:
+    """``"10:3"`` -> ``(10, 3)``."""
+    try:
+        m, n = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"a subset is M:N (e.g. 10:3 for (H10, S3)), got {text!r}.") from None
+    if m < 0 or n < 1:
+        raise ValueError(f"subset {text!r}: need M >= 0 and N >= 1.")
+    return m, n
+
+
+def _check_outputs(paths: Sequence[Optional[str]], *, overwrite: bool) -> None:
+    """Fail before a long run when an output exists (without --overwrite) or has no folder."""
+    for path in paths:
+        if not path:
+            continue
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p} already exists; pass --overwrite to replace it.")
+        if not p.parent.is_dir():
+            raise FileNotFoundError(f"{p.parent}: directory does not exist.")
+
+
+def _imbalance_markdown(ex: Any, results: dict[str, Any]) -> str:
+    grid, sweep = results["grid"], results["sweep"]
+    parts = [
+        f"Data: {results['data']} ({results['source']}); seed {results['seed']}; "
+        f"base settings: {results['base_params']}.",
+        "", "### Edge AP", "", ex.format_markdown_table(grid, "edge_ap"),
+        "", "### B-Cubed F", "", ex.format_markdown_table(grid, "bcubed_fscore"),
+    ]  # fmt: skip
+    if sweep:
+        parts += ["", f"### Gamma sweep on {results['sweep_subset']}: edge AP", "",
+                  ex.format_sweep(sweep, "edge_ap", markdown=True)]  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
+def _write_text(path: str, text: str, *, overwrite: bool) -> None:
+    from .io import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode()), overwrite=overwrite)
+
+
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -257,7 +434,7 @@ def _report(est, X, index, y, out, metrics_out, *, overwrite: bool) -> None:
         print("nothing to do: give --out for the labels or --val_labels_path for metrics.")
     start = time.perf_counter()
     edge_index, scores = est.predict_edges(X, knn_index=index)
-    pred = est._merge(edge_index, scores, len(X))
+    pred = est.cluster_edges(edge_index, scores, len(X))
     seconds = time.perf_counter() - start
     print(f"clustered {len(X)} samples into {len(np.unique(pred))} clusters in {seconds:.1f}s")
     if out:

@@ -49,7 +49,7 @@ def compare_with_baseline(
     clusterer.fit(X_train, y_train)
     t1 = time.perf_counter()
     edge_index, scores = clusterer.predict_edges(X_test)
-    pred = clusterer._merge(edge_index, scores, len(X_test))
+    pred = clusterer.cluster_edges(edge_index, scores, len(X_test))
     t2 = time.perf_counter()
     out["model"] = _entry(y_test, pred, t1 - t0, t2 - t1, clusterer.threshold_)
     out["model"]["edge_ap"] = edge_ap(y_test, edge_index, scores)

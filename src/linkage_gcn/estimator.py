@@ -411,6 +411,29 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         ]
         return float(_GRID[int(np.argmax(fscores))])
 
+    def cluster_edges(self, edge_index: Any, scores: Any, n_samples: int) -> np.ndarray:
+        """Merge scored links into clusters with this clusterer's merge settings.
+
+        Use it to cluster the output of :meth:`predict_edges` (e.g. after
+        inspecting or editing the scores) without scoring again.
+
+        Parameters
+        ----------
+        edge_index : array-like of shape (2, n_edges)
+            Pairs of items.
+        scores : array-like of shape (n_edges,)
+            Link probabilities.
+        n_samples : int
+            Number of items; items in no pair become singletons.
+
+        Returns
+        -------
+        labels : numpy.ndarray of int64, shape (n_samples,)
+        """
+        check_is_fitted(self, "model_")
+        check_in_options(self.merge, MERGES, "merge")
+        return self._merge(edge_index, scores, n_samples)
+
     def _merge(self, edge_index: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
         if self.merge == "threshold":
             return threshold_components(edge_index, scores, n, self.threshold_)
