@@ -251,7 +251,9 @@ class RIWSTransform(BaseTransform):
                 f"{type(self).__name__} with {self.sampler!r} needs identity labels: "
                 "the data has no `y`."
             )
-        hop1 = self.sampler.sample(table, y, generator=generator or self.generator)
+        if generator is None:
+            generator = self.generator
+        hop1 = self.sampler.sample(table, y, generator=generator)
         pivots = _pivots(self.input_nodes, data, n, table.device)
         hop1 = hop1[pivots]
         neighbour = hop1.reshape(-1)
