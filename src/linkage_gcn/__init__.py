@@ -9,11 +9,13 @@ __version__ = "0.1.0"
 from .estimator import LinkageClusterer
 from .ips import IPSDataset, IPSTransform, build_ips
 from .knn import knn
+from .loader import RIWSNodeSampler
 from .losses import ClassBalancedLoss, FocalLoss, class_balanced_loss, focal_loss
 from .merge import pool_pair_scores, propagate_labels, threshold_components
 from .metrics import bcubed_fscore, edge_ap, evaluate, nmi, pairwise_fscore
 from .nn import LinkageGCN
 from .samplers import ReSampler, RIWSSampler, TopKSampler
+from .transforms import RIWSTransform
 
 __all__ = [
     "ClassBalancedLoss",
@@ -22,7 +24,9 @@ __all__ = [
     "IPSTransform",
     "LinkageClusterer",
     "LinkageGCN",
+    "RIWSNodeSampler",
     "RIWSSampler",
+    "RIWSTransform",
     "ReSampler",
     "TopKSampler",
     "__version__",
