@@ -6,6 +6,7 @@ the GPU and everything runs there.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -143,7 +144,7 @@ def train_linkage_gcn(
         bar = progress(
             steps, desc=f"epoch {epoch + 1}/{epochs}", verbose=verbose, long=True, unit="step"
         )
-        start = _now()
+        start = time.perf_counter()
         for i, step in enumerate(bar):
             pivots = order[step : step + batch_size]
             batch = build_ips(
@@ -167,7 +168,7 @@ def train_linkage_gcn(
                                 R=f"{s['recall']:.3f}")  # fmt: skip
         stats = EpochStats(
             epoch=epoch, lr=optimizer.param_groups[0]["lr"], n_pairs=counts.n,
-            seconds=_now() - start, **counts.summary(),
+            seconds=time.perf_counter() - start, **counts.summary(),
         )  # fmt: skip
         scheduler.step()
         history.append(stats)
@@ -218,9 +219,3 @@ def predict_links(
         scores[pivots] = torch.softmax(logits, dim=1)[:, 1].view(-1, k1)
     src = torch.arange(n, device=x.device).repeat_interleave(k1)
     return src, hop1.reshape(-1), scores.reshape(-1)
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
