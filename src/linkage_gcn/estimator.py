@@ -292,6 +292,13 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         labels = _encode_labels(y, x.shape[0])
         if np.unique(labels).shape[0] < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
+        pool = cfg["sampler"].pool_size()
+        if cfg["sampler"].needs_labels and x.shape[0] <= pool:
+            raise ValueError(
+                f"X has {x.shape[0]} samples, too few for {cfg['sampler']!r}, which draws from "
+                f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
+                "gamma, or sampler='topk'."
+            )
         device = cfg["device"]
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
