@@ -233,16 +233,18 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             check_real(self.threshold, "threshold", minimum=0.0, maximum=1.0)
         check_real(self.step, "step", minimum=0.0, maximum=1.0)
         cfg["device"] = resolve_device(self.device)
-        need = max(cfg["sampler"].pool_size(), k1, k2, cfg["u"])
+        # training reads the sampler's pool; scoring reads the k1 nearest only
+        need_fit = max(cfg["sampler"].pool_size(), k1, k2, cfg["u"])
+        need_predict = max(k1, k2, cfg["u"])
         if self.n_neighbors is not None:
             n_neighbors = check_int(self.n_neighbors, "n_neighbors", minimum=1)
-            if n_neighbors < need:
+            if n_neighbors < need_fit:
                 raise ValueError(
-                    f"n_neighbors={n_neighbors} is narrower than the {need} neighbours that "
+                    f"n_neighbors={n_neighbors} is narrower than the {need_fit} neighbours that "
                     "k_at_hop, active_connection and the sampler need."
                 )
-            need = n_neighbors
-        cfg["n_neighbors"] = need
+            need_fit = need_predict = n_neighbors
+        cfg["n_neighbors_fit"], cfg["n_neighbors_predict"] = need_fit, need_predict
         return cfg
 
     def _check_X(self, X: Any, *, reset: bool, min_samples: int = 2) -> torch.Tensor:
@@ -307,8 +309,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             model = self._build_model(x.shape[1])
         model = model.to(device)
         x_dev = x.to(device)
-        index = self._knn(x_dev, cfg, knn_index)
-        y_dev = torch.from_numpy(labels).to(device)
+        index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
+        y_dev = torch.tensor(labels, device=device)
         history = train_linkage_gcn(
             model, x_dev, index, y_dev,
             sampler=cfg["sampler"], k2=cfg["k2"], active_connection=cfg["u"],
@@ -368,7 +370,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         cfg = self._check_params()
         x = self._check_X(X, reset=False).to(cfg["device"])
-        return self._edges(x, self._knn(x, cfg, knn_index), cfg)
+        return self._edges(x, self._knn(x, cfg["n_neighbors_predict"], knn_index), cfg)
 
     # ------------------------------------------------------------------ steps
 
@@ -379,8 +381,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             dropout=self.dropout,
         )
 
-    def _knn(self, x: torch.Tensor, cfg: dict[str, Any], given: Any = None) -> torch.Tensor:
-        k = min(cfg["n_neighbors"], x.shape[0] - 1)
+    def _knn(self, x: torch.Tensor, width: int, given: Any = None) -> torch.Tensor:
+        k = min(width, x.shape[0] - 1)
         if given is None:
             index, _ = knn(x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose)
             return index
@@ -389,7 +391,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         if index.shape[1] < k:
             raise ValueError(
                 f"knn_index has {index.shape[1]} neighbours per row but {k} are needed "
-                "(k_at_hop, active_connection and the sampler's pool); pass a wider table."
+                "(k_at_hop, active_connection and, to fit, the sampler's pool); pass a wider "
+                "table."
             )
         return index
 
