@@ -137,8 +137,8 @@ def run_demo(
     train, test = split_identities(y, test_size=0.5, random_state=seed)
     print(
         f"built-in data: {len(X)} embeddings of {n_identities} synthetic identities "
-        f"(dim {X.shape[1]}); training on {len(train)}, clustering {len(test)} held-out "
-        "identities"
+        f"(dim {X.shape[1]}); training on {len(train)} of them, clustering the {len(test)} "
+        "of identities never seen in training"
     )
     clusterer = LinkageClusterer(epochs=epochs, device=device, random_state=seed, verbose=verbose)
     result = compare_with_baseline(X[train], y[train], X[test], y[test], clusterer)
