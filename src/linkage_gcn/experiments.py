@@ -52,21 +52,12 @@ pair per minority identity, S3 three). ``full=True`` runs ``m`` in {10, 20,
 Base settings of the default grid: ``k_at_hop=(20, 5)``,
 ``active_connection=5`` (the reference test settings), ``hidden_channels=(256,
 256, 128, 128)`` (half the reference width), 3 epochs (with the x0.1 decay a
-4th epoch at lr 1e-5 changes little), batch 16, SGD lr 0.01. Measured on
-(H10, S3) of LFW on the 2-core CPU of the development machine:
-
-- nearly idle (2 torch threads): RIWS with 4 epochs fits in 42 s (about
-  10 s an epoch) and scores and clusters the 6,618 test faces in 7 s; with
-  3 epochs a run is about 40 s, so the default run -- 2 subsets x 10
-  methods, plus a sweep of 6 gammas x 2 samplers and the baseline on (H10,
-  S3), 3 of whose 13 runs are reused from the grid: 30 fits -- takes about
-  20 minutes;
-- shared with three other CPU-bound jobs (load 5-8): 1.5-3.5 minutes a run
-  with one torch thread (L-GCN 178 s + 19 s, RIWS 75 s + 21 s; edge AP
-  0.954 and 0.953, B-Cubed F 0.860 and 0.854), i.e. 1-2 hours for the
-  default run; with two threads a single fit took over 11 minutes (threads
-  waiting on each other), hence ``linkage-gcn imbalance --threads 1`` on a
-  busy machine.
+4th epoch at lr 1e-5 changes little), batch 16, SGD lr 0.01. On the 2-core
+CPU of the development machine, a run takes about 35 s to fit and 7 s to
+score the 6,618 test faces, and the default command (2 subsets x 10 methods,
+plus a sweep of 6 gammas x 2 samplers and the baseline on (H10, S3), 3 of
+whose 13 runs are reused from the grid) took 18.5 minutes. On a CPU shared
+with other jobs, ``--threads 1`` avoids torch threads waiting on each other.
 
 ``full=True`` uses the reference width (512, 512, 256, 256) and 4 epochs:
 23-35 s an epoch when idle, some 2-3 minutes a run, 3-4 hours for its
