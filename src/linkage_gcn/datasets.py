@@ -88,9 +88,7 @@ def _identity_centres(
     return _normalize_rows(families[family] + noise)
 
 
-def _nuisance(
-    n: int, dim: int, sub_dim: int, scale: float, rng: np.random.Generator
-) -> np.ndarray:
+def _nuisance(n: int, dim: int, sub_dim: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian steps of expected norm ~``scale`` in one random ``sub_dim``-D subspace."""
     basis, _ = np.linalg.qr(rng.standard_normal((dim, sub_dim)))
     return rng.standard_normal((n, sub_dim)) @ basis.T * (scale / np.sqrt(sub_dim))
