@@ -316,7 +316,9 @@ class IPSDataset(Dataset):
 class IPSTransform(BaseTransform):
     """Turn a kNN graph :class:`~torch_geometric.data.Data` into the IPS of its pivots.
 
-    The input needs ``x`` and a kNN table ``knn_index`` (N, K) (sorted by
+    The input (one whole kNN graph: do not collate several with PyG's
+    ``DataLoader``, which concatenates ``*index`` attributes along their last
+    dimension) needs ``x`` and a kNN table ``knn_index`` (N, K) (sorted by
     decreasing similarity, self excluded); ``y`` becomes ``edge_label`` when
     present; ``pivot`` (optional) selects the pivots, by default every node.
     The output is the :class:`~torch_geometric.data.Batch` of :func:`build_ips`.

@@ -138,6 +138,11 @@ class RIWSTransform(BaseTransform):
     instead, the PyG link-prediction convention, and ``edge_index`` (the
     message-passing graph) is left untouched.
 
+    A whole kNN graph is meant to be one ``Data``: PyG's ``DataLoader``
+    concatenates attributes whose name contains ``index`` along their last
+    dimension, which does not suit an (N, K) ``knn_index``; do not collate
+    several such graphs into one mini-batch.
+
     Parameters
     ----------
     k : int, default=10
