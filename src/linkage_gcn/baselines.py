@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_features, check_in_options, check_int, check_labels, check_real
 from .knn import knn
-from .merge import threshold_components
+from .merge import pool_pair_scores, threshold_components
 from .metrics import bcubed_fscore
 
 __all__ = ["KNNThresholdClusterer", "knn_edges"]
@@ -27,12 +27,11 @@ def knn_edges(X: Any, k: int, *, metric: str = "cosine") -> tuple[np.ndarray, np
     [[0, 1], [1, 2]]
     """
     index, sim = knn(X, k, metric=metric)
-    n = index.shape[0]
-    src = np.repeat(np.arange(n), index.shape[1])
-    dst, s = index.reshape(-1), sim.reshape(-1)
-    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-    keys, first = np.unique(lo * n + hi, return_index=True)
-    return np.stack([keys // n, keys % n]), s[first]
+    src = np.repeat(np.arange(index.shape[0]), index.shape[1])
+    # a pair found from both sides has the same similarity twice: max keeps it
+    return pool_pair_scores(
+        src, index.reshape(-1), sim.reshape(-1), num_nodes=index.shape[0], pool="max"
+    )
 
 
 class KNNThresholdClusterer(ClusterMixin, BaseEstimator):

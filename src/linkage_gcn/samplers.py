@@ -8,6 +8,7 @@ consumes 1-hop sets.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Optional
 
@@ -295,7 +296,8 @@ def resolve_sampler(sampler: Any, k: int, **kwargs: Any) -> NeighborSampler:
         return sampler
     if isinstance(sampler, str) and sampler in SAMPLERS:
         cls = SAMPLERS[sampler]
-        accepted = {k_: v for k_, v in kwargs.items() if k_ in cls.__init__.__code__.co_varnames}
+        names = inspect.signature(cls).parameters
+        accepted = {k_: v for k_, v in kwargs.items() if k_ in names}
         return cls(k, **accepted)
     choices = ", ".join(repr(s) for s in SAMPLERS)
     raise ValueError(
