@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from linkage_gcn import _files
 from linkage_gcn import io as lio
 from linkage_gcn.io import (
     load_bin_features,
@@ -505,7 +506,7 @@ def test_race_does_not_clobber(tmp_path):
     tmp.write_bytes(b"new")
     (tmp_path / "t").write_bytes(b"old")
     with pytest.raises(FileExistsError):
-        lio._publish(tmp, tmp_path / "t", overwrite=False)
+        _files._publish(tmp, tmp_path / "t", overwrite=False)
     assert (tmp_path / "t").read_bytes() == b"old"
 
 

@@ -408,7 +408,7 @@ def _imbalance_markdown(ex: Any, results: dict[str, Any]) -> str:
 
 
 def _write_text(path: str, text: str, *, overwrite: bool) -> None:
-    from .io import atomic_write
+    from ._files import atomic_write
 
     atomic_write(path, lambda f: f.write(text.encode()), overwrite=overwrite)
 
@@ -459,7 +459,7 @@ def _print_reference_lines(m: dict[str, float]) -> None:
 
 
 def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
-    from .io import atomic_write
+    from ._files import atomic_write
 
     text = json.dumps({k: _plain(v) for k, v in data.items()}, indent=2) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()), overwrite=overwrite)

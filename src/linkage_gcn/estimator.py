@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import __version__
+from ._files import atomic_write
 from ._validation import (
     as_tensor,
     check_features,
@@ -23,9 +24,8 @@ from ._validation import (
     check_real,
     resolve_device,
 )
-from .io import atomic_write
-from .ips import check_k_at_hop, check_knn_index
-from .knn import knn
+from .ips import check_k_at_hop
+from .knn import check_knn_index, knn
 from .losses import resolve_loss
 from .merge import POOLS, pool_pair_scores, propagate_labels, threshold_components
 from .metrics import bcubed_fscore

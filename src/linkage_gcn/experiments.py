@@ -80,6 +80,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from ._files import atomic_write
 from ._validation import check_in_options, check_int, check_real
 from .datasets import (
     find_shared_lfw,
@@ -88,7 +89,6 @@ from .datasets import (
     make_imbalanced_subset,
     split_identities,
 )
-from .io import atomic_write
 from .metrics import edge_ap, edge_labels, evaluate
 
 __all__ = [

@@ -22,9 +22,17 @@ from torch_geometric.data import Batch, Data, Dataset
 from torch_geometric.transforms import BaseTransform
 
 from ._validation import ArrayLike, as_tensor, check_features, check_int, check_labels
+from .knn import check_knn_index
 from .samplers import NeighborSampler, TopKSampler
 
-__all__ = ["IPSDataset", "IPSTransform", "build_ips", "check_k_at_hop", "iter_ips_batches"]
+__all__ = [
+    "IPSDataset",
+    "IPSTransform",
+    "build_ips",
+    "check_k_at_hop",
+    "check_knn_index",
+    "iter_ips_batches",
+]
 
 
 def check_k_at_hop(k_at_hop: Any) -> tuple[int, int]:
@@ -368,20 +376,3 @@ class IPSTransform(BaseTransform):
             f"{type(self).__name__}(k_at_hop={self.k_at_hop}, "
             f"active_connection={self.active_connection}, sampler={self.sampler!r})"
         )
-
-
-def check_knn_index(index: torch.Tensor, n: int) -> torch.Tensor:
-    """Validate a (N, K) kNN table: shape, ids in range, no row listing itself."""
-    if index.dim() != 2 or index.shape[1] == 0:
-        raise ValueError(f"knn_index must be 2-D (N, K) with K >= 1, got {tuple(index.shape)}.")
-    if index.shape[0] != n:
-        raise ValueError(f"knn_index has {index.shape[0]} rows but x has {n}.")
-    if bool(((index < 0) | (index >= n)).any()):
-        raise ValueError(f"knn_index holds ids outside [0, {n}).")
-    rows = torch.arange(n, device=index.device).unsqueeze(1)
-    if bool((index == rows).any()):
-        raise ValueError(
-            "knn_index lists a node among its own neighbours; pass the table without the "
-            "self column (linkage_gcn.knn.from_self_first converts the reference format)."
-        )
-    return index

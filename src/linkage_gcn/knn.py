@@ -19,7 +19,7 @@ from ._validation import (
     to_like,
 )
 
-__all__ = ["BACKENDS", "METRICS", "from_self_first", "knn", "to_self_first"]
+__all__ = ["BACKENDS", "METRICS", "check_knn_index", "from_self_first", "knn", "to_self_first"]
 
 METRICS = ("cosine", "l2")
 BACKENDS = ("auto", "torch", "faiss", "faiss-ivf", "faiss-hnsw", "torch_cluster")
@@ -298,3 +298,20 @@ def from_self_first(table: ArrayLike) -> ArrayLike:
             f"({int(bad.sum())} row(s) affected); each row i must be [i, nn_1, ..., nn_K]."
         )
     return to_like(t[:, 1:].contiguous(), was_numpy)
+
+
+def check_knn_index(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Validate a (N, K) kNN table: shape, ids in range, no row listing itself."""
+    if index.dim() != 2 or index.shape[1] == 0:
+        raise ValueError(f"knn_index must be 2-D (N, K) with K >= 1, got {tuple(index.shape)}.")
+    if index.shape[0] != n:
+        raise ValueError(f"knn_index has {index.shape[0]} rows but x has {n}.")
+    if bool(((index < 0) | (index >= n)).any()):
+        raise ValueError(f"knn_index holds ids outside [0, {n}).")
+    rows = torch.arange(n, device=index.device).unsqueeze(1)
+    if bool((index == rows).any()):
+        raise ValueError(
+            "knn_index lists a node among its own neighbours; pass the table without the "
+            "self column (linkage_gcn.knn.from_self_first converts the reference format)."
+        )
+    return index

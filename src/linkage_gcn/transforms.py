@@ -22,8 +22,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from ._validation import check_features, check_in_options, check_int
-from .ips import check_knn_index
-from .knn import METRICS, knn
+from .knn import METRICS, check_knn_index, knn
 from .samplers import NeighborSampler, resolve_sampler
 
 __all__ = ["FLOWS", "AddKNNIndex", "RIWSTransform"]
