@@ -1,0 +1,44 @@
+"""The dense 2019 design of the speed benchmark scores exactly like LinkageGCN."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from linkage_gcn.ips import build_ips
+from linkage_gcn.knn import knn
+from linkage_gcn.nn import LinkageGCN
+
+BENCH = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "bench_speed.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_speed", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dense_design_gives_equal_scores():
+    bench = _bench()
+    torch.manual_seed(0)
+    x = torch.randn(60, 16)
+    index, _ = knn(x, 6)
+    model = LinkageGCN(16, hidden_channels=(32, 24)).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model.norm.running_mean.copy_(torch.randn(16))
+        model.norm.running_var.copy_(torch.rand(16) + 0.5)
+    k1, k2 = 4, 3
+    pivots = torch.arange(0, 60, 3)
+    batch = build_ips(x, index, pivots, index[pivots, :k1], k2=k2, active_connection=3)
+    with torch.no_grad():
+        sparse = model(batch.x, batch.edge_index, batch.hop1_index)
+        dense = bench.DenseLGCN(model)(*bench.DenseLGCN.densify(batch, k1, k2))
+    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)
+
+
+def test_flop_count_of_one_layer():
+    bench = _bench()
+    model = LinkageGCN(8, hidden_channels=(4,), head_channels=3)
+    # one SAGE layer: two (8 x 4) products per node; head: (4 x 3) and (3 x 2) per pair
+    assert bench.sage_flops(model, 10, 2) == 2 * 2 * 10 * 8 * 4 + 2 * 2 * (4 * 3 + 3 * 2)
