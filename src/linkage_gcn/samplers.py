@@ -15,7 +15,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from ._validation import ArrayLike, as_tensor, check_int, check_real, to_like
+from ._validation import ArrayLike, as_tensor, check_in_options, check_int, check_real, to_like
 
 __all__ = [
     "SAMPLERS",
@@ -25,6 +25,64 @@ __all__ = [
     "TopKSampler",
     "resolve_sampler",
 ]
+
+
+def _check_knn_index(knn_index: Any) -> tuple[Tensor, bool]:
+    """A 2-D integer (N, K) kNN table as an int64 tensor (ids are checked later)."""
+    index, was_numpy = as_tensor(knn_index, name="knn_index")
+    if index.dtype == torch.bool or index.is_complex():
+        raise TypeError(f"knn_index must hold integer neighbour ids, got dtype {index.dtype}.")
+    if index.is_floating_point():
+        if not bool(torch.isfinite(index).all()) or not bool((index == index.round()).all()):
+            raise ValueError("knn_index must hold integer neighbour ids, got non-integer values.")
+    if index.dim() != 2 or index.shape[1] == 0:
+        raise ValueError(
+            f"knn_index must be a 2-D (N, K) table with K >= 1, got shape {tuple(index.shape)}."
+        )
+    return index.long(), was_numpy
+
+
+def _check_ids(index: Tensor, width: int) -> None:
+    """Raise when the first ``width`` columns hold an id outside [0, N) or a row's own id."""
+    n = index.shape[0]
+    cols = index[:, :width]
+    bad = (cols < 0) | (cols >= n)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(
+            f"knn_index holds neighbour ids outside [0, {n}) (the table has {n} rows): "
+            f"row {row}, column {col} is {int(cols[row, col])}."
+        )
+    own = cols == torch.arange(n, device=index.device).unsqueeze(1)
+    if bool(own.any()):
+        row = int(own.nonzero()[0, 0])
+        raise ValueError(
+            f"knn_index row {row} lists the pivot itself among its neighbours; pass the table "
+            "without the self column (linkage_gcn.knn.from_self_first converts the reference "
+            "format)."
+        )
+
+
+def _check_labels(labels: Any, n: int, device: torch.device) -> Tensor:
+    """Integer identity labels of shape (N,) or (N, 1), as an int64 (N,) tensor on ``device``."""
+    y, _ = as_tensor(labels, name="labels")
+    if y.is_complex():
+        raise TypeError(f"labels must hold integer identities, got dtype {y.dtype}.")
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dim() != 1:
+        raise ValueError(f"labels must have shape (N,) or (N, 1), got shape {tuple(y.shape)}.")
+    if y.is_floating_point():
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError("labels contains NaN or infinity.")
+        if not bool((y == y.round()).all()):
+            raise ValueError(
+                "labels must hold integer identities, got non-integer floats "
+                "(they would be truncated)."
+            )
+    if y.shape[0] != n:
+        raise ValueError(f"labels has {y.shape[0]} entries but knn_index has {n} rows.")
+    return y.long().to(device)
 
 
 class NeighborSampler:
@@ -48,7 +106,10 @@ class NeighborSampler:
         self.k = k
 
     def pool_size(self) -> int:
-        """Width of the kNN table this sampler reads (its candidate pool)."""
+        """Width of the kNN table this sampler reads (its candidate pool).
+
+        Also validates the sampler's parameters.
+        """
         return check_int(self.k, "k", minimum=1)
 
     def sample(
@@ -62,9 +123,11 @@ class NeighborSampler:
         Parameters
         ----------
         knn_index : array-like or torch.Tensor of shape (N, K)
-            Neighbour ids sorted by decreasing similarity, self excluded.
-        labels : array-like or torch.Tensor of shape (N,), optional
-            Identity labels, needed by label-aware samplers.
+            Neighbour ids sorted by decreasing similarity, self excluded,
+            each in ``[0, N)`` (row ``i`` lists the neighbours of node ``i``).
+        labels : array-like or torch.Tensor of shape (N,) or (N, 1), optional
+            Integer identity labels, needed by label-aware samplers (floats
+            are accepted when they hold whole numbers).
         generator : torch.Generator, optional
             Source of randomness for stochastic samplers.
 
@@ -72,22 +135,27 @@ class NeighborSampler:
         -------
         hop1 : same kind as ``knn_index``, int64, shape (N, k)
             Row ``i`` holds the 1-hop neighbours of pivot ``i``.
+
+        Raises
+        ------
+        ValueError
+            When ``knn_index`` is not a 2-D table, holds an id outside
+            ``[0, N)`` or a row's own id in the columns the sampler reads, is
+            narrower than the sampler's pool; when ``labels`` are missing for
+            a label-aware sampler, have the wrong length or shape, or hold
+            non-integer values; when a parameter of the sampler is invalid.
+        TypeError
+            When ``knn_index`` or ``labels`` is not numeric or
+            ``knn_index`` is boolean.
         """
-        index, was_numpy = as_tensor(knn_index, name="knn_index", dtype=torch.long)
-        if index.dim() != 2 or index.shape[1] == 0:
-            raise ValueError(
-                f"knn_index must be a 2-D (N, K) table with K >= 1, got shape {tuple(index.shape)}."
-            )
+        index, was_numpy = _check_knn_index(knn_index)
+        width = min(index.shape[1], self.pool_size())  # validates the parameters first
         y = None
         if labels is not None:
-            y, _ = as_tensor(labels, name="labels", dtype=torch.long)
-            y = y.reshape(-1).to(index.device)
-            if y.shape[0] != index.shape[0]:
-                raise ValueError(
-                    f"labels has {y.shape[0]} entries but knn_index has {index.shape[0]} rows."
-                )
+            y = _check_labels(labels, index.shape[0], index.device)
         elif self.needs_labels:
             raise ValueError(f"{type(self).__name__} needs identity labels to sample.")
+        _check_ids(index, width)
         return to_like(self._sample(index, y, generator), was_numpy)
 
     def _sample(
@@ -173,11 +241,13 @@ class RIWSSampler(_PoolSampler):
     neighbours (eKNN, self excluded). Each candidate of the pivot's identity
     gets probability :math:`\frac{1}{2|pos|}`, each other candidate
     :math:`\frac{1}{2|neg|}`, and ``k`` candidates are drawn without
-    replacement (Efraimidis-Spirakis keys, all pivots at once). When the pool
-    holds one class only, the top ``k`` of the pool are taken. ``gamma = 1``
-    is exactly the top-k (L-GCN) selection. A new draw is made at every call
-    (every epoch). The chosen neighbours are returned in pool order (by
-    decreasing similarity).
+    replacement (Efraimidis-Spirakis keys, all pivots at once; the same
+    distribution as successive draws, ``numpy.random.choice(..., p=...,
+    replace=False)`` in the paper's code). When the pool holds one class
+    only, the top ``k`` of the pool are taken. ``gamma = 1`` is exactly the
+    top-k (L-GCN) selection. A new draw is made at every call (every
+    epoch). The chosen neighbours are returned in pool order (by decreasing
+    similarity).
 
     Parameters
     ----------
@@ -185,6 +255,18 @@ class RIWSSampler(_PoolSampler):
         1-hop neighbours per pivot.
     gamma : float
         Pool expansion factor, >= 1 (2.0 in the paper).
+
+    Notes
+    -----
+    Deliberate difference from the paper's code (the RIWS fork of L-GCN):
+    there the kNN row includes the pivot at position 0, so its pool, the
+    first ``int(gamma * k)`` entries of that row, holds
+    ``floor(gamma * k) - 1`` candidates. Here the kNN table excludes the
+    pivot and the pool holds ``floor(gamma * k)`` candidates, so that
+    ``gamma = 1`` gives exactly the ``k`` nearest neighbours (the fork cannot
+    draw ``k`` distinct nodes from ``k - 1`` candidates) and ``gamma`` means
+    the same for every ``k``. To reproduce the fork's pool for a given ``k``,
+    pass ``gamma = (floor(gamma_fork * k) - 1) / k``.
 
     Examples
     --------
@@ -215,15 +297,24 @@ class RIWSSampler(_PoolSampler):
         return pool.gather(1, chosen)
 
 
+#: Modes of :class:`ReSampler`.
+RS_MODES = ("fork", "random")
+
+
 class ReSampler(_PoolSampler):
     """Plain re-sampling (RS, Yang et al. Fig. 1b): half positives, half negatives.
 
-    From the ``floor(gamma * k)`` nearest neighbours, ``k // 2`` same-identity
-    candidates are drawn by random under-sampling and ``k - k // 2`` others;
-    a side with too few candidates is over-sampled by duplication (each of its
-    candidates repeated as evenly as possible, in random order). When the pool
-    holds one class only, the top ``k`` of the pool are taken. Repeated 1-hop
-    entries give repeated labelled pairs in the IPS.
+    The candidates are the ``floor(gamma * k)`` nearest neighbours of the
+    pivot (the pool, in order of decreasing similarity); positives share the
+    pivot's identity, negatives do not. Of the ``k`` 1-hop slots,
+    ``ceil(k / 2)`` go to positives and ``floor(k / 2)`` to negatives, except
+    when the positives are the short side (fewer than ``k / 2``): then the
+    positives get ``floor(k / 2)`` and the negatives ``ceil(k / 2)`` (the
+    counts of the paper's code; they differ for odd ``k`` only). A side with
+    fewer candidates than its slots is over-sampled by duplication, its
+    candidates repeated cyclically. When the pool holds one class only, the
+    top ``k`` of the pool are taken. Repeated 1-hop entries give repeated
+    labelled pairs in the IPS.
 
     Parameters
     ----------
@@ -231,19 +322,54 @@ class ReSampler(_PoolSampler):
         1-hop neighbours per pivot.
     gamma : float
         Pool expansion factor, >= 1 (1.2 in the paper for RS).
+    mode : {"fork", "random"}, default="fork"
+        How each side is filled.
+
+        - ``"fork"`` (the paper's code, deterministic): the nearest
+          candidates of each side, the short side repeated cyclically in pool
+          order. The same selection at every call (every epoch).
+        - ``"random"``: each side under-sampled at random (a new draw at
+          every call), the short side repeated as evenly as possible in a
+          random order; the counts per side are those of ``"fork"``.
+
+    Notes
+    -----
+    The 1-hop set lists the short side first (positives first when neither
+    is short), as the paper's code does. As for :class:`RIWSSampler`, the
+    pool holds ``floor(gamma * k)`` candidates, self excluded, where the
+    paper's code holds ``floor(gamma * k) - 1`` (its kNN row includes the
+    pivot).
 
     Examples
     --------
     >>> import numpy as np
     >>> knn_index = np.array([[1, 2, 3, 4], [0, 2, 3, 4], [3, 4, 0, 1], [2, 4, 0, 1], [3, 2, 0, 1]])
     >>> labels = np.array([0, 0, 1, 1, 1])
-    >>> hop1 = ReSampler(4, gamma=1.0).sample(knn_index, labels, torch.Generator().manual_seed(0))
-    >>> int((labels[hop1] == labels[:, None]).sum(1)[0])  # pivot 0: 2 positives (1 duplicated)
-    2
+    >>> ReSampler(4, gamma=1.0).sample(knn_index, labels)  # pivot 0: its one positive twice
+    array([[1, 1, 2, 3],
+           [0, 0, 2, 3],
+           [3, 4, 0, 1],
+           [2, 4, 0, 1],
+           [3, 2, 0, 1]])
+    >>> ReSampler(4, gamma=1.0)
+    ReSampler(k=4, gamma=1.0)
+    >>> ReSampler(4, mode="random")
+    ReSampler(k=4, gamma=1.2, mode='random')
     """
 
-    def __init__(self, k: int, gamma: float = 1.2) -> None:
+    def __init__(self, k: int, gamma: float = 1.2, mode: str = "fork") -> None:
         super().__init__(k, gamma)
+        self.mode = mode
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """Whether two calls can differ: only in ``mode="random"``."""
+        return self.mode == "random"
+
+    def pool_size(self) -> int:
+        """``floor(gamma * k)``: the width of the candidate pool (eKNN)."""
+        check_in_options(self.mode, RS_MODES, "mode")
+        return super().pool_size()
 
     def _sample(self, knn_index, labels, generator):
         pool, pos = self._pool(knn_index, labels)
@@ -251,20 +377,32 @@ class ReSampler(_PoolSampler):
         k = self.k
         n_pos = pos.sum(1, keepdim=True)
         n_neg = width - n_pos
-        # positives first, each side in random order
-        u = _uniform((n, width), generator, pool.device)
-        order = (u + (~pos).to(u.dtype) * 2).argsort(dim=1)
+        # the candidates of each side, positives first: in pool order, or shuffled
+        side_key = (~pos).to(torch.float64) * 2
+        if self.mode == "random":
+            side_key = side_key + _uniform((n, width), generator, pool.device).to(side_key.dtype)
+        order = side_key.argsort(dim=1, stable=True)
+        # slots per side, and which side comes first (the short one)
+        pos_short = 2 * n_pos < k
+        neg_short = ~pos_short & (2 * n_neg < k)
+        k_pos = torch.where(pos_short, k // 2, k - k // 2)
+        first_neg = neg_short
+        n_first = torch.where(first_neg, k - k_pos, k_pos)
         j = torch.arange(k, device=pool.device).unsqueeze(0)
-        half = k // 2
-        slot = torch.where(
-            j < half,
-            j % n_pos.clamp_min(1),
-            n_pos + (j - half) % n_neg.clamp_min(1),
-        )
+        in_first = j < n_first
+        is_neg = in_first == first_neg  # slot holds a negative
+        within = torch.where(in_first, j, j - n_first)
+        size = torch.where(is_neg, n_neg, n_pos).clamp_min(1)
+        slot = torch.where(is_neg, n_pos, 0) + within % size  # position in `order`
         one_class = (n_pos == 0) | (n_neg == 0)
-        top = j.clamp_max(width - 1).expand(n, k)
-        chosen = torch.where(one_class, top, order.gather(1, slot.clamp_max(width - 1)))
+        chosen = torch.where(one_class, j.expand(n, k), order.gather(1, slot.clamp_max(width - 1)))
         return pool.gather(1, chosen)
+
+    def _params(self) -> dict[str, Any]:
+        params = super()._params()
+        if self.mode != "fork":
+            params["mode"] = self.mode
+        return params
 
 
 #: Samplers selectable by name in :class:`linkage_gcn.LinkageClusterer`.
@@ -275,26 +413,45 @@ SAMPLERS: dict[str, type[NeighborSampler]] = {
 }
 
 
-def resolve_sampler(sampler: Any, k: int, **kwargs: Any) -> NeighborSampler:
+def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> NeighborSampler:
     """Turn a sampler name or object into a sampler selecting ``k`` neighbours.
 
     Parameters
     ----------
     sampler : str or NeighborSampler
         A name among :data:`SAMPLERS` or a sampler object (used as is).
-    k : int
-        1-hop neighbours per pivot, for a sampler given by name.
+    k : int or None
+        1-hop neighbours per pivot. A sampler given by name is built with
+        it; a sampler object must select exactly ``k`` neighbours (``None``
+        accepts the object's own ``k``).
     **kwargs
-        Extra parameters for a sampler given by name (e.g. ``gamma``).
+        Extra parameters for a sampler given by name (e.g. ``gamma``);
+        ignored for a sampler object, whose own parameters apply.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a sampler object whose ``k`` is not ``k``.
 
     Examples
     --------
     >>> resolve_sampler("topk", 5)
     TopKSampler(k=5)
+    >>> resolve_sampler(RIWSSampler(10), 20)
+    Traceback (most recent call last):
+    ...
+    ValueError: the sampler RIWSSampler(k=10, gamma=2.0) selects k=10 neighbours per pivot but ...
     """
     if isinstance(sampler, NeighborSampler):
+        if k is not None and sampler.k != k:
+            raise ValueError(
+                f"the sampler {sampler!r} selects k={sampler.k} neighbours per pivot but "
+                f"k={k} are needed (e.g. k_at_hop[0]); build it with k={k}, or pass its name."
+            )
         return sampler
     if isinstance(sampler, str) and sampler in SAMPLERS:
+        if k is None:
+            raise ValueError(f"k is needed to build the sampler {sampler!r} by name.")
         cls = SAMPLERS[sampler]
         names = inspect.signature(cls).parameters
         accepted = {k_: v for k_, v in kwargs.items() if k_ in names}
