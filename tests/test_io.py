@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import errno
+import io
 import os
+import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,7 +207,7 @@ def test_ltc_knn_mixed_rows(tmp_path):
 
 def test_ltc_knn_round_trip_and_plain_npy(tmp_path, rng):
     index = _random_index(rng, n=30, k=5)
-    sim = rng.uniform(-1, 1, size=(30, 5))
+    sim = -np.sort(-rng.uniform(-1, 1, size=(30, 5)), axis=1)  # nearest first, as knn() returns
     save_ltc_knn(tmp_path / "k.npz", index, sim)
     data = np.load(tmp_path / "k.npz")["data"]
     assert data.shape == (30, 2, 6) and data.dtype == np.float32
@@ -211,6 +216,50 @@ def test_ltc_knn_round_trip_and_plain_npy(tmp_path, rng):
     np.testing.assert_allclose(sim2, sim, atol=1e-6)
     np.save(tmp_path / "k.npy", data)
     np.testing.assert_array_equal(load_ltc_knn(tmp_path / "k.npy")[0], index)
+
+
+def test_ltc_knn_rows_sorted_by_distance(tmp_path):
+    # rows stored out of order, as a search that does not sort (or a hand-made file) writes them
+    ids = [[2, 0, 1, 3], [3, 2, 1, 0], [0, 1, 4, 3], [1, 3, 0, 2], [4, 0, 1, 2]]
+    dists = [
+        [0.5, 0.0, 0.25, 0.75],
+        [0.0, 0.5, 0.5, 0.25],  # a tie: the stored order (2 before 1) is kept
+        [0.25, 0.0, 0.1, 0.3],  # row 2 does not list itself: its farthest entry goes
+        [0.9, 0.0, 0.9, 0.8],
+        [0.0, 0.1, 0.2, 0.3],
+    ]
+    path = _ltc_file(tmp_path / "k.npz", ids, dists)
+    index, sim = load_ltc_knn(path)
+    assert index.tolist() == [[1, 2, 3], [3, 0, 2], [1, 4, 0], [2, 1, 0], [0, 1, 2]]
+    np.testing.assert_allclose(sim[:3], [[0.75, 0.5, 0.25], [1, 0.75, 0.5], [1, 0.9, 0.75]],
+                               atol=1e-6)  # fmt: skip
+    # the stored order is kept on request
+    stored, stored_sim = load_ltc_knn(path, sort=False)
+    assert stored.tolist() == [[2, 1, 3], [3, 2, 0], [0, 1, 4], [1, 0, 2], [0, 1, 2]]
+    np.testing.assert_allclose(stored_sim[0], [0.5, 0.75, 0.25], atol=1e-6)
+    # load_ltc passes the option on
+    save_bin_features(tmp_path / "x.bin", np.ones((5, 4)))
+    assert load_ltc(tmp_path / "x.bin", knn_path=path, dim=4)[1].tolist() == index.tolist()
+    assert load_ltc(tmp_path / "x.bin", knn_path=path, dim=4, sort=False)[1].tolist() == (
+        stored.tolist()
+    )
+
+
+def test_ltc_knn_sort_matches_ltc_ordering(tmp_path, rng):
+    # LTC's knns2ordered_nbrs: argsort of the distances (ties broken stably here)
+    n, k = 40, 6
+    ids = np.array([rng.permutation(n)[:k] for _ in range(n)])
+    dists = rng.choice([0.1, 0.2, 0.3, 0.4], size=(n, k))  # many ties
+    data = np.stack([ids, dists], axis=1)
+    np.savez(tmp_path / "k.npz", data=data)
+    index, sim = load_ltc_knn(tmp_path / "k.npz")
+    assert 0 < sum(i in row for i, row in enumerate(ids)) < n  # both rules are exercised
+    for i in range(n):
+        cols = sorted(range(k), key=lambda j: dists[i, j])  # Python's sort is stable
+        own = [j for j in cols if ids[i, j] == i]
+        cols.remove(own[0]) if own else cols.pop()
+        assert index[i].tolist() == ids[i, cols].tolist()
+        np.testing.assert_allclose(sim[i], 1 - dists[i, cols], atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -369,68 +418,310 @@ def test_bin_wrong_size(tmp_path):
         ValueError, match=r"x.bin: size 40 bytes is not a positive multiple of 4 \* dim = 12"
     ):
         load_bin_features(tmp_path / "x.bin", dim=3)
-    (tmp_path / "empty.bin").write_bytes(b"")
-    with pytest.raises(ValueError, match="size 0 bytes"):
-        load_bin_features(tmp_path / "empty.bin", dim=3)
     with pytest.raises(ValueError, match="dim"):
         load_bin_features(tmp_path / "x.bin", dim=0)
 
 
 def test_bad_labels(tmp_path):
     np.save(tmp_path / "l.npy", np.zeros((3, 2), dtype=int))
-    with pytest.raises(ValueError, match=r"l.npy must have shape \(N,\) or \(N, 1\)"):
+    with pytest.raises(ValueError, match=r"l.npy: labels must have shape \(N,\) or \(N, 1\)"):
         load_labels(tmp_path / "l.npy")
-    np.save(tmp_path / "f.npy", np.array([0.5, 1.0]))
-    with pytest.raises(ValueError, match=r"f\.npy must hold integer"):
+    np.save(tmp_path / "f.npy", np.array([0.0, 1.0, 0.5]))
+    whole = r"f\.npy: labels must be whole numbers, found 0.5 in row 2"
+    with pytest.raises(ValueError, match=whole):
         load_labels(tmp_path / "f.npy")
     np.save(tmp_path / "ok.npy", np.array([0, 1]))
     with pytest.raises(ValueError, match=r"ok\.npy has 2 entries but 3"):
         load_labels(tmp_path / "ok.npy", n_samples=3)
 
 
+def test_whole_valued_floats_are_accepted_not_truncated(tmp_path):
+    np.save(tmp_path / "l.npy", np.array([3.0, -1.0, 7.0]))
+    assert load_labels(tmp_path / "l.npy").tolist() == [3, -1, 7]
+    (tmp_path / "a.meta").write_text("3.0\n1\n# a comment\n1e1\n")
+    assert load_meta_labels(tmp_path / "a.meta").tolist() == [3, 1, 10]
+    np.save(tmp_path / "knn.npy", np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32))
+    assert load_knn(tmp_path / "knn.npy").tolist() == [[1], [0]]
+    # 2**53 + 1 is not a float64: such a float could already have been rounded
+    np.save(tmp_path / "big.npy", np.array([2.0**54, 1.0]))
+    with pytest.raises(ValueError, match="whole numbers"):
+        load_labels(tmp_path / "big.npy")
+
+
 def test_bad_meta(tmp_path):
     (tmp_path / "a.meta").write_text("1\n2.5\n")
-    with pytest.raises(ValueError, match=r"a\.meta: expected one integer label per line"):
+    whole = r"a\.meta: labels must be whole numbers, found 2.5 in row 1"
+    with pytest.raises(ValueError, match=whole):
         load_meta_labels(tmp_path / "a.meta")
-    (tmp_path / "e.meta").write_text("")
-    with pytest.raises(ValueError, match=r"e\.meta"):
-        load_meta_labels(tmp_path / "e.meta")
+    (tmp_path / "b.meta").write_text("1\n2\nthree\n")
+    with pytest.raises(ValueError, match=r"b\.meta: expected one integer label per line \(.*three"):
+        load_meta_labels(tmp_path / "b.meta")
 
 
-def test_pickled_npy_refused(tmp_path):
-    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"o\.npy: not a readable numeric"):
-        load_features(tmp_path / "o.npy")
+# ------------------------------------------------------------------ bad input battery
+#
+# Every loader, for every way a file can be bad: the error must be one of the documented
+# classes (exactly, not a raw subclass such as BadZipFile or UnicodeDecodeError), raised
+# early, and name the file (or, for a wrong argument type, the argument).
+
+N_GOOD = 4
+
+
+def _npy_bytes(arr, **kwargs):
+    buffer = io.BytesIO()
+    np.save(buffer, arr, **kwargs)
+    return buffer.getvalue()
+
+
+def _npz_bytes(compressed=True, **arrays):
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return buffer.getvalue()
+
+
+GOOD_ARRAYS = {
+    "features": np.arange(N_GOOD * 4, dtype=np.float32).reshape(N_GOOD, 4) + 1,
+    "labels": np.array([0, 0, 1, 1]),
+    "knn": np.array([[0, 1], [1, 0], [2, 3], [3, 2]]),
+    "ltc_knn": np.array(
+        [[[0, 1], [0, 0.1]], [[1, 0], [0, 0.1]], [[2, 3], [0, 0.2]], [[3, 2], [0, 0.2]]],
+        dtype=np.float32,
+    ),
+}
+
+
+def _good_bytes(kind):
+    if kind == "bin":
+        return GOOD_ARRAYS["features"].tobytes()
+    if kind == "meta":
+        return b"0\n0\n1\n1\n"
+    if kind == "ltc_knn":
+        return _npz_bytes(data=GOOD_ARRAYS["ltc_knn"])
+    return _npy_bytes(GOOD_ARRAYS[kind])
+
+
+def _flip_middle(data):
+    data = bytearray(data)
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
+PICKLE = pickle.dumps({"features": [1.0, 2.0]})
+OBJECTS = np.array([{"a": 1}, None], dtype=object)
+NPY = ("features", "labels", "knn")
+NPY_NPZ = (*NPY, "ltc_knn")
+
+# (case id, kinds it applies to, content: bytes or kind -> bytes, exception, message regex)
+# fmt: off
+CONTENT_CASES = [
+    ("empty file", "all", b"", ValueError, "the file is empty"),
+    ("text file", NPY_NPZ, b"1 2 3\n4 5 6\n", ValueError, "not a NumPy"),
+    ("python pickle", NPY_NPZ, PICKLE, ValueError, "Python pickle"),
+    ("truncated magic", NPY_NPZ, b"\x93NUM", ValueError, "truncated"),
+    ("truncated header", NPY, lambda k: _good_bytes(k)[:40], ValueError,
+     "truncated or corrupt .npy"),
+    ("truncated data", NPY, lambda k: _good_bytes(k)[:-4], ValueError,
+     "truncated or corrupt .npy"),
+    ("pickled objects", NPY, _npy_bytes(OBJECTS, allow_pickle=True), ValueError,
+     "pickled Python objects"),
+    ("npz instead of npy", NPY, _npz_bytes(data=np.eye(2)), ValueError, "is an .npz archive"),
+    ("strings", NPY, _npy_bytes(np.array([["a", "b"], ["c", "d"]])), ValueError, "dtype <U1"),
+    ("complex", NPY, _npy_bytes(np.ones((2, 2), dtype=np.complex64)), ValueError,
+     "dtype complex64"),
+    ("no rows", NPY, lambda k: _npy_bytes(GOOD_ARRAYS[k][:0]), ValueError,
+     "non-empty|no labels|N >= 1"),
+    ("NaN", NPY, lambda k: _npy_bytes(np.where(GOOD_ARRAYS[k] == 1, np.nan, GOOD_ARRAYS[k])),
+     ValueError, "NaN or infinity"),
+    ("infinity", NPY, lambda k: _npy_bytes(np.where(GOOD_ARRAYS[k] == 1, np.inf, GOOD_ARRAYS[k])),
+     ValueError, "NaN or infinity"),
+    ("not whole numbers", ("labels", "knn"), lambda k: _npy_bytes(GOOD_ARRAYS[k] + 0.5),
+     ValueError, "whole numbers, found 0.5 in row 0"),
+    ("1-D features", ("features",), _npy_bytes(np.ones(4)), ValueError, "2-D"),
+    ("truncated npz", ("ltc_knn",), lambda k: _good_bytes(k)[:60], ValueError,
+     "truncated or corrupt .npz"),
+    ("corrupt npz", ("ltc_knn",),
+     lambda k: _flip_middle(_npz_bytes(compressed=False, data=GOOD_ARRAYS[k])), ValueError,
+     "truncated or corrupt .npz"),
+    ("npz without 'data'", ("ltc_knn",), _npz_bytes(a=np.eye(2), b=np.eye(2)), ValueError,
+     "expected an array named 'data'"),
+    ("empty npz", ("ltc_knn",), _npz_bytes(), ValueError, "empty archive"),
+    ("pickled objects npz", ("ltc_knn",), _npz_bytes(compressed=False, data=OBJECTS),
+     ValueError, "pickled Python objects"),
+    ("strings npz", ("ltc_knn",), _npz_bytes(data=np.full((2, 2, 2), "a")), ValueError,
+     r"numeric \(N, 2, K\)"),
+    ("no rows npz", ("ltc_knn",), _npz_bytes(data=np.zeros((0, 2, 3))), ValueError,
+     "no kNN rows"),
+    ("NaN distance", ("ltc_knn",),
+     _npz_bytes(data=np.array([[[0, 1], [0, np.nan]], [[1, 0], [0, 0.1]]])), ValueError,
+     "distances contain NaN or infinity"),
+    ("NaN id", ("ltc_knn",),
+     _npz_bytes(data=np.array([[[0, np.nan], [0, 0.1]], [[1, 0], [0, 0.1]]])), ValueError,
+     "neighbour ids contain NaN or infinity"),
+    ("not whole id", ("ltc_knn",),
+     _npz_bytes(data=np.array([[[0, 0.5], [0, 0.1]], [[1, 0], [0, 0.1]]])), ValueError,
+     "whole numbers"),
+    ("size not a multiple", ("bin",), b"\0" * 20, ValueError, "not a positive multiple"),
+    ("NaN bin", ("bin",), np.full((2, 4), np.nan, dtype="<f4").tobytes(), ValueError,
+     "NaN or infinity"),
+    ("not whole label", ("meta",), b"1\n2.5\n", ValueError, "whole numbers"),
+    ("nan label", ("meta",), b"1\nnan\n", ValueError, "NaN or infinity"),
+    ("word label", ("meta",), b"1\nabc\n", ValueError, "one integer label per line"),
+    ("two per line", ("meta",), b"1 2\n3 4\n", ValueError, "2 values per line"),
+    ("binary meta", ("meta",), b"\xff\xfe\x00\x01", ValueError, "not a text file"),
+    ("blank meta", ("meta",), b"\n\n# nothing\n", ValueError, "no labels"),
+]
+# fmt: on
+
+
+def _loaders():
+    """(id, kind of the file under test, call(path, good paths))."""
+    return [
+        ("load_features", "features", lambda p, g: load_features(p)),
+        ("load_features(mmap)", "features", lambda p, g: load_features(p, mmap=True)),
+        ("load_labels", "labels", lambda p, g: load_labels(p)),
+        ("load_knn", "knn", lambda p, g: load_knn(p)),
+        ("load_knn(mmap)", "knn", lambda p, g: load_knn(p, mmap=True)),
+        ("load_reference:feat", "features", lambda p, g: load_reference(p, g["knn"], g["labels"])),
+        ("load_reference:knn", "knn", lambda p, g: load_reference(g["features"], p, g["labels"])),
+        (
+            "load_reference:labels",
+            "labels",
+            lambda p, g: load_reference(g["features"], g["knn"], p),
+        ),
+        ("load_bin_features", "bin", lambda p, g: load_bin_features(p, 4)),
+        ("load_bin_features(mmap)", "bin", lambda p, g: load_bin_features(p, 4, mmap=True)),
+        ("load_meta_labels", "meta", lambda p, g: load_meta_labels(p)),
+        ("load_ltc_knn", "ltc_knn", lambda p, g: load_ltc_knn(p)),
+        ("load_ltc:feat", "bin", lambda p, g: load_ltc(p, g["meta"], g["ltc_knn"], dim=4)),
+        ("load_ltc:meta", "meta", lambda p, g: load_ltc(g["bin"], p, g["ltc_knn"], dim=4)),
+        ("load_ltc:knn", "ltc_knn", lambda p, g: load_ltc(g["bin"], g["meta"], p, dim=4)),
+    ]
+
+
+LOADERS = _loaders()
+ARGUMENT_NAMES = {"feat": "feat_path", "knn": "knn_path", "labels": "labels_path",
+                  "meta": "meta_path"}  # fmt: skip
+
+
+@pytest.fixture
+def good_files(tmp_path):
+    folder = tmp_path / "good"
+    folder.mkdir()
+    paths = {}
+    for kind in ("features", "labels", "knn", "bin", "meta", "ltc_knn"):
+        paths[kind] = folder / f"good_{kind}"
+        paths[kind].write_bytes(_good_bytes(kind))
+    return paths
+
+
+def _battery():
+    for loader_id, kind, call in LOADERS:
+        for case_id, kinds, content, exc, match in CONTENT_CASES:
+            if kinds == "all" or kind in kinds:
+                yield pytest.param(kind, call, content, exc, match, id=f"{loader_id}-{case_id}")
+
+
+def _assert_clear(info, exc, match, name):
+    assert type(info.value) is exc, f"raised {type(info.value).__name__}, not {exc.__name__}"
+    message = str(info.value)
+    assert name in message
+    assert re.search(match, message), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("kind", "call", "content", "exc", "match"), list(_battery()))
+def test_bad_file_battery(tmp_path, good_files, kind, call, content, exc, match):
+    path = tmp_path / "bad_file"
+    path.write_bytes(content(kind) if callable(content) else content)
+    with pytest.raises(Exception) as info:
+        call(path, good_files)
+    _assert_clear(info, exc, match, "bad_file")
+
+
+@pytest.mark.parametrize(("loader_id", "kind", "call"), LOADERS, ids=[x[0] for x in LOADERS])
+def test_battery_loaders_accept_the_good_files(good_files, loader_id, kind, call):
+    # the battery's failures come from the bad file alone
+    call(good_files[kind], good_files)
+
+
+@pytest.mark.parametrize(("loader_id", "kind", "call"), LOADERS, ids=[x[0] for x in LOADERS])
+def test_missing_file_and_directory(tmp_path, good_files, loader_id, kind, call):
+    with pytest.raises(Exception) as info:
+        call(tmp_path / "nothing_here", good_files)
+    _assert_clear(info, FileNotFoundError, "no such file", "nothing_here")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(Exception) as info:
+        call(tmp_path / "a_folder", good_files)
+    _assert_clear(info, FileNotFoundError, "is a directory", "a_folder")
+
+
+@pytest.mark.parametrize(("loader_id", "kind", "call"), LOADERS, ids=[x[0] for x in LOADERS])
+def test_unreadable_file(tmp_path, good_files, monkeypatch, loader_id, kind, call):
+    # tests run as root, who reads anything: the open is made to fail as it would for others
+    path = tmp_path / "locked_file"
+    path.write_bytes(_good_bytes(kind))
+    real_open = open
+
+    def guarded_open(file, *args, **kwargs):
+        if Path(file).name == "locked_file":
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(lio, "open", guarded_open, raising=False)
+    with pytest.raises(Exception) as info:
+        call(path, good_files)
+    _assert_clear(info, PermissionError, "permission denied", "locked_file")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_for_real(tmp_path):
+    path = save_labels(tmp_path / "locked.npy", [0, 1])
+    path.chmod(0)
+    with pytest.raises(PermissionError, match=r"locked\.npy: permission denied"):
+        load_labels(path)
+
+
+@pytest.mark.parametrize(("loader_id", "kind", "call"), LOADERS, ids=[x[0] for x in LOADERS])
+def test_path_of_the_wrong_type(good_files, loader_id, kind, call):
+    with pytest.raises(Exception) as info:
+        call(3.5, good_files)
+    part = loader_id.partition(":")[2]
+    _assert_clear(info, TypeError, "must be a str or path-like", ARGUMENT_NAMES.get(part, "path"))
+
+
+def test_read_error_is_named(tmp_path, monkeypatch):
+    path = save_labels(tmp_path / "l.npy", [0, 1])
+
+    def failing_load(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(lio.np, "load", failing_load)
+    with pytest.raises(OSError, match=r"l\.npy: the file cannot be read \(Input/output error\)"):
+        load_labels(path)
 
 
 @pytest.mark.parametrize(
-    "loader",
+    ("call", "exc", "match"),
     [
-        load_features,
-        load_labels,
-        load_knn,
-        load_ltc_knn,
-        load_meta_labels,
-        lambda p: load_bin_features(p, 4),
-        lambda p: load_reference(p),
-        lambda p: load_ltc(p),
+        (lambda p: load_labels(p, n_samples=0), ValueError, "n_samples must be an integer >= 1"),
+        (lambda p: load_labels(p, n_samples=2.5), ValueError, "n_samples must be an integer"),
+        (lambda p: load_knn(p, n_samples="3"), ValueError, "n_samples must be an integer"),
+        (lambda p: load_ltc_knn(p, n_samples=-1), ValueError, "n_samples"),
+        (lambda p: load_meta_labels(p, n_samples=0), ValueError, "n_samples"),
+        (lambda p: load_bin_features(p, dim=0), ValueError, "dim must be an integer >= 1"),
+        (lambda p: load_bin_features(p, dim=None), ValueError, "dim must be an integer"),
     ],
 )
-def test_missing_file(tmp_path, loader):
-    missing = tmp_path / "nothing.npy"
-    with pytest.raises(FileNotFoundError, match=r"nothing\.npy"):
-        loader(missing)
+def test_bad_arguments_are_refused_before_reading(tmp_path, call, exc, match):
+    # the file does not even exist: arguments are checked first
+    with pytest.raises(exc, match=match):
+        call(tmp_path / "not_read")
 
 
 def test_missing_secondary_file(trio, tmp_path):
     (feat, _, _), _ = trio
     with pytest.raises(FileNotFoundError, match=r"absent_knn\.npy"):
         load_reference(feat, knn_path=tmp_path / "absent_knn.npy")
-
-
-def test_directory_is_not_a_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="is a directory"):
-        load_features(tmp_path)
 
 
 def test_save_knn_validates(tmp_path):

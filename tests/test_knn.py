@@ -1,4 +1,5 @@
 import importlib.util
+import logging
 import sys
 
 import numpy as np
@@ -6,7 +7,16 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from linkage_gcn.knn import from_self_first, knn, to_self_first
+from linkage_gcn.io import load_ltc_knn
+from linkage_gcn.knn import (
+    AUTO_EXACT_BUDGET,
+    AUTO_FAISS_MIN_SAMPLES,
+    choose_backend,
+    drop_self,
+    from_self_first,
+    knn,
+    to_self_first,
+)
 
 # the package root re-exports the function `knn`, which shadows the module's name there
 knn_module = sys.modules["linkage_gcn.knn"]
@@ -185,3 +195,114 @@ def test_from_self_first_rejects_bad_tables():
         from_self_first(np.array([[0, 1], [2, 0], [2, 1]]))
     with pytest.raises(ValueError, match="K >= 1"):
         from_self_first(np.arange(3)[:, None])
+
+
+# ------------------------------------------------------------------ drop_self
+
+
+def _drop_self_reference(ids, vals):
+    """The documented rule, written out row by row."""
+    out_ids, out_vals = [], []
+    for i, (row, v) in enumerate(zip(ids.tolist(), vals.tolist())):
+        j = row.index(i) if i in row else len(row) - 1
+        out_ids.append(row[:j] + row[j + 1 :])
+        out_vals.append(v[:j] + v[j + 1 :])
+    return np.array(out_ids), np.array(out_vals)
+
+
+def test_drop_self_matches_the_rule(rng):
+    n, width = 60, 5
+    ids = rng.integers(0, n, size=(n, width))
+    for i in range(0, n, 2):  # self in every other row, at random places, sometimes twice
+        ids[i, rng.choice(width, size=1 + (i % 3 == 0), replace=False)] = i
+    ids[1] = 1  # a row made only of its own id
+    vals = rng.standard_normal((n, width))
+    ref_ids, ref_vals = _drop_self_reference(ids, vals)
+    has_self = [i in row for i, row in enumerate(ids)]
+    assert 0 < sum(has_self) < n and ids[0].tolist().count(0) == 2
+    out_ids, out_vals = drop_self(ids, vals)
+    assert isinstance(out_ids, np.ndarray) and out_ids.dtype == np.int64
+    np.testing.assert_array_equal(out_ids, ref_ids)
+    np.testing.assert_array_equal(out_vals, ref_vals)
+    t_ids, t_vals, t_more = drop_self(torch.from_numpy(ids), torch.from_numpy(vals), -vals)
+    assert isinstance(t_ids, torch.Tensor) and isinstance(t_more, np.ndarray)
+    np.testing.assert_array_equal(t_ids.numpy(), ref_ids)
+    np.testing.assert_array_equal(t_vals.numpy(), ref_vals)
+    np.testing.assert_array_equal(t_more, -ref_vals)
+
+
+def test_drop_self_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="K >= 1"):
+        drop_self(np.zeros((3, 1), dtype=int))
+    with pytest.raises(ValueError, match=r"values\[0\] has shape \(2, 3\)"):
+        drop_self(np.zeros((2, 2), dtype=int), np.zeros((2, 3)))
+
+
+def test_ltc_loader_uses_the_same_rule(tmp_path, rng):
+    n, width = 30, 6
+    ids = np.array([rng.permutation(n)[:width] for _ in range(n)])
+    dist = rng.uniform(0, 1, size=(n, width))
+    np.savez(tmp_path / "k.npz", data=np.stack([ids, dist], axis=1))
+    ref_ids, ref_dist = _drop_self_reference(ids, dist)
+    index, sim = load_ltc_knn(tmp_path / "k.npz", sort=False)
+    np.testing.assert_array_equal(index, ref_ids)
+    np.testing.assert_allclose(sim, 1 - ref_dist, atol=1e-6)
+
+
+# ------------------------------------------------------------------ backend "auto"
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "faiss", "gpu", "expected"),
+    [
+        (1_000, 128, True, False, "torch"),
+        (AUTO_FAISS_MIN_SAMPLES - 1, 128, True, False, "torch"),
+        (AUTO_FAISS_MIN_SAMPLES, 128, True, False, "faiss"),
+        (200_000, 128, True, False, "faiss"),
+        (250_000, 128, True, False, "faiss"),
+        (260_000, 128, True, False, "faiss-hnsw"),
+        (200_000, 512, True, False, "faiss-hnsw"),
+        (5_000_000, 256, True, False, "faiss-hnsw"),
+        (5_000_000, 256, False, False, "torch"),
+        (200_000, 128, True, True, "torch"),
+    ],
+)
+def test_choose_backend(n, d, faiss, gpu, expected):
+    assert choose_backend(n, d, faiss_available=faiss, on_gpu=gpu) == expected
+
+
+def test_choose_backend_exact_budget_boundary():
+    d = 128
+    n = int((AUTO_EXACT_BUDGET / d) ** 0.5)
+    while float(n + 1) ** 2 * d <= AUTO_EXACT_BUDGET:
+        n += 1
+    while float(n) ** 2 * d > AUTO_EXACT_BUDGET:
+        n -= 1
+    assert choose_backend(n, d, faiss_available=True) == "faiss"
+    assert choose_backend(n + 1, d, faiss_available=True) == "faiss-hnsw"
+    with pytest.raises(ValueError, match="n_features"):
+        choose_backend(10, 0, faiss_available=True)
+
+
+def test_auto_logs_its_choice(rng, caplog):
+    x = rng.standard_normal((30, 4))
+    with caplog.at_level(logging.INFO, logger="linkage_gcn"):
+        knn(x, 3)
+    records = [r for r in caplog.records if r.name == "linkage_gcn"]
+    assert len(records) == 1 and records[0].levelno == logging.INFO
+    assert "'torch'" in records[0].getMessage() and "N=30" in records[0].getMessage()
+
+
+def test_auto_runs_the_chosen_backend(rng, monkeypatch):
+    chosen = []
+
+    def fake_choose(n, d, *, faiss_available, on_gpu=False):
+        chosen.append((n, d, faiss_available, on_gpu))
+        return "faiss" if faiss_available else "torch"
+
+    monkeypatch.setattr(knn_module, "choose_backend", fake_choose)
+    x = rng.standard_normal((80, 6))
+    index, sim = knn(x, 4)
+    assert chosen == [(80, 6, HAS_FAISS, False)]
+    ref_index, ref_dist = sklearn_knn(x, 4, "cosine")
+    assert_same_neighbours(index, sim, ref_index, 1 - ref_dist, atol=1e-4)

@@ -23,9 +23,22 @@ DeepFashion clustering benchmarks):
 In memory the package uses a kNN graph as ``index`` ``(N, K)`` int64 with the
 node itself left out (and, for LTC, ``similarity`` ``(N, K)`` float32).
 
-Loaders validate what they read and raise a :class:`ValueError` naming the
-file and the problem; a missing file raises :class:`FileNotFoundError` with
-its path. Writers never overwrite an existing file unless ``overwrite=True``,
+Loaders check their arguments and what they read before returning it, and
+fail early with a message that names the file and the problem:
+
+- :class:`FileNotFoundError`: no such file, or a directory where a file is
+  expected;
+- :class:`PermissionError`: the file exists but cannot be read;
+- :class:`TypeError`: a path that is not a string or path-like;
+- :class:`ValueError`: everything about the content: an empty, truncated or
+  corrupt file (``.npy``, ``.npz``), an archive without the expected array,
+  a file that is not NumPy data at all (text, a Python pickle), pickled
+  object arrays (never unpickled, since that can run arbitrary code), a
+  wrong dtype or shape, no rows, NaN or infinity, ids or labels that are
+  not whole numbers (whole-valued floats such as ``3.0`` are accepted, never
+  truncated), ids out of range, files that disagree on ``N``.
+
+Writers never overwrite an existing file unless ``overwrite=True``,
 write exactly the path given (no ``.npy``/``.npz`` suffix is appended) and
 write atomically: the data goes to a temporary file in the target directory
 that is then renamed over the target, so a crash never leaves a half-written
@@ -34,8 +47,14 @@ file behind.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import pickle
 import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, Union
 
@@ -44,7 +63,7 @@ import torch
 
 from ._files import atomic_write
 from ._validation import ArrayLike, check_features, check_int, check_labels
-from .knn import from_self_first, to_self_first
+from .knn import drop_self, from_self_first, to_self_first
 
 __all__ = [
     "atomic_write",
@@ -77,57 +96,177 @@ _FLOAT32_EXACT = 1 << 24
 # --------------------------------------------------------------------------- helpers
 
 
-def _existing_file(path: PathLike) -> Path:
-    """Return ``path`` as a :class:`~pathlib.Path`, raising when it is not a file."""
-    p = Path(path)
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+#: Largest whole number a float64 holds exactly: larger float ids or labels are refused.
+_FLOAT64_EXACT = 1 << 53
+
+
+def _as_path(path: PathLike, name: str) -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path`, refusing what is not a path."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or path-like object, got {type(path).__name__}.")
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _reading(p: Path, kind: str) -> Iterator[None]:
+    """Translate the low-level errors of reading ``p`` into messages that name it."""
+    try:
+        yield
+    except PermissionError:
+        raise PermissionError(f"{p}: permission denied; the file cannot be read.") from None
+    except IsADirectoryError:
+        raise FileNotFoundError(f"{p}: is a directory, not a file.") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such file.") from None
+    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{p}: truncated or corrupt {kind} ({_first_line(exc)}).") from None
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{p}: not a valid {kind} ({_first_line(exc)}).") from None
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"{p}: the file cannot be read ({exc.strerror or _first_line(exc)})."
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its class name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _existing_file(path: PathLike, name: str = "path") -> tuple[Path, bytes]:
+    """Check that ``path`` is a readable, non-empty file; return it and its first 8 bytes."""
+    p = _as_path(path, name)
     if not p.is_file():
         what = "is a directory, not a file" if p.is_dir() else "no such file"
         raise FileNotFoundError(f"{p}: {what}.")
-    return p
+    with _reading(p, "file"), open(p, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise ValueError(f"{p}: the file is empty.")
+    return p, head
 
 
-def _load_npy(path: PathLike, *, mmap: bool = False) -> np.ndarray:
-    """Load one array from a ``.npy`` file, refusing pickled objects."""
-    p = _existing_file(path)
-    try:
-        arr = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{p}: not a readable numeric .npy array ({exc}).") from exc
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise ValueError(f"{p}: expected a single .npy array, got an .npz archive.")
-    return arr
+def _kind_of(p: Path, head: bytes) -> str:
+    """``"npy"`` or ``"npz"`` from a file's first bytes; a clear error for anything else."""
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGICS):
+        return "npz"
+    if len(head) < len(_NPY_MAGIC) and _NPY_MAGIC.startswith(head):
+        raise ValueError(f"{p}: truncated .npy file ({len(head)} bytes).")
+    if len(head) < 4 and any(m.startswith(head) for m in _ZIP_MAGICS):
+        raise ValueError(f"{p}: truncated .npz archive ({len(head)} bytes).")
+    if head[:1] == b"\x80":
+        raise ValueError(
+            f"{p}: looks like a Python pickle, not a NumPy .npy/.npz file; pickles are "
+            "never loaded (unpickling can run arbitrary code)."
+        )
+    raise ValueError(f"{p}: not a NumPy .npy/.npz file (it starts with {head!r}).")
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def _numpy_load_error(p: Path, kind: str, exc: ValueError) -> ValueError:
+    """The error to raise for a :class:`ValueError` of :func:`numpy.load`."""
+    text = _first_line(exc)
+    if any(s in text for s in ("allow_pickle", "Object arrays", "Python objects")):
+        return ValueError(
+            f"{p}: holds an array of pickled Python objects (dtype object), which is "
+            "refused: unpickling can run arbitrary code (allow_pickle=False). Save a "
+            "numeric array instead."
+        )
+    return ValueError(f"{p}: truncated or corrupt {kind} ({text}).")
+
+
+def _load_npy(path: PathLike, *, name: str = "path", mmap: bool = False) -> np.ndarray:
+    """Load one numeric array from a ``.npy`` file, refusing pickles, archives and damage."""
+    p, head = _existing_file(path, name)
+    if _kind_of(p, head) == "npz":
+        raise ValueError(
+            f"{p}: is an .npz archive; expected a single .npy array (save it with numpy.save)."
+        )
+    with _reading(p, ".npy file"):
+        try:
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except ValueError as exc:
+            raise _numpy_load_error(p, ".npy file", exc) from None
+
+
+def _check_not_empty(arr: np.ndarray, name: str, what: str) -> None:
+    """Raise when ``arr`` has no rows."""
+    if arr.ndim >= 1 and arr.shape[0] == 0:
+        raise ValueError(f"{name}: holds no {what} (shape {arr.shape}).")
+
+
+def _check_finite(arr: np.ndarray, name: str, what: str = "features") -> None:
     """Raise when ``arr`` holds NaN or infinity, scanning it in blocks of rows."""
+    if arr.dtype.kind not in "fc":
+        return
     for start in range(0, arr.shape[0], _CHUNK_ROWS):
         bad = ~np.isfinite(arr[start : start + _CHUNK_ROWS])
         if bad.any():
-            row = start + int(np.flatnonzero(bad.any(axis=1))[0])
-            raise ValueError(f"{name}: features contain NaN or infinity (first in row {row}).")
+            rows = bad.reshape(bad.shape[0], -1).any(axis=1)
+            row = start + int(np.flatnonzero(rows)[0])
+            raise ValueError(f"{name}: {what} contain NaN or infinity (first in row {row}).")
+
+
+def _check_whole(arr: np.ndarray, name: str, what: str) -> None:
+    """Raise when a float array holds values that are not whole numbers (or not exact)."""
+    if arr.dtype.kind != "f":
+        return
+    _check_finite(arr, name, what)
+    for start in range(0, arr.shape[0], _CHUNK_ROWS):
+        block = arr[start : start + _CHUNK_ROWS]
+        bad = (block != np.round(block)) | (np.abs(block) > _FLOAT64_EXACT)
+        if bad.any():
+            pos = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name}: {what} must be whole numbers, found {block[tuple(pos)].item()!r} in row "
+                f"{start + int(pos[0])} (values are never truncated)."
+            )
+
+
+def _check_dtype(arr: np.ndarray, name: str, what: str, kinds: str) -> None:
+    """Raise when ``arr``'s dtype is not of one of ``kinds`` (numpy kind letters)."""
+    if arr.dtype.kind not in kinds:
+        expected = "real numbers" if "b" in kinds else "integers (or whole-valued floats)"
+        raise ValueError(f"{name}: {what} must be {expected}, got dtype {arr.dtype}.")
 
 
 def _as_features(arr: np.ndarray, name: str) -> np.ndarray:
     """Validate a loaded feature matrix and return it as float32 (N, D)."""
+    _check_dtype(arr, name, "features", "biuf")
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(
             f"{name}: features must be a non-empty 2-D (N, D) array, got shape {arr.shape}."
         )
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: features must be numeric, got dtype {arr.dtype}.")
     _check_finite(arr, name)
     return arr.astype(np.float32, copy=False)
 
 
 def _as_ids(arr: np.ndarray, name: str) -> np.ndarray:
     """Return integer (or whole-valued float) neighbour ids as int64."""
-    if arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and np.array_equal(arr, np.round(arr))):
-            raise ValueError(f"{name}: neighbour ids must be whole numbers.")
-    elif arr.dtype.kind not in "iu":
-        raise ValueError(f"{name}: neighbour ids must be integers, got dtype {arr.dtype}.")
+    _check_dtype(arr, name, "neighbour ids", "iuf")
+    _check_whole(arr, name, "neighbour ids")
     return arr.astype(np.int64, copy=False)
+
+
+def _as_labels(arr: np.ndarray, name: str, n_samples: Optional[int]) -> np.ndarray:
+    """Validate loaded labels (N,) or (N, 1): integers or whole-valued floats, as int64."""
+    _check_dtype(arr, name, "labels", "iuf")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: labels must have shape (N,) or (N, 1), got shape {arr.shape}.")
+    _check_not_empty(arr, name, "labels")
+    _check_whole(arr, name, "labels")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: labels must fit in int64, found {int(arr.max())}.")
+    return check_labels(arr, n_samples=n_samples, name=str(name))
 
 
 def _check_id_range(index: np.ndarray, n: int, name: str) -> None:
@@ -149,6 +288,11 @@ def _check_rows(name: str, n: int, ref_name: str, n_ref: int) -> None:
         raise ValueError(f"{name} has {n} rows but {ref_name} has {n_ref}.")
 
 
+def _check_n_samples(n_samples: Optional[int]) -> Optional[int]:
+    """Validate the optional ``n_samples`` argument of the loaders."""
+    return None if n_samples is None else check_int(n_samples, "n_samples", minimum=1)
+
+
 def _check_index(index: ArrayLike, name: str = "index") -> np.ndarray:
     """Validate an in-memory (N, K) neighbour-id matrix (self excluded)."""
     if isinstance(index, torch.Tensor):
@@ -159,17 +303,6 @@ def _check_index(index: ArrayLike, name: str = "index") -> np.ndarray:
     arr = _as_ids(arr, name)
     _check_id_range(arr, arr.shape[0], name)
     return arr
-
-
-def _drop_self(ids: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own id (its first occurrence), or its last column when absent."""
-    n, k = ids.shape
-    is_self = ids == np.arange(n)[:, None]
-    has_self = is_self.any(axis=1)
-    drop = np.where(has_self, is_self.argmax(axis=1), k - 1)
-    keep = np.ones((n, k), dtype=bool)
-    keep[np.arange(n), drop] = False
-    return ids[keep].reshape(n, k - 1), sims[keep].reshape(n, k - 1)
 
 
 # --------------------------------------------------------------------------- L-GCN trio
@@ -195,10 +328,15 @@ def load_features(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     Raises
     ------
     FileNotFoundError
-        When ``path`` does not exist.
+        When ``path`` does not exist or is a directory.
+    PermissionError
+        When the file cannot be read.
+    TypeError
+        When ``path`` is not a string or path-like.
     ValueError
-        When the array is not a non-empty 2-D numeric matrix or holds NaN or
-        infinity.
+        When the file is empty, truncated, corrupt, not a ``.npy`` array or
+        holds pickled objects, or the array is not a non-empty 2-D real
+        matrix free of NaN and infinity.
 
     Examples
     --------
@@ -226,6 +364,16 @@ def load_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndarray:
     -------
     labels : numpy.ndarray of int64, shape (N,)
 
+    Raises
+    ------
+    FileNotFoundError, PermissionError, TypeError
+        As :func:`load_features`.
+    ValueError
+        As :func:`load_features` for the file; for the array, when it is
+        empty, not ``(N,)`` or ``(N, 1)``, not integers or whole-valued floats
+        (``3.0`` is read as ``3``; ``2.5``, NaN and infinity are refused, never
+        truncated) or not ``n_samples`` long.
+
     Examples
     --------
     >>> import os, tempfile
@@ -234,8 +382,8 @@ def load_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndarray:
     ...     print(load_labels(path))
     [3 1 3]
     """
-    arr = _load_npy(path)
-    return check_labels(arr, n_samples=n_samples, name=str(path))
+    n_samples = _check_n_samples(n_samples)
+    return _as_labels(_load_npy(path), str(path), n_samples)
 
 
 def load_knn(path: PathLike, n_samples: Optional[int] = None, *, mmap: bool = False) -> np.ndarray:
@@ -258,9 +406,13 @@ def load_knn(path: PathLike, n_samples: Optional[int] = None, *, mmap: bool = Fa
 
     Raises
     ------
+    FileNotFoundError, PermissionError, TypeError
+        As :func:`load_features`.
     ValueError
-        When the table is not 2-D with at least two columns, a row does not
-        start with its own id, an id is out of range or the row count
+        As :func:`load_features` for the file; for the table, when it is not
+        2-D with at least one row and two columns, an id is not a whole number
+        (NaN, infinity, ``1.5``; whole-valued floats are accepted), a row does
+        not start with its own id, an id is out of range or the row count
         differs from ``n_samples``.
 
     Examples
@@ -277,15 +429,16 @@ def load_knn(path: PathLike, n_samples: Optional[int] = None, *, mmap: bool = Fa
      [1 0]]
     """
     name = str(path)
+    n_samples = _check_n_samples(n_samples)
     arr = _load_npy(path, mmap=mmap)
-    if arr.ndim != 2 or arr.shape[1] < 2:
+    _check_dtype(arr, name, "neighbour ids", "iuf")
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
         raise ValueError(
-            f"{name}: a kNN table must be 2-D (N, K+1) with K >= 1, got shape {arr.shape}."
+            f"{name}: a kNN table must be 2-D (N, K+1) with N >= 1 and K >= 1, got shape "
+            f"{arr.shape}."
         )
-    if n_samples is not None:
-        n_samples = check_int(n_samples, "n_samples", minimum=1)
-        if arr.shape[0] != n_samples:
-            raise ValueError(f"{name} has {arr.shape[0]} rows but {n_samples} were expected.")
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but {n_samples} were expected.")
     table = _as_ids(arr, name)
     try:
         index = from_self_first(table)
@@ -322,8 +475,9 @@ def load_reference(
 
     Raises
     ------
-    ValueError
-        When a file is invalid or the files disagree on ``N``.
+    FileNotFoundError, PermissionError, TypeError, ValueError
+        As the loaders of each file (the message names the file), or when the
+        files disagree on ``N``.
 
     Examples
     --------
@@ -336,14 +490,15 @@ def load_reference(
     >>> X.shape, index.shape, labels.tolist()
     ((3, 3), (3, 1), [0, 0, 1])
     """
-    X = load_features(feat_path, mmap=mmap)
+    X = load_features(_as_path(feat_path, "feat_path"), mmap=mmap)
     n = X.shape[0]
     index = labels = None
     if labels_path is not None:
+        labels_path = _as_path(labels_path, "labels_path")
         labels = load_labels(labels_path)
         _check_rows(str(labels_path), labels.shape[0], str(feat_path), n)
     if knn_path is not None:
-        index = load_knn(knn_path, mmap=mmap)
+        index = load_knn(_as_path(knn_path, "knn_path"), mmap=mmap)
         _check_rows(str(knn_path), index.shape[0], str(feat_path), n)
     return X, index, labels
 
@@ -449,9 +604,12 @@ def load_bin_features(path: PathLike, dim: int, *, mmap: bool = False) -> np.nda
 
     Raises
     ------
+    FileNotFoundError, PermissionError, TypeError
+        As :func:`load_features`.
     ValueError
-        When the file size is not a positive multiple of ``4 * dim`` bytes,
-        or the features hold NaN or infinity.
+        When ``dim`` is not a positive integer, the file size is not a
+        positive multiple of ``4 * dim`` bytes, or the features hold NaN or
+        infinity.
 
     Examples
     --------
@@ -461,8 +619,8 @@ def load_bin_features(path: PathLike, dim: int, *, mmap: bool = False) -> np.nda
     ...     print(os.path.getsize(path), load_bin_features(path, dim=4).shape)
     48 (3, 4)
     """
-    p = _existing_file(path)
     dim = check_int(dim, "dim", minimum=1)
+    p, _ = _existing_file(path)
     size = p.stat().st_size
     row_bytes = 4 * dim
     if size == 0 or size % row_bytes:
@@ -471,11 +629,12 @@ def load_bin_features(path: PathLike, dim: int, *, mmap: bool = False) -> np.nda
             f"(float32 rows of {dim} values); is dim right?"
         )
     n = size // row_bytes
-    if mmap:
-        arr = np.memmap(p, dtype="<f4", mode="r", shape=(n, dim))
-    else:
-        arr = np.fromfile(p, dtype="<f4").reshape(n, dim)
-    return _as_features(arr, str(p))
+    with _reading(p, ".bin file"):
+        if mmap:
+            arr = np.memmap(p, dtype="<f4", mode="r", shape=(n, dim))
+        else:
+            arr = np.fromfile(p, dtype="<f4").reshape(n, dim)
+        return _as_features(arr, str(p))
 
 
 def save_bin_features(path: PathLike, X: ArrayLike, *, overwrite: bool = False) -> Path:
@@ -503,6 +662,16 @@ def load_meta_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndar
     -------
     labels : numpy.ndarray of int64, shape (N,)
 
+    Raises
+    ------
+    FileNotFoundError, PermissionError, TypeError
+        As :func:`load_features`.
+    ValueError
+        When the file is empty or not text, a line holds anything but one
+        integer (whole-valued floats such as ``3.0`` are accepted; ``2.5``,
+        ``nan`` are refused, never truncated) or there are not ``n_samples``
+        labels. Blank lines and ``#`` comments are skipped.
+
     Examples
     --------
     >>> import os, tempfile
@@ -511,16 +680,38 @@ def load_meta_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndar
     ...     print(path.read_text().split(), load_meta_labels(path))
     ['4', '4', '0'] [4 4 0]
     """
-    p = _existing_file(path)
+    n_samples = _check_n_samples(n_samples)
+    p, _ = _existing_file(path)
+    with _reading(p, ".meta file"):
+        raw = p.read_bytes()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            arr = np.loadtxt(p, dtype=np.int64, ndmin=1)
-    except ValueError as exc:
-        raise ValueError(f"{p}: expected one integer label per line ({exc})") from None
-    if arr.ndim != 1 or arr.shape[0] == 0:
-        raise ValueError(f"{p}: expected one integer label per line, got shape {arr.shape}.")
-    return check_labels(arr, n_samples=n_samples, name=str(p))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{p}: not a text file of labels (byte {exc.start} is not UTF-8 text)."
+        ) from None
+    return _as_labels(_parse_meta(text, p), str(p), n_samples)
+
+
+def _parse_meta(text: str, p: Path) -> np.ndarray:
+    """Parse one label per line: integers, or whole-valued floats checked later."""
+    problem = None
+    for dtype in (np.int64, np.float64):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+                arr = np.loadtxt(io.StringIO(text), dtype=dtype, ndmin=1, comments="#")
+        except ValueError as exc:
+            problem = problem or _first_line(exc)
+            continue
+        if arr.size == 0:
+            raise ValueError(f"{p}: holds no labels.")
+        if arr.ndim != 1:
+            raise ValueError(
+                f"{p}: expected one integer label per line, got {arr.shape[1]} values per line."
+            )
+        return arr
+    raise ValueError(f"{p}: expected one integer label per line ({problem}).")
 
 
 def save_meta_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = False) -> Path:
@@ -532,14 +723,19 @@ def save_meta_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = Fal
     return atomic_write(path, lambda f: np.savetxt(f, arr, fmt="%d"), overwrite=overwrite)
 
 
-def load_ltc_knn(path: PathLike, n_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def load_ltc_knn(
+    path: PathLike, n_samples: Optional[int] = None, *, sort: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Load an LTC ``faiss_k_*.npz`` kNN file.
 
     The archive holds ``data`` of shape ``(N, 2, K)``: neighbour ids and
-    cosine distances ``1 - similarity``. Each row's own id is removed where
-    present (its first occurrence, wherever exact duplicates put it);
-    otherwise the last, farthest column is dropped, so every row keeps
-    ``K - 1`` neighbours in the stored order.
+    cosine distances ``1 - similarity``. Like LTC's loader
+    (``knns2ordered_nbrs(knns, sort=True)``), each row is first sorted by
+    increasing distance, here with a stable sort so that ties keep their
+    stored order. Then one column per row is dropped by the rule of
+    :func:`linkage_gcn.knn.drop_self`: the row's own id at its first
+    occurrence (wherever exact duplicates put it), else the last, farthest
+    column; every row keeps ``K - 1`` neighbours.
 
     Parameters
     ----------
@@ -547,6 +743,10 @@ def load_ltc_knn(path: PathLike, n_samples: Optional[int] = None) -> tuple[np.nd
         The ``.npz`` file (a plain ``.npy`` with the same array is accepted).
     n_samples : int, optional
         Expected number of rows; ids must lie in ``[0, n_samples)``.
+    sort : bool, default=True
+        Sort each row by distance before dropping the self column; ``False``
+        keeps the stored order (for files known to be sorted, or to study
+        the order a search wrote).
 
     Returns
     -------
@@ -556,11 +756,15 @@ def load_ltc_knn(path: PathLike, n_samples: Optional[int] = None) -> tuple[np.nd
 
     Raises
     ------
+    FileNotFoundError, PermissionError, TypeError
+        As :func:`load_features`.
     ValueError
-        When the array is not numeric ``(N, 2, K)`` with ``K >= 2`` (ragged
-        object arrays, as LTC's hnsw search writes, are refused), an id is not
-        a whole number in range (including ``-1`` placeholders for missing
-        neighbours) or a distance is not finite.
+        When the file is empty, truncated or corrupt, an archive holds no
+        array named ``data`` (nor a single array), the array holds pickled
+        objects (ragged object arrays, as LTC's hnsw search writes, are
+        refused) or is not numeric ``(N, 2, K)`` with ``N >= 1`` and
+        ``K >= 2``, an id is not a whole number in range (including ``-1``
+        placeholders for missing neighbours) or a distance is not finite.
 
     Examples
     --------
@@ -574,49 +778,67 @@ def load_ltc_knn(path: PathLike, n_samples: Optional[int] = None) -> tuple[np.nd
      [0.   0.25]]
     >>> index.tolist(), sim.tolist()
     ([[1], [0]], [[0.75], [0.75]])
+
+    A row stored out of order is sorted first:
+
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "faiss_k_3.npz")
+    ...     np.savez(path, data=np.array([[[2, 0, 1], [0.5, 0.0, 0.25]],
+    ...                                   [[1, 0, 2], [0.0, 0.25, 0.5]],
+    ...                                   [[2, 1, 0], [0.0, 0.5, 0.75]]]))
+    ...     print(load_ltc_knn(path)[0].tolist(), load_ltc_knn(path, sort=False)[0].tolist())
+    [[1, 2], [0, 2], [1, 0]] [[2, 1], [0, 2], [1, 0]]
     """
-    p = _existing_file(path)
-    return _split_ltc_knn(_read_ltc_array(p), str(p), n_samples)
+    n_samples = _check_n_samples(n_samples)
+    p, head = _existing_file(path)
+    return _split_ltc_knn(_read_ltc_array(p, head), str(p), n_samples, sort=sort)
 
 
-def _read_ltc_array(p: Path) -> np.ndarray:
+def _read_ltc_array(p: Path, head: bytes) -> np.ndarray:
     """Read the ``data`` array of an LTC ``.npz`` archive (or a plain ``.npy``)."""
-    try:
-        loaded = np.load(p, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded as archive:
-            keys = list(archive.keys())
-            if "data" not in keys and len(keys) != 1:
-                raise KeyError(keys)
-            return archive["data" if "data" in keys else keys[0]]
-    except KeyError as exc:
-        raise ValueError(f"{p}: expected an array named 'data', found {exc.args[0]}.") from None
-    except ValueError as exc:
-        raise ValueError(
-            f"{p}: not a numeric (N, 2, K) kNN array ({exc}); ragged object arrays are "
-            "not supported."
-        ) from None
+    kind = _kind_of(p, head)
+    what = ".npz archive" if kind == "npz" else ".npy file"
+    with _reading(p, what):
+        try:
+            loaded = np.load(p, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded
+            with loaded as archive:
+                keys = list(archive.keys())
+                if "data" not in keys and len(keys) != 1:
+                    raise ValueError(
+                        f"{p}: expected an array named 'data' (or a single array), found "
+                        f"{keys if keys else 'an empty archive'}."
+                    )
+                return archive["data" if "data" in keys else keys[0]]
+        except ValueError as exc:
+            if str(exc).startswith(f"{p}: "):
+                raise
+            raise _numpy_load_error(p, what, exc) from None
 
 
 def _split_ltc_knn(
-    arr: np.ndarray, name: str, n_samples: Optional[int]
+    arr: np.ndarray, name: str, n_samples: Optional[int], *, sort: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate an LTC ``(N, 2, K)`` array and split it into ids and similarities."""
-    if arr.dtype.kind not in "biuf" or arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[2] < 2:
+    """Validate an LTC ``(N, 2, K)`` array, sort its rows and split ids from similarities."""
+    if arr.dtype.kind not in "iuf" or arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[2] < 2:
         raise ValueError(
             f"{name}: expected a numeric (N, 2, K) kNN array with K >= 2, got shape "
             f"{arr.shape} and dtype {arr.dtype}."
         )
+    _check_not_empty(arr, name, "kNN rows")
     n = arr.shape[0]
-    if n_samples is not None and n != check_int(n_samples, "n_samples", minimum=1):
+    if n_samples is not None and n != n_samples:
         raise ValueError(f"{name} has {n} rows but {n_samples} were expected.")
     ids = _as_ids(arr[:, 0, :], name)
     dist = arr[:, 1, :]
-    if not np.isfinite(dist).all():
-        raise ValueError(f"{name}: distances contain NaN or infinity.")
+    _check_finite(dist, name, "distances")
     _check_id_range(ids, n, name)
-    index, dist = _drop_self(ids, dist)
+    if sort:
+        order = np.argsort(dist, axis=1, kind="stable")
+        ids = np.take_along_axis(ids, order, axis=1)
+        dist = np.take_along_axis(dist, order, axis=1)
+    index, dist = drop_self(ids, dist)
     return index, (1.0 - dist).astype(np.float32)
 
 
@@ -677,6 +899,7 @@ def load_ltc(
     *,
     normalize: bool = False,
     mmap: bool = False,
+    sort: bool = True,
 ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """Load an LTC data set (``.bin`` features, ``.meta`` labels, ``.npz`` kNN), checked together.
 
@@ -695,6 +918,8 @@ def load_ltc(
         reads a memory-mapped file into memory).
     mmap : bool, default=False
         Memory-map the features (see :func:`load_bin_features`).
+    sort : bool, default=True
+        Sort each kNN row by distance (see :func:`load_ltc_knn`).
 
     Returns
     -------
@@ -702,6 +927,12 @@ def load_ltc(
     index : numpy.ndarray of int64, shape (N, K - 1), or None
     similarity : numpy.ndarray of float32, shape (N, K - 1), or None
     labels : numpy.ndarray of int64, shape (N,), or None
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, TypeError, ValueError
+        As the loaders of each file (the message names the file), or when the
+        files disagree on ``N``.
 
     Examples
     --------
@@ -713,15 +944,17 @@ def load_ltc(
     >>> X.tolist(), index, labels.tolist()
     ([[0.6, 0.8], [1.0, 0.0]], None, [0, 1])
     """
-    X = load_bin_features(feat_path, dim, mmap=mmap)
+    X = load_bin_features(_as_path(feat_path, "feat_path"), dim, mmap=mmap)
     n = X.shape[0]
     if normalize:
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.float32(1e-12))
     labels = index = similarity = None
     if meta_path is not None:
+        meta_path = _as_path(meta_path, "meta_path")
         labels = load_meta_labels(meta_path)
         _check_rows(str(meta_path), labels.shape[0], str(feat_path), n)
     if knn_path is not None:
-        index, similarity = load_ltc_knn(knn_path)
+        knn_path = _as_path(knn_path, "knn_path")
+        index, similarity = load_ltc_knn(knn_path, sort=sort)
         _check_rows(str(knn_path), index.shape[0], str(feat_path), n)
     return X, index, similarity, labels
