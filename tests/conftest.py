@@ -6,9 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LFW = SHARED / "data" / "lfw-dlib"
+
+
+def pytest_configure(config):
+    # One torch thread for the whole session (doctests included). The tests use small tensors
+    # that gain nothing from intra-op threads, and on the shared 2-core machine torch's default
+    # (one thread per core, spinning OpenMP workers) oversubscribed the CPUs alongside the other
+    # processes: the suite ran about 10x slower. Set OMP_NUM_THREADS=1 too to pin the BLAS
+    # pools that torch does not control.
+    torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):

@@ -1,4 +1,6 @@
 import copy
+import logging
+import zipfile
 
 import numpy as np
 import pytest
@@ -6,10 +8,14 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch_geometric.loader import DataLoader
 
 from linkage_gcn import LinkageClusterer
+from linkage_gcn import estimator as estimator_module
 from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.ips import IPSDataset, iter_ips_batches
 from linkage_gcn.knn import knn
+from linkage_gcn.merge import pool_pair_scores
 from linkage_gcn.metrics import bcubed_fscore
 
 TINY = dict(
@@ -128,12 +134,44 @@ def test_params_clone_and_set_params():
         ({"gamma": 0.5}, "gamma"),
         ({"n_neighbors": 3}, "narrower"),
         ({"device": "tpu"}, "device"),
+        ({"max_size": 2.5}, "max_size must be an integer"),
+        ({"max_size": "900"}, "max_size must be an integer"),
+        ({"step": 0}, r"step must be a number in \(0, 1\]"),
+        ({"step": 1.5}, "step must be a number"),
+        ({"merge": "propagation", "step": -0.1}, "step"),
+        ({"hidden_channels": 16}, r"hidden_channels must be a sequence .* write \(16,\)"),
+        ({"hidden_channels": "64"}, "hidden_channels must be a sequence of layer sizes"),
+        ({"hidden_channels": (16, 0)}, r"hidden_channels\[1\] must be an integer >= 1"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"pivot_similarity": "yes"}, "pivot_similarity must be True or False"),
+        ({"verbose": "loud"}, "verbose must be True or False"),
+        ({"random_state": "seed"}, "random_state must be None, an int"),
+        ({"knn_backend": "annoy"}, "unknown knn_backend"),
+        ({"inference_batch_size": 0}, "inference_batch_size"),
+        ({"lr": 0}, "lr"),
+        ({"lr_decay": 2}, "lr_decay"),
     ],
 )
-def test_bad_parameters_are_named(params, match, data):
+def test_bad_parameters_are_named_before_any_work(params, match, data, monkeypatch):
     X, y, _, _ = data
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the parameters were checked")
+
+    for name in ("knn", "train_linkage_gcn", "predict_links"):
+        monkeypatch.setattr(estimator_module, name, no_work)
     with pytest.raises(ValueError, match=match):
         LinkageClusterer(**{**TINY, **params}).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params", [{"max_size": 2.5}, {"step": 0}, {"hidden_channels": 16}, {"threshold": "best"}]
+)
+def test_bad_parameters_are_named_at_predict_too(params, fitted, data):
+    est = copy.deepcopy(fitted).set_params(**params)
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=name):
+        est.predict(data[2])
 
 
 def test_bad_input(fitted, data):
@@ -153,6 +191,81 @@ def test_bad_input(fitted, data):
         fitted.predict(Xt[:, :10])
     with pytest.raises(NotFittedError):
         LinkageClusterer().predict(Xt)
+    with pytest.raises(ValueError, match="X is None"):
+        fitted.predict(None)
+    with pytest.raises(ValueError, match="X is None"):
+        fitted.predict_edges(None)
+    with pytest.raises(ValueError, match="X is None"):
+        est.fit(None, y)
+    with pytest.raises(ValueError, match="y is None"):
+        est.fit(X, None)
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\) or \(N, 1\)"):
+        est.fit(X, np.stack([y, y], 1))
+    with pytest.raises(ValueError, match="y mixes ids that cannot be compared"):
+        est.fit(X, np.array([1, "a"] * (len(X) // 2) + [2] * (len(X) % 2), dtype=object))
+
+
+def test_float_labels_must_be_whole_numbers(data, monkeypatch):
+    X, y, _, _ = data
+    with pytest.raises(ValueError, match=r"y must hold integer identities, got non-integer floats"):
+        LinkageClusterer(**TINY).fit(X, y + 0.5)  # never truncated into the wrong identities
+    ints = LinkageClusterer(random_state=0, **TINY).fit(X, y)
+    floats = LinkageClusterer(random_state=0, **TINY).fit(X, y.astype(np.float64))
+    column = LinkageClusterer(random_state=0, **TINY).fit(X, torch.from_numpy(y)[:, None])
+    np.testing.assert_array_equal(ints.labels_, floats.labels_)
+    np.testing.assert_array_equal(ints.labels_, column.labels_)
+
+
+def test_estimator_scores_equal_the_public_blocks(fitted, data):
+    """The defaults (pivot_similarity=True) can be fed through the public IPS blocks."""
+    Xt = data[2]
+    k1, k2 = fitted.k_at_hop
+    u = fitted.active_connection
+    index, _ = knn(Xt, max(k1, k2, u))
+    want_edges, want_scores = fitted.predict_edges(Xt)
+    model = fitted.model_.eval()
+    x = torch.from_numpy(Xt)
+    batches = {
+        "iter_ips_batches": iter_ips_batches(
+            x, index, index[:, :k1], k2=k2, active_connection=u, batch_size=32,
+            pivot_similarity=True,
+        ),
+        "IPSDataset + PyG DataLoader": DataLoader(
+            IPSDataset(Xt, index, k_at_hop=(k1, k2), active_connection=u, pivot_similarity=True),
+            batch_size=32,
+        ),
+    }  # fmt: skip
+    for how, loader in batches.items():
+        src, dst, scores = [], [], []
+        with torch.no_grad():
+            for b in loader:
+                logits = model(b.x, b.edge_index, b.hop1_index)
+                src.append(b.n_id[b.hop1_pivot_index])
+                dst.append(b.n_id[b.hop1_index])
+                scores.append(torch.softmax(logits, 1)[:, 1])
+        edges, pooled = pool_pair_scores(
+            torch.cat(src), torch.cat(dst), torch.cat(scores), num_nodes=len(Xt)
+        )
+        np.testing.assert_array_equal(edges.numpy(), want_edges, err_msg=how)
+        np.testing.assert_allclose(pooled.numpy(), want_scores, atol=1e-6, err_msg=how)
+
+
+def test_info_log_of_each_stage(data, caplog):
+    X, y, Xt, _ = data
+    caplog.set_level(logging.INFO, logger="linkage_gcn")
+    est = LinkageClusterer(random_state=0, **{**TINY, "epochs": 2}).fit(X, y)
+    ours = ("linkage_gcn.estimator", "linkage_gcn.training")
+    messages = [r.getMessage() for r in caplog.records if r.name in ours]
+    assert messages[0].startswith(f"fit: {len(X)} samples, {X.shape[1]} features")
+    assert [m.split(":")[0] for m in messages[1:3]] == ["epoch 1/2", "epoch 2/2"]
+    assert messages[3].startswith(f"scored {len(X) * 6} links of {len(X)} items")
+    assert messages[4].startswith(f"threshold calibrated on the training labels: {est.threshold_}")
+    n_clusters = est.labels_.max() + 1
+    assert messages[5].startswith(f"merged {len(X)} items into {n_clusters} clusters")
+    caplog.clear()
+    est.predict(Xt)
+    messages = [r.getMessage() for r in caplog.records if r.name in ours]
+    assert [m.split(" ")[0] for m in messages] == ["scored", "merged"]
 
 
 def test_save_and_load(tmp_path, fitted, data):
@@ -168,14 +281,90 @@ def test_save_and_load(tmp_path, fitted, data):
         fitted.save(path)
     assert path.read_bytes() == before  # nothing was lost
     fitted.save(path, overwrite=True)
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="could not be read"):
-        LinkageClusterer.load(junk)
     with pytest.raises(FileNotFoundError):
         LinkageClusterer.load(tmp_path / "missing.pt")
     with pytest.raises(NotFittedError):
         LinkageClusterer().save(tmp_path / "unfitted.pt")
+
+
+def _edited_checkpoint(tmp_path, fitted, name, edit):
+    """Save ``fitted``, edit the stored dict with ``edit(state)``, save it as ``name``."""
+    path = tmp_path / name
+    fitted.save(tmp_path / "good.pt", overwrite=True)
+    state = torch.load(tmp_path / "good.pt", weights_only=True)
+    edit(state)
+    torch.save(state, path)
+    return path
+
+
+def _corrupt(path):
+    """Zero the middle of the archive, keeping its zip directory readable."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)  # the largest weight tensor
+    start = info.header_offset + 100
+    raw[start : start + 200] = bytes(200)
+    path.write_bytes(bytes(raw))
+
+
+def test_bad_checkpoints_are_named(tmp_path, fitted):
+    fitted.save(tmp_path / "good.pt")
+    good = (tmp_path / "good.pt").read_bytes()
+    cases = {}
+
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    cases[path] = "not a PyTorch archive"
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(good[: len(good) // 2])
+    cases[path] = "not a PyTorch archive .*truncated"
+    path = tmp_path / "corrupted.pt"
+    path.write_bytes(good)
+    _corrupt(path)
+    cases[path] = "truncated or corrupted: Bad CRC-32"
+    path = tmp_path / "weights.pt"
+    torch.save(fitted.model_.state_dict(), path)
+    cases[path] = "not a linkage-gcn checkpoint .*bare state_dict"
+    path = tmp_path / "other.pt"
+    torch.save({"format": "something-else", "params": {}}, path)
+    cases[path] = "not a linkage-gcn checkpoint"
+
+    def drop(*keys):
+        return lambda state: [state.pop(k) for k in keys]
+
+    def set_(key, value):
+        return lambda state: state.__setitem__(key, value)
+
+    def set_param(key, value):
+        return lambda state: state["params"].__setitem__(key, value)
+
+    edits = {
+        "missing.pt": (drop("threshold_", "labels_"), "incomplete .*missing threshold_, labels_"),
+        "params.pt": (set_param("colour", "red"), r"parameters .* does not know: \['colour'\]"),
+        "shape.pt": (set_param("hidden_channels", (8, 8)), "weights do not fit .*size mismatch"),
+        "layers.pt": (set_param("hidden_channels", (16,)), "weights do not fit .*Unexpected key"),
+        "width.pt": (set_("n_features_in_", 7), "weights do not fit .*7 input features"),
+        "field.pt": (set_("n_features_in_", "many"), "malformed .*n_features_in_"),
+        "hidden.pt": (set_param("hidden_channels", 16), "malformed .*hidden_channels"),
+    }
+    for name, (edit, match) in edits.items():
+        cases[_edited_checkpoint(tmp_path, fitted, name, edit)] = match
+    for path, match in cases.items():
+        with pytest.raises(ValueError, match=match) as info:
+            LinkageClusterer.load(path)
+        assert str(path) in str(info.value), path.name
+
+
+def test_custom_objects_need_trusted(tmp_path, fitted):
+    from linkage_gcn.samplers import TopKSampler
+
+    est = copy.deepcopy(fitted).set_params(sampler=TopKSampler(6))
+    est.save(tmp_path / "custom.pt")
+    with pytest.raises(ValueError, match=r"TopKSampler.*pass trusted=True"):
+        LinkageClusterer.load(tmp_path / "custom.pt")
+    assert repr(LinkageClusterer.load(tmp_path / "custom.pt", trusted=True).sampler) == (
+        "TopKSampler(k=6)"
+    )
 
 
 @pytest.mark.parametrize("sampler", ["topk", "rs", "riws"])

@@ -32,11 +32,39 @@ def test_layers_equal_the_reference_dense_formulation():
     assert torch.allclose(model.embed(x, edge_index), h)
 
 
-def test_forward_shapes_and_any_input_dim():
-    for d in (3, 128, 257):
-        model = LinkageGCN(d)
-        out = model(torch.randn(10, d), torch.tensor([[0, 1], [1, 0]]), torch.tensor([1, 2, 3]))
+def test_forward_is_the_head_on_the_1hop_rows_of_the_embedding():
+    torch.manual_seed(0)
+    model = LinkageGCN(5, hidden_channels=(8, 6)).eval()
+    x = torch.randn(10, 5)
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    hop1 = torch.tensor([3, 1, 3])  # repeated rows allowed
+    h = model.embed(x, edge_index)
+    lin1, prelu, lin2 = model.head
+    a = prelu.weight
+    z = h[hop1] @ lin1.weight.T + lin1.bias
+    want = torch.where(z >= 0, z, a * z) @ lin2.weight.T + lin2.bias  # PReLU by hand
+    torch.testing.assert_close(model(x, edge_index, hop1), want)
+    for d in (3, 257):  # any input width
+        out = LinkageGCN(d)(torch.randn(10, d), edge_index, hop1)
         assert out.shape == (3, 2)
+
+
+def test_wrong_input_width_is_named_with_a_hint():
+    model = LinkageGCN(6, hidden_channels=(4,))
+    edge_index = torch.tensor([[0], [1]])
+    hop1 = torch.tensor([1])
+    with pytest.raises(ValueError, match=r"expects x with 6 features per node, got 5 .*pivot_sim"):
+        model(torch.randn(3, 5), edge_index, hop1)
+    with pytest.raises(ValueError, match=r"got 7 .*pivot_similarity=False"):
+        model(torch.randn(3, 7), edge_index, hop1)
+    with pytest.raises(ValueError, match=r"expects x with 6 features per node, got 2$|got 2\."):
+        model(torch.randn(3, 2), edge_index, hop1)
+    with pytest.raises(ValueError, match="a 1-D tensor"):
+        model(torch.randn(6), edge_index, hop1)
+    with pytest.raises(ValueError, match=r"edge_index must have shape \(2, E\)"):
+        model(torch.randn(3, 6), edge_index.T.repeat(1, 3), hop1)
+    with pytest.raises(ValueError, match="hop1_index must be 1-D"):
+        model(torch.randn(3, 6), edge_index, hop1.view(1, 1))
 
 
 def test_architecture_matches_reference():
@@ -71,7 +99,14 @@ def test_configurable_and_repr():
     [
         ({"in_channels": 0}, "in_channels"),
         ({"in_channels": 4, "hidden_channels": ()}, "at least one"),
+        ({"in_channels": 4, "hidden_channels": 16}, r"got the int 16; write \(16,\)"),
+        ({"in_channels": 4, "hidden_channels": "64"}, "sequence of layer sizes"),
+        ({"in_channels": 4, "hidden_channels": (8, 0)}, r"hidden_channels\[1\] must be .* >= 1"),
+        ({"in_channels": 4, "hidden_channels": (8.5,)}, r"hidden_channels\[0\] must be an int"),
+        ({"in_channels": 4, "head_channels": 0}, "head_channels"),
         ({"in_channels": 4, "dropout": 1.5}, "dropout"),
+        ({"in_channels": 4, "dropout": 1.0}, "drop all"),
+        ({"in_channels": 4, "input_norm": "yes"}, "input_norm must be True or False"),
     ],
 )
 def test_bad_parameters(kwargs, match):

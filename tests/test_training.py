@@ -1,12 +1,19 @@
-import numpy as np
-import torch
-from sklearn.metrics import roc_auc_score
+import logging
+import math
+import re
 
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+from linkage_gcn import training
 from linkage_gcn.datasets import make_identities
 from linkage_gcn.knn import knn
+from linkage_gcn.losses import cross_entropy_loss
 from linkage_gcn.nn import LinkageGCN
 from linkage_gcn.samplers import RIWSSampler, TopKSampler
-from linkage_gcn.training import predict_links, train_linkage_gcn
+from linkage_gcn.training import _Counts, predict_links, train_linkage_gcn
 
 
 def small_problem(seed=0):
@@ -17,11 +24,13 @@ def small_problem(seed=0):
 
 def train(x, index, y, seed, **kwargs):
     torch.manual_seed(seed)
-    model = LinkageGCN(x.shape[1], hidden_channels=(32, 32))
+    sim = kwargs.get("pivot_similarity", False)
+    model = LinkageGCN(x.shape[1] + int(sim), hidden_channels=(32, 32))
     history = train_linkage_gcn(
         model, x, index, y, sampler=kwargs.pop("sampler", TopKSampler(6)), k2=3,
         active_connection=3, epochs=kwargs.pop("epochs", 2), batch_size=8,
-        generator=torch.Generator().manual_seed(seed), verbose=False, **kwargs,
+        generator=torch.Generator().manual_seed(seed), verbose=kwargs.pop("verbose", False),
+        **kwargs,
     )  # fmt: skip
     return model, history
 
@@ -34,15 +43,38 @@ def test_training_learns_and_reports_stats():
     assert history[0].lr == 0.05 and abs(history[1].lr - 0.025) < 1e-12
     assert history[-1].loss < history[0].loss
     assert history[-1].n_pairs == x.shape[0] * 6
+    # top-k 1-hop sets: the share of positive pairs is that of the 6 nearest, every epoch
+    same = (y[index[:, :6]] == y.unsqueeze(1)).double().mean().item()
+    assert all(abs(h.positive_rate - same) < 1e-12 for h in history)
     src, dst, scores = predict_links(
         model, x, index, k1=6, k2=3, active_connection=3, batch_size=50
     )
     assert src.shape == dst.shape == scores.shape == (x.shape[0] * 6,)
+    assert torch.equal(src, torch.arange(x.shape[0]).repeat_interleave(6))
     assert torch.equal(dst.view(-1, 6), index[:, :6])
     assert bool(((scores >= 0) & (scores <= 1)).all())
     # the trained scores rank same-identity links above the others
     same = y[src] == y[dst]
     assert roc_auc_score(same.numpy(), scores.numpy()) > 0.85
+
+
+def test_running_counts_equal_sklearn():
+    rng = np.random.default_rng(0)
+    counts = _Counts(torch.device("cpu"))
+    all_logits, all_targets = [], []
+    for step in range(5):
+        logits = torch.from_numpy(rng.standard_normal((17, 2)))
+        target = torch.from_numpy(rng.integers(0, 2, 17))
+        counts.update(logits, target, float(step))
+        all_logits.append(logits)
+        all_targets.append(target)
+    pred = torch.cat(all_logits).argmax(1).numpy()
+    true = torch.cat(all_targets).numpy()
+    s = counts.summary()
+    assert s["loss"] == 2.0  # mean of 0..4
+    assert s["precision"] == pytest.approx(precision_score(true, pred))
+    assert s["recall"] == pytest.approx(recall_score(true, pred))
+    assert s["positive_rate"] == pytest.approx(true.mean())
 
 
 def test_training_is_reproducible_from_the_generator():
@@ -60,3 +92,104 @@ def test_inference_batch_size_does_not_change_scores():
     a = predict_links(model, x, index, k1=6, k2=3, active_connection=3, batch_size=7)[2]
     b = predict_links(model, x, index, k1=6, k2=3, active_connection=3, batch_size=1000)[2]
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_diverging_loss_stops_at_the_first_bad_step_before_updating():
+    x, index, y = small_problem()
+    steps = math.ceil(x.shape[0] / 8)
+    calls = []
+
+    def explodes_at_step_3_of_epoch_2(logits, target):
+        calls.append(1)
+        loss = cross_entropy_loss(logits, target)
+        return loss * float("nan") if len(calls) == steps + 3 else loss
+
+    snapshots = []
+    with pytest.raises(FloatingPointError) as info:
+        train(x, index, y, 0, loss=explodes_at_step_3_of_epoch_2, lr=0.05,
+              callback=lambda s: snapshots.append(s))  # fmt: skip
+    message = str(info.value)
+    assert f"loss is nan at epoch 2/2, step 3/{steps}" in message
+    assert (
+        "lower lr (lr=0.05, 0.005 in this epoch; e.g. lr=0.005)" in message
+        and "another loss" in message
+    )
+    assert len(calls) == steps + 3 and len(snapshots) == 1  # stopped at once
+
+
+def test_diverged_step_is_not_applied():
+    x, index, y = small_problem()
+    torch.manual_seed(0)
+    model = LinkageGCN(x.shape[1], hidden_channels=(8,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="step 1/"):
+        train_linkage_gcn(
+            model,
+            x,
+            index,
+            y,
+            sampler=TopKSampler(6),
+            k2=3,
+            active_connection=3,
+            loss=lambda logits, target: logits.sum() * float("inf"),
+            verbose=False,
+        )
+    for key, value in model.state_dict().items():  # fmt: skip
+        if key.endswith("num_batches_tracked") or key.startswith("norm."):
+            continue  # batch-norm statistics move in the forward pass, as in any training
+        assert torch.equal(value, before[key]), key
+
+
+def test_one_info_line_per_epoch_as_it_ends(caplog):
+    x, index, y = small_problem()
+    seen_at_callback = []
+    caplog.set_level(logging.INFO, logger="linkage_gcn")
+    train(x, index, y, 0, epochs=2, lr=0.05, lr_decay=0.1,
+          callback=lambda s: seen_at_callback.append(len(caplog.records)))  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.name == "linkage_gcn.training"]
+    assert seen_at_callback == [1, 2]  # logged when each epoch ended, not after training
+    pattern = r"epoch {}/2: loss \d+\.\d{{4}}, link P \d\.\d{{3}} R \d\.\d{{3}}, lr {}, \d+\.\d s"
+    assert re.fullmatch(pattern.format(1, "0.05"), lines[0]), lines[0]
+    assert re.fullmatch(pattern.format(2, "0.005"), lines[1]), lines[1]
+
+
+def test_progress_bar_gets_the_running_postfix(monkeypatch):
+    x, index, y = small_problem()
+    postfixes = []
+    real = training.progress
+
+    def spy(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        original = bar.set_postfix
+        bar.set_postfix = lambda *a, **k: (postfixes.append(k), original(*a, **k))[1]
+        return bar
+
+    monkeypatch.setattr(training, "progress", spy)
+    train(x, index, y, 0, epochs=1, verbose=True)
+    assert postfixes and {"loss", "P", "R"} <= set(postfixes[0])
+    assert re.fullmatch(r"\d+\.\d{4}", postfixes[0]["loss"])
+    postfixes.clear()
+    train(x, index, y, 0, epochs=1, verbose=False)
+    assert postfixes == []  # nothing computed for a hidden bar
+
+
+def test_pivot_similarity_model_and_bad_input_are_named_before_training():
+    x, index, y = small_problem()
+    model, history = train(x, index, y, 0, epochs=1, pivot_similarity=True)
+    assert model.in_channels == x.shape[1] + 1 and math.isfinite(history[0].loss)
+    narrow = LinkageGCN(x.shape[1], hidden_channels=(8,))
+    kwargs = dict(sampler=TopKSampler(6), k2=3, active_connection=3, verbose=False)
+    with pytest.raises(ValueError, match=r"expects 64 input features .* will have 65"):
+        train_linkage_gcn(narrow, x, index, y, pivot_similarity=True, **kwargs)
+    with pytest.raises(ValueError, match="non-integer floats"):
+        train_linkage_gcn(narrow, x, index, y + 0.5, **kwargs)
+    with pytest.raises(ValueError, match=f"labels has {x.shape[0] - 1} entries"):
+        train_linkage_gcn(narrow, x, index, y[:-1], **kwargs)
+    with pytest.raises(ValueError, match="outside"):
+        train_linkage_gcn(narrow, x, index + x.shape[0], y, **kwargs)
+    with pytest.raises(ValueError, match="lr_decay"):
+        train_linkage_gcn(narrow, x, index, y, lr_decay=2.0, **kwargs)
+    with pytest.raises(TypeError, match="sampler must be a NeighborSampler"):
+        train_linkage_gcn(narrow, x, index, y, **{**kwargs, "sampler": "topk"})
+    with pytest.raises(ValueError, match=r"expects 65 input features .* will have 64"):
+        predict_links(model, x, index, k1=6, k2=3, active_connection=3)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Optional, TypeVar
 
 from tqdm.auto import tqdm
@@ -20,8 +20,13 @@ def progress(
     verbose: Optional[bool] = None,
     long: bool = True,
     **kwargs: Any,
-) -> Iterator[T]:
-    """Wrap ``iterable`` in a progress bar.
+) -> tqdm:
+    """Wrap ``iterable`` in a progress bar, shown or not.
+
+    The bar is always a :class:`tqdm.tqdm` object, so that callers can call
+    ``set_postfix`` and ``close`` whether it is shown or not (a hidden bar
+    costs nothing and ignores them); check ``bar.disable`` before computing
+    something only for the bar.
 
     Parameters
     ----------
@@ -42,15 +47,18 @@ def progress(
 
     Returns
     -------
-    iterator
-        ``iterable``, maybe wrapped in a :class:`tqdm.tqdm` bar.
+    tqdm.tqdm
+        An iterable over ``iterable``'s items, with ``set_postfix`` and ``close``.
 
     Examples
     --------
-    >>> list(progress(range(3), verbose=False))
-    [0, 1, 2]
+    >>> bar = progress(range(3), verbose=False)
+    >>> list(bar), bar.disable
+    ([0, 1, 2], True)
+    >>> bar.set_postfix(loss="0.1")  # ignored by a hidden bar
     """
     if verbose is False or (verbose is None and not long):
-        return iter(iterable)
-    disable = None if verbose is None else False  # None: tqdm hides the bar off a terminal
-    return iter(tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, **kwargs))
+        disable: Optional[bool] = True
+    else:
+        disable = None if verbose is None else False  # None: tqdm hides the bar off a terminal
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, **kwargs)

@@ -18,13 +18,17 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 __all__ = [
     "ArrayLike",
+    "as_index",
     "as_tensor",
+    "check_bool",
     "check_features",
     "check_in_options",
     "check_int",
     "check_labels",
+    "check_nodes",
     "check_real",
     "check_same_length",
+    "check_scores",
     "resolve_device",
     "to_like",
 ]
@@ -55,6 +59,8 @@ def as_tensor(x: Any, *, name: str, dtype: torch.dtype | None = None) -> tuple[t
     >>> t.shape, was_numpy
     (torch.Size([2, 3]), True)
     """
+    if x is None:
+        raise ValueError(f"{name} is None; an array is needed.")
     if isinstance(x, torch.Tensor):
         t = x
         was_numpy = False
@@ -74,6 +80,26 @@ def as_tensor(x: Any, *, name: str, dtype: torch.dtype | None = None) -> tuple[t
     if dtype is not None and t.dtype != dtype:
         t = t.to(dtype)
     return t, was_numpy
+
+
+def as_index(x: Any, *, name: str) -> torch.Tensor:
+    """Convert integer ids (an index or a kNN table) to an int64 tensor, refusing other dtypes.
+
+    Floats are refused even when whole: ids are never rounded or truncated.
+
+    Examples
+    --------
+    >>> as_index(np.array([[1, 2]], dtype=np.int32), name="knn_index")
+    tensor([[1, 2]])
+    >>> as_index([0.0, 1.0], name="pivots")
+    Traceback (most recent call last):
+    ...
+    ValueError: pivots must hold integer node ids, got dtype torch.float64.
+    """
+    t, _ = as_tensor(x, name=name)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer node ids, got dtype {t.dtype}.")
+    return t.long()
 
 
 def to_like(t: torch.Tensor, as_numpy: bool) -> ArrayLike:
@@ -149,49 +175,257 @@ def check_features(
     return t, was_numpy
 
 
-def check_labels(y: Any, *, n_samples: int | None = None, name: str = "labels") -> np.ndarray:
-    """Validate integer identity labels of shape (N,) or (N, 1).
+def check_labels(
+    y: Any,
+    *,
+    n_samples: int | None = None,
+    name: str = "labels",
+    encode: bool = False,
+    allow_negative: bool = True,
+    return_tensor: bool = False,
+) -> np.ndarray | torch.Tensor:
+    """Validate identity labels of shape (N,) or (N, 1): the one label check of the package.
 
     Parameters
     ----------
-    y : array-like or torch.Tensor
-        Labels; floats are accepted only when they hold whole numbers.
+    y : array-like or torch.Tensor of shape (N,) or (N, 1)
+        Labels: integers, or floats holding whole numbers (non-integer floats
+        are refused, never truncated). With ``encode``, also strings, booleans
+        or other comparable ids.
     n_samples : int, optional
         Expected length.
     name : str
         Its name, for error messages.
+    encode : bool
+        Encode non-numeric ids (strings, booleans, Python objects) as
+        ``0 .. C-1`` in sorted order; without it they are an error.
+    allow_negative : bool
+        Whether negative ids are valid (``-1`` often marks an unlabelled
+        item; a sampler that counts identities refuses it).
+    return_tensor : bool
+        Return an int64 tensor (on the device of a tensor input, else on the
+        CPU) instead of a numpy array.
 
     Returns
     -------
-    numpy.ndarray of int64, shape (N,)
+    numpy.ndarray or torch.Tensor of int64, shape (N,)
+
+    Raises
+    ------
+    ValueError
+        On ``None``, a shape other than (N,) or (N, 1), a length other than
+        ``n_samples``, NaN or infinity, non-integer floats, non-numeric ids
+        without ``encode`` (or ids that cannot be compared with it), or
+        negative ids when they are not allowed.
+    TypeError
+        On complex numbers.
 
     Examples
     --------
     >>> check_labels([[3], [1], [3]])
     array([3, 1, 3])
+    >>> check_labels(["bob", "al", "bob"], encode=True)
+    array([1, 0, 1])
+    >>> check_labels(torch.tensor([2.0, 5.0]), return_tensor=True)
+    tensor([2, 5])
     >>> check_labels([0, 1], n_samples=3)
     Traceback (most recent call last):
     ...
     ValueError: labels has 2 entries but 3 samples were given.
+    >>> check_labels([0.5, 1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must hold integer identities, got non-integer floats such as 0.5 ...
     """
+    if y is None:
+        raise ValueError(f"{name} is None; identity labels of shape (N,) are needed.")
     if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must have shape (N,) or (N, 1), got shape {arr.shape}.")
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinity.")
-        if not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must hold integer identities, got non-integer floats.")
-    elif arr.dtype.kind not in "biu":
+        t = _labels_shape(y.detach(), name, n_samples)
+        out = _numeric_labels(t, name, allow_negative)
+        return out if return_tensor else out.cpu().numpy()
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a flat sequence of identity labels ({exc}).") from exc
+    arr = _labels_shape(arr, name, n_samples)
+    if arr.dtype.kind == "O":  # a list of Python numbers stays numeric
+        inferred = np.asarray(arr.tolist())
+        if inferred.dtype.kind in "iuf" and inferred.shape == arr.shape:
+            arr = inferred
+    if arr.dtype.kind in "iuf":
+        out = _numeric_labels(as_tensor(arr, name=name)[0], name, allow_negative)
+        return out if return_tensor else out.numpy()
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must hold integer identities, got complex numbers.")
+    if not encode:
         raise ValueError(f"{name} must hold integer identities, got dtype {arr.dtype}.")
-    arr = arr.astype(np.int64, copy=False)
-    if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(f"{name} has {arr.shape[0]} entries but {n_samples} samples were given.")
-    return arr
+    try:
+        codes = np.unique(arr, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    except TypeError as exc:
+        raise ValueError(
+            f"{name} mixes ids that cannot be compared (e.g. strings and numbers, or None); "
+            "use identity labels of one type."
+        ) from exc
+    return torch.from_numpy(codes) if return_tensor else codes
+
+
+def _labels_shape(y: Any, name: str, n_samples: int | None) -> Any:
+    """(N,) or (N, 1) labels as (N,), with the expected length."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,) or (N, 1), got shape {tuple(y.shape)}.")
+    if n_samples is not None and y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} entries but {n_samples} samples were given.")
+    return y
+
+
+def _numeric_labels(t: torch.Tensor, name: str, allow_negative: bool) -> torch.Tensor:
+    """Numeric (N,) labels as int64: refuse complex, bool, non-finite, non-integer, negative."""
+    if t.is_complex():
+        raise TypeError(f"{name} must hold integer identities, got complex dtype {t.dtype}.")
+    if t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer identities, got dtype {t.dtype}.")
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinity.")
+        frac = t != t.round()
+        if bool(frac.any()):
+            raise ValueError(
+                f"{name} must hold integer identities, got non-integer floats such as "
+                f"{float(t[frac][0])!r} ({int(frac.sum())} of them; they would be truncated)."
+            )
+    t = t.long()
+    if not allow_negative and t.numel():
+        neg = t < 0
+        if bool(neg.any()):
+            raise ValueError(
+                f"{name} holds negative identities ({int(neg.sum())} of them, e.g. "
+                f"{int(t[neg][0])}); negative ids often mark unlabelled items: leave them out."
+            )
+    return t
+
+
+def check_scores(
+    scores: Any,
+    *,
+    name: str = "scores",
+    n_edges: int | None = None,
+    unit_interval: bool = False,
+) -> torch.Tensor:
+    """Validate one score per edge: the one score check of the package.
+
+    Parameters
+    ----------
+    scores : array-like or torch.Tensor of shape (E,) or (E, 1)
+        Edge scores. Integer and boolean scores become float64.
+    name : str
+        Its name, for error messages.
+    n_edges : int, optional
+        Expected number of scores (the edges of an ``edge_index``).
+    unit_interval : bool
+        Require scores in ``[0, 1]`` (probabilities); otherwise any finite
+        value is accepted (logits, cosines).
+
+    Returns
+    -------
+    torch.Tensor of shape (E,)
+        Floating point, on the device of a tensor input.
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape or length, NaN, infinity, or values outside
+        ``[0, 1]`` when ``unit_interval``.
+    TypeError
+        On non-numeric or complex scores.
+
+    Examples
+    --------
+    >>> check_scores(np.array([[0.5], [1.0]]))
+    tensor([0.5000, 1.0000], dtype=torch.float64)
+    >>> check_scores([0.2, float("nan")])
+    Traceback (most recent call last):
+    ...
+    ValueError: scores contains 1 NaN value(s).
+    >>> check_scores([0.2, 0.4], n_edges=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: scores must have shape (E,) = (3,), one score per edge, got shape (2,).
+    """
+    t, _ = as_tensor(scores, name=name)
+    if t.is_complex():
+        raise TypeError(f"{name} must be real numbers, got dtype {t.dtype}.")
+    if t.dim() == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.dim() != 1 or (n_edges is not None and t.shape[0] != n_edges):
+        want = "(E,)" if n_edges is None else f"(E,) = ({n_edges},), one score per edge"
+        raise ValueError(f"{name} must have shape {want}, got shape {tuple(t.shape)}.")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    if t.numel() == 0:
+        return t
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        nan = int(torch.isnan(t).sum())
+        if nan:
+            raise ValueError(f"{name} contains {nan} NaN value(s).")
+        raise ValueError(f"{name} contains {int((~finite).sum())} infinite value(s).")
+    if unit_interval:
+        outside = (t < 0) | (t > 1)
+        if bool(outside.any()):
+            raise ValueError(
+                f"{name} must lie in [0, 1], got {int(outside.sum())} value(s) outside it "
+                f"(min {float(t.min())!r}, max {float(t.max())!r})."
+            )
+    return t
+
+
+def check_nodes(nodes: Any, n: int, name: str = "input_nodes") -> torch.Tensor:
+    """Turn a boolean mask of length ``n`` or node ids in ``[0, n)`` into int64 ids.
+
+    Parameters
+    ----------
+    nodes : array-like or torch.Tensor
+        A boolean mask over the ``n`` nodes, or node ids (any shape, flattened).
+    n : int
+        Number of nodes.
+    name : str
+        Its name, for error messages.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (M,)
+        On the device of a tensor input.
+
+    Examples
+    --------
+    >>> check_nodes(torch.tensor([True, False, True]), 3)
+    tensor([0, 2])
+    >>> check_nodes([2, 0], 3)
+    tensor([2, 0])
+    >>> check_nodes(torch.tensor([3]), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: input_nodes holds 1 node id(s) outside [0, 3), e.g. 3.
+    """
+    t, _ = as_tensor(nodes, name=name)
+    if t.dtype == torch.bool:
+        if t.dim() != 1 or t.shape[0] != n:
+            raise ValueError(
+                f"{name} as a mask must have one entry per node ({n}), got shape {tuple(t.shape)}."
+            )
+        return t.nonzero().view(-1)
+    if t.is_floating_point() or t.is_complex():
+        raise ValueError(f"{name} must be a boolean mask or integer node ids, got {t.dtype}.")
+    t = t.long().reshape(-1)
+    if t.numel():
+        bad = (t < 0) | (t >= n)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{name} holds {int(bad.sum())} node id(s) outside [0, {n}), e.g. {int(t[bad][0])}."
+            )
+    return t
 
 
 def check_same_length(**arrays: Any) -> int:
@@ -235,6 +469,23 @@ def check_int(
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be an integer <= {maximum}, got {value}.")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Validate a boolean flag (``numpy.bool_`` accepted).
+
+    Examples
+    --------
+    >>> check_bool(True, "pivot_similarity")
+    True
+    >>> check_bool("yes", "pivot_similarity")
+    Traceback (most recent call last):
+    ...
+    ValueError: pivot_similarity must be True or False, got 'yes'.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def check_real(

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import io as _io
+import logging
+import pickle
+import re
+import time
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -16,7 +22,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from . import __version__
 from ._files import atomic_write
 from ._validation import (
-    as_tensor,
+    as_index,
+    check_bool,
     check_features,
     check_in_options,
     check_int,
@@ -25,15 +32,17 @@ from ._validation import (
     resolve_device,
 )
 from .ips import check_k_at_hop
-from .knn import check_knn_index, knn
+from .knn import BACKENDS, METRICS, check_knn_index, knn
 from .losses import resolve_loss
-from .merge import POOLS, pool_pair_scores, propagate_labels, threshold_components
+from .merge import POOLS, check_step, pool_pair_scores, propagate_labels, threshold_components
 from .metrics import bcubed_fscore
-from .nn import LinkageGCN
+from .nn import LinkageGCN, check_layer_sizes
 from .samplers import NeighborSampler, resolve_sampler
 from .training import predict_links, train_linkage_gcn
 
 __all__ = ["LinkageClusterer"]
+
+logger = logging.getLogger(__name__)
 
 MERGES = ("threshold", "propagation")
 _FORMAT = "linkage-gcn-checkpoint"
@@ -213,42 +222,44 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     # ------------------------------------------------------------------ validation
 
     def _check_params(self) -> dict[str, Any]:
-        """Validate every parameter; return the derived settings."""
-        k1, k2 = check_k_at_hop(self.k_at_hop)
-        cfg: dict[str, Any] = {"k1": k1, "k2": k2}
-        cfg["u"] = check_int(self.active_connection, "active_connection", minimum=1)
-        cfg["sampler"] = resolve_sampler(self.sampler, k1, gamma=self.gamma)
-        check_real(self.gamma, "gamma", minimum=1.0)
-        resolve_loss(self.loss)
-        for name in ("epochs", "batch_size", "inference_batch_size"):
-            check_int(getattr(self, name), name, minimum=1)
-        check_real(self.lr, "lr", minimum=0.0, inclusive=False)
-        check_real(self.momentum, "momentum", minimum=0.0)
-        check_real(self.weight_decay, "weight_decay", minimum=0.0)
-        check_real(self.lr_decay, "lr_decay", minimum=0.0, maximum=1.0)
-        check_in_options(self.metric, ("cosine", "l2"), "metric")
-        check_in_options(self.pool, POOLS, "pool")
-        check_in_options(self.merge, MERGES, "merge")
-        if not (isinstance(self.threshold, str) and self.threshold == "auto"):
-            check_real(self.threshold, "threshold", minimum=0.0, maximum=1.0)
-        check_real(self.step, "step", minimum=0.0, maximum=1.0)
-        cfg["device"] = resolve_device(self.device)
+        """Validate every parameter, before any work; return the validated settings.
+
+        Each parameter has one rule in :data:`_PARAM_RULES` (add a line there
+        for a new parameter); the rules that tie several parameters together
+        follow. The result maps each parameter name to its validated value,
+        plus ``k1``, ``k2``, the resolved ``sampler`` and the kNN widths
+        ``n_neighbors_fit`` / ``n_neighbors_predict``.
+        """
+        missing = [name for name in _PARAM_RULES if not hasattr(self, name)]
+        if missing:  # pragma: no cover - a subclass that forgot to store a parameter
+            raise AttributeError(f"{type(self).__name__} has no parameter(s) {missing}.")
+        cfg: dict[str, Any] = {
+            name: rule(getattr(self, name), name) for name, rule in _PARAM_RULES.items()
+        }
+        k1, k2 = cfg["k1"], cfg["k2"] = cfg["k_at_hop"]
+        u = cfg["active_connection"]
+        sampler = resolve_sampler(self.sampler, k1, gamma=cfg["gamma"])
+        cfg["sampler"] = sampler
         # training reads the sampler's pool; scoring reads the k1 nearest only
-        need_fit = max(cfg["sampler"].pool_size(), k1, k2, cfg["u"])
-        need_predict = max(k1, k2, cfg["u"])
-        if self.n_neighbors is not None:
-            n_neighbors = check_int(self.n_neighbors, "n_neighbors", minimum=1)
-            if n_neighbors < need_fit:
+        need_fit = max(sampler.pool_size(), k1, k2, u)
+        need_predict = max(k1, k2, u)
+        if cfg["n_neighbors"] is not None:
+            if cfg["n_neighbors"] < need_fit:
                 raise ValueError(
-                    f"n_neighbors={n_neighbors} is narrower than the {need_fit} neighbours that "
-                    "k_at_hop, active_connection and the sampler need."
+                    f"n_neighbors={cfg['n_neighbors']} is narrower than the {need_fit} neighbours "
+                    "that k_at_hop, active_connection and the sampler need."
                 )
-            need_fit = need_predict = n_neighbors
+            need_fit = need_predict = cfg["n_neighbors"]
         cfg["n_neighbors_fit"], cfg["n_neighbors_predict"] = need_fit, need_predict
         return cfg
 
     def _check_X(self, X: Any, *, reset: bool, min_samples: int = 2) -> torch.Tensor:
         """Validate ``X`` with scikit-learn's rules (numpy) or ours (tensors); float32 out."""
+        if X is None:
+            raise ValueError(
+                f"X is None; {type(self).__name__} needs embeddings, an array of shape "
+                "(n_samples, n_features)."
+            )
         if not isinstance(X, torch.Tensor):
             X = check_array(
                 X, accept_sparse=False, dtype=np.float32, ensure_min_samples=min_samples
@@ -268,12 +279,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, knn_index: Any = None) -> LinkageClusterer:
         """Train the link classifier on labelled embeddings.
 
+        Every parameter and input is validated before the kNN search and the
+        training start.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Embeddings.
         y : array-like of shape (n_samples,)
-            Identity labels (at least two identities).
+            Identity labels (at least two identities): integers, whole
+            floats, strings or other comparable ids.
         knn_index : array-like of shape (n_samples, K), optional
             A precomputed kNN table (neighbour ids by decreasing similarity,
             self excluded; see :func:`linkage_gcn.io.load_knn`); computed
@@ -282,6 +297,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            On a bad parameter or input (named in the message).
+        FloatingPointError
+            When the training diverges (NaN or infinite loss): lower ``lr``
+            or change ``loss``.
         """
         cfg = self._check_params()
         if y is None:
@@ -291,13 +314,15 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 "predict(X) on a fitted model."
             )
         x = self._check_X(X, reset=True)
-        labels = _encode_labels(y, x.shape[0])
-        if np.unique(labels).shape[0] < 2:
+        labels = check_labels(y, n_samples=x.shape[0], name="y", encode=True)
+        n_ids = np.unique(labels).shape[0]
+        if n_ids < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
-        pool = cfg["sampler"].pool_size()
-        if cfg["sampler"].needs_labels and x.shape[0] <= pool:
+        sampler = cfg["sampler"]
+        pool = sampler.pool_size()
+        if sampler.needs_labels and x.shape[0] <= pool:
             raise ValueError(
-                f"X has {x.shape[0]} samples, too few for {cfg['sampler']!r}, which draws from "
+                f"X has {x.shape[0]} samples, too few for {sampler!r}, which draws from "
                 f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
                 "gamma, or sampler='topk'."
             )
@@ -306,24 +331,28 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = self._build_model(x.shape[1])
+            model = self._build_model(x.shape[1], cfg)
         model = model.to(device)
         x_dev = x.to(device)
         index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
-        y_dev = torch.tensor(labels, device=device)
+        logger.info(
+            "fit: %d samples, %d features, %d identities; %r, k_at_hop=%s, %d epochs on %s",
+            x.shape[0], x.shape[1], n_ids, sampler, cfg["k_at_hop"], cfg["epochs"], device,
+        )  # fmt: skip
+        y_dev = torch.from_numpy(labels).to(device)
         history = train_linkage_gcn(
             model, x_dev, index, y_dev,
-            sampler=cfg["sampler"], k2=cfg["k2"], active_connection=cfg["u"],
-            loss=self.loss, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            momentum=self.momentum, weight_decay=self.weight_decay, lr_decay=self.lr_decay,
-            generator=generator, verbose=self.verbose,
-            pivot_similarity=self.pivot_similarity,
+            sampler=sampler, k2=cfg["k2"], active_connection=cfg["active_connection"],
+            loss=cfg["loss"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+            momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+            lr_decay=cfg["lr_decay"], generator=generator, verbose=cfg["verbose"],
+            pivot_similarity=cfg["pivot_similarity"],
         )  # fmt: skip
         self.history_ = [vars(h) for h in history]
         self.model_ = model.cpu().eval()
         edge_index, scores = self._edges(x_dev, index, cfg)
-        self.threshold_ = self._calibrate(edge_index, scores, labels)
-        self.labels_ = self._merge(edge_index, scores, x.shape[0])
+        self.threshold_ = self._calibrate(edge_index, scores, labels, cfg)
+        self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, knn_index: Any = None) -> np.ndarray:
@@ -345,11 +374,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             Cluster ids ``0..C-1``; an item linked to nothing is a singleton.
         """
         check_is_fitted(self, "model_")
-        if _n_rows(X) == 1:  # one item: one singleton cluster
-            self._check_X(X, reset=False, min_samples=1)
+        cfg = self._check_params()
+        x = self._check_X(X, reset=False, min_samples=1)
+        if x.shape[0] == 1:  # one item: one singleton cluster
             return np.zeros(1, dtype=np.int64)
-        edge_index, scores = self.predict_edges(X, knn_index=knn_index)
-        return self._merge(edge_index, scores, _n_rows(X))
+        edge_index, scores = self._score(x, knn_index, cfg)
+        return self._merge(edge_index, scores, x.shape[0], cfg)
 
     def predict_edges(self, X: Any, knn_index: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Score the links between each item and its ``k1`` nearest neighbours.
@@ -369,15 +399,20 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         cfg = self._check_params()
-        x = self._check_X(X, reset=False).to(cfg["device"])
-        return self._edges(x, self._knn(x, cfg["n_neighbors_predict"], knn_index), cfg)
+        return self._score(self._check_X(X, reset=False), knn_index, cfg)
 
     # ------------------------------------------------------------------ steps
 
-    def _build_model(self, n_features: int) -> LinkageGCN:
+    def _score(self, x: torch.Tensor, knn_index: Any, cfg: dict[str, Any]):
+        x = x.to(cfg["device"])
+        return self._edges(x, self._knn(x, cfg["n_neighbors_predict"], knn_index), cfg)
+
+    def _build_model(self, n_features: int, cfg: Optional[dict[str, Any]] = None) -> LinkageGCN:
+        hidden = cfg["hidden_channels"] if cfg else self.hidden_channels
+        pivot_similarity = cfg["pivot_similarity"] if cfg else self.pivot_similarity
         return LinkageGCN(
-            n_features + int(bool(self.pivot_similarity)),
-            hidden_channels=tuple(self.hidden_channels),
+            n_features + int(bool(pivot_similarity)),
+            hidden_channels=tuple(check_layer_sizes(hidden)),
             dropout=self.dropout,
         )
 
@@ -386,8 +421,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         if given is None:
             index, _ = knn(x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose)
             return index
-        index, _ = as_tensor(given, name="knn_index", dtype=torch.long)
-        index = check_knn_index(index.to(x.device), x.shape[0])
+        index = check_knn_index(as_index(given, name="knn_index").to(x.device), x.shape[0])
         if index.shape[1] < k:
             raise ValueError(
                 f"knn_index has {index.shape[1]} neighbours per row but {k} are needed "
@@ -398,28 +432,41 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _edges(self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any]):
         model = self.model_.to(x.device)
+        start = time.perf_counter()
         try:
             src, dst, scores = predict_links(
-                model, x, index, k1=cfg["k1"], k2=cfg["k2"], active_connection=cfg["u"],
-                batch_size=self.inference_batch_size, verbose=self.verbose,
-                pivot_similarity=self.pivot_similarity,
+                model, x, index, k1=cfg["k1"], k2=cfg["k2"],
+                active_connection=cfg["active_connection"],
+                batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
+                pivot_similarity=cfg["pivot_similarity"],
             )  # fmt: skip
         finally:
             self.model_ = model.cpu()
         edge_index, pooled = pool_pair_scores(
-            src, dst, scores, num_nodes=x.shape[0], pool=self.pool
+            src, dst, scores, num_nodes=x.shape[0], pool=cfg["pool"]
         )
+        logger.info(
+            "scored %d links of %d items (%d pairs after %s pooling) in %.1f s",
+            src.shape[0], x.shape[0], pooled.shape[0], cfg["pool"], time.perf_counter() - start,
+        )  # fmt: skip
         return edge_index.cpu().numpy(), pooled.cpu().numpy()
 
-    def _calibrate(self, edge_index: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> float:
-        if not (isinstance(self.threshold, str) and self.threshold == "auto"):
-            return float(self.threshold)
+    def _calibrate(
+        self, edge_index: np.ndarray, scores: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]
+    ) -> float:
+        if cfg["threshold"] != "auto":
+            return float(cfg["threshold"])
         n = labels.shape[0]
         fscores = [
             bcubed_fscore(labels, threshold_components(edge_index, scores, n, th))[2]
             for th in _GRID
         ]
-        return float(_GRID[int(np.argmax(fscores))])
+        best = int(np.argmax(fscores))
+        logger.info(
+            "threshold calibrated on the training labels: %.4f (B-Cubed F %.3f)",
+            _GRID[best], fscores[best],
+        )  # fmt: skip
+        return float(_GRID[best])
 
     def cluster_edges(self, edge_index: Any, scores: Any, n_samples: int) -> np.ndarray:
         """Merge scored links into clusters with this clusterer's merge settings.
@@ -441,15 +488,29 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         labels : numpy.ndarray of int64, shape (n_samples,)
         """
         check_is_fitted(self, "model_")
-        check_in_options(self.merge, MERGES, "merge")
-        return self._merge(edge_index, scores, n_samples)
+        cfg = self._check_params()
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
+        return self._merge(edge_index, scores, n_samples, cfg)
 
-    def _merge(self, edge_index: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-        if self.merge == "threshold":
-            return threshold_components(edge_index, scores, n, self.threshold_)
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            return propagate_labels(edge_index, scores, n, max_size=self.max_size, step=self.step)
+    def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
+        start = time.perf_counter()
+        if cfg["merge"] == "threshold":
+            labels = threshold_components(edge_index, scores, n, self.threshold_)
+            how = f"threshold {self.threshold_:.4g}"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                labels = propagate_labels(
+                    edge_index, scores, n, max_size=cfg["max_size"], step=cfg["step"]
+                )
+            how = f"propagation, max_size={cfg['max_size']}, step={cfg['step']:g}"
+        if logger.isEnabledFor(logging.INFO):
+            sizes = np.bincount(labels)
+            logger.info(
+                "merged %d items into %d clusters (%d singletons; %s) in %.1f s",
+                n, sizes.size, int((sizes == 1).sum()), how, time.perf_counter() - start,
+            )  # fmt: skip
+        return labels
 
     # ------------------------------------------------------------------ persistence
 
@@ -486,51 +547,207 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             Allow unpickling arbitrary objects (needed only when a custom
             sampler or loss object was saved); never do this for files of
             unknown origin.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` is not a file.
+        ValueError
+            Naming the file and the problem: not a PyTorch archive (another
+            kind of file, truncated or corrupted), a PyTorch file that is not
+            a linkage-gcn checkpoint, missing or malformed fields, objects
+            that need ``trusted=True``, or weights that do not fit the
+            configuration recorded with them.
         """
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such checkpoint file.")
+        state = _read_checkpoint(p, trusted)
+        params = state["params"]
         try:
-            state = torch.load(p, map_location="cpu", weights_only=not trusted)
-        except Exception as exc:
+            est = cls(**params)
+        except TypeError as exc:
+            known = set(cls._get_param_names())
+            unknown = sorted(set(params) - known) if isinstance(params, dict) else params
             raise ValueError(
-                f"{p} could not be read as a linkage-gcn checkpoint ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}). If it holds a custom sampler "
-                "or loss object and you trust it, pass trusted=True."
+                f"{p}: the checkpoint holds parameters this version of linkage-gcn does not "
+                f"know: {unknown} (written by linkage-gcn {state.get('version', '?')})."
             ) from exc
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(f"{p} is not a linkage-gcn checkpoint.")
-        est = cls(**state["params"])
-        est.n_features_in_ = int(state["n_features_in_"])
-        est.model_ = est._build_model(est.n_features_in_)
-        est.model_.load_state_dict(state["state_dict"])
-        est.model_.eval()
-        est.threshold_ = float(state["threshold_"])
-        est.history_ = list(state["history_"])
-        est.labels_ = state["labels_"].numpy()
+        try:
+            est.n_features_in_ = check_int(state["n_features_in_"], "n_features_in_", minimum=1)
+            est.threshold_ = check_real(state["threshold_"], "threshold_")
+            est.history_ = list(state["history_"])
+            est.labels_ = check_labels(state["labels_"], name="labels_")
+            model = est._build_model(est.n_features_in_)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{p}: malformed checkpoint field: {exc}") from exc
+        try:
+            model.load_state_dict(state["state_dict"])
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(
+                f"{p}: the weights do not fit the configuration recorded with them "
+                f"({est.n_features_in_} input features, hidden_channels={est.hidden_channels!r}, "
+                f"pivot_similarity={est.pivot_similarity!r}): {detail[:500]}"
+            ) from exc
+        est.model_ = model.eval()
         return est
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
 
-def _n_rows(X: Any) -> int:
-    shape = getattr(X, "shape", None)
-    return int(shape[0]) if shape is not None and len(shape) > 0 else len(X)
+_CHECKPOINT_FIELDS = (
+    "params",
+    "state_dict",
+    "n_features_in_",
+    "threshold_",
+    "history_",
+    "labels_",
+)
 
 
-def _encode_labels(y: Any, n_samples: int) -> np.ndarray:
-    """Identity labels as int64; strings and other hashable ids are encoded."""
-    if isinstance(y, torch.Tensor):
-        return check_labels(y, n_samples=n_samples, name="y")
-    arr = np.asarray(y)
-    if arr.dtype.kind in "OUS":
-        arr = arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
-        try:
-            arr = np.unique(arr, return_inverse=True)[1].reshape(arr.shape)
-        except TypeError as exc:
-            raise ValueError(
-                "Unknown label type: y must hold identity labels of one comparable type "
-                "(integers or strings)."
-            ) from exc
-    return check_labels(arr, n_samples=n_samples, name="y")
+def _read_checkpoint(p: Path, trusted: bool) -> dict[str, Any]:
+    """Read a checkpoint's dict, turning every way it can be wrong into a ValueError."""
+    if not zipfile.is_zipfile(p):
+        raise ValueError(
+            f"{p} is not a linkage-gcn checkpoint: not a PyTorch archive (another kind of file, "
+            "or a truncated or corrupted checkpoint)."
+        )
+    bad = _damaged_entry(p)
+    if bad:
+        raise ValueError(f"{p} is truncated or corrupted: {bad}.")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise ValueError(f"{p} is corrupted: it could not be unpickled.") from exc
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{p} holds Python objects{what} that safe loading refuses. If it holds a custom "
+            "sampler or loss object and you trust the file, pass trusted=True."
+        ) from exc
+    except Exception as exc:  # zip entries missing or damaged: torch raises RuntimeError & co
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(
+            f"{p} is truncated or corrupted ({type(exc).__name__}: {first[:200]})."
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        hint = ""
+        if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+            hint = " It looks like a bare state_dict; load() reads files written by save()."
+        raise ValueError(
+            f"{p} is a PyTorch file but not a linkage-gcn checkpoint (no format "
+            f"{_FORMAT!r} entry).{hint}"
+        )
+    missing = [key for key in _CHECKPOINT_FIELDS if key not in state]
+    if missing:
+        raise ValueError(
+            f"{p} is an incomplete linkage-gcn checkpoint: missing {', '.join(missing)}."
+        )
+    return state
+
+
+def _damaged_entry(p: Path) -> Optional[str]:
+    """Say which archive entry fails its CRC-32 check (torch.load itself does not check).
+
+    Entries stored without a checksum (``torch.serialization.set_crc32_options(False)``)
+    are skipped. Reads the file once; checkpoints are small.
+    """
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if info.CRC or not info.file_size:
+                    with zf.open(info) as f:
+                        while f.read(1 << 22):
+                            pass
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        return f"{exc}".strip() or type(exc).__name__
+    return None
+
+
+# ---------------------------------------------------------------------- parameter rules
+
+
+def _int(minimum: Optional[int] = None) -> Callable[[Any, str], int]:
+    return lambda value, name: check_int(value, name, minimum=minimum)
+
+
+def _real(**bounds: Any) -> Callable[[Any, str], float]:
+    return lambda value, name: check_real(value, name, **bounds)
+
+
+def _option(options: tuple[str, ...]) -> Callable[[Any, str], str]:
+    return lambda value, name: check_in_options(value, options, name)
+
+
+def _optional(rule: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, name: None if value is None else rule(value, name)
+
+
+def _threshold(value: Any, name: str) -> Union[float, str]:
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"{name} must be a number in [0, 1] or 'auto', got {value!r}.")
+        return value
+    return check_real(value, name, minimum=0.0, maximum=1.0)
+
+
+def _dropout(value: Any, name: str) -> float:
+    value = check_real(value, name, minimum=0.0, maximum=1.0)
+    if value == 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got 1.0 (it would drop all).")
+    return value
+
+
+def _random_state(value: Any, name: str) -> Any:
+    try:
+        check_random_state(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be None, an int or a numpy RandomState, got {value!r}."
+        ) from exc
+    return value
+
+
+def _loss(value: Any, name: str) -> Any:
+    resolve_loss(value)
+    return value
+
+
+#: How each parameter is validated: ``rule(value, name) -> value``. Cross-parameter
+#: rules (the sampler, which needs ``k1`` and ``gamma``; the kNN widths) live in
+#: :meth:`LinkageClusterer._check_params`.
+_PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
+    # graph
+    "k_at_hop": lambda value, name: check_k_at_hop(value),
+    "active_connection": _int(1),
+    "gamma": _real(minimum=1.0),
+    "metric": _option(METRICS),
+    "n_neighbors": _optional(_int(1)),
+    "knn_backend": _option(BACKENDS),
+    # training
+    "loss": _loss,
+    "epochs": _int(1),
+    "batch_size": _int(1),
+    "lr": _real(minimum=0.0, inclusive=False),
+    "momentum": _real(minimum=0.0),
+    "weight_decay": _real(minimum=0.0),
+    "lr_decay": _real(minimum=0.0, maximum=1.0),
+    # model
+    "hidden_channels": lambda value, name: tuple(check_layer_sizes(value, name)),
+    "dropout": _dropout,
+    "pivot_similarity": check_bool,
+    # scoring and merging
+    "inference_batch_size": _int(1),
+    "pool": _option(POOLS),
+    "merge": _option(MERGES),
+    "threshold": _threshold,
+    "max_size": _optional(_int()),
+    "step": lambda value, name: check_step(value, name),
+    # running
+    "device": lambda value, name: resolve_device(value),
+    "random_state": _random_state,
+    "verbose": _optional(check_bool),
+}

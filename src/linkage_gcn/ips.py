@@ -21,9 +21,18 @@ import torch
 from torch_geometric.data import Batch, Data, Dataset
 from torch_geometric.transforms import BaseTransform
 
-from ._validation import ArrayLike, as_tensor, check_features, check_int, check_labels
+from ._validation import (
+    ArrayLike,
+    as_index,
+    as_tensor,
+    check_bool,
+    check_features,
+    check_int,
+    check_labels,
+    check_nodes,
+)
 from .knn import check_knn_index
-from .samplers import NeighborSampler, TopKSampler
+from .samplers import NeighborSampler, resolve_sampler
 
 __all__ = [
     "IPSDataset",
@@ -72,11 +81,11 @@ def build_ips(
     Parameters
     ----------
     x : torch.Tensor of shape (N, D)
-        Node features.
+        Node features (floating point).
     knn_index : torch.LongTensor of shape (N, K)
         Neighbour ids sorted by decreasing similarity, self excluded.
     pivots : torch.LongTensor of shape (B,)
-        Pivot ids.
+        Pivot ids, ``B >= 1``.
     hop1 : torch.LongTensor of shape (B, k1)
         The 1-hop neighbours chosen for each pivot (by a
         :class:`~linkage_gcn.samplers.NeighborSampler`); repeated entries are
@@ -91,7 +100,9 @@ def build_ips(
         shares the pivot's identity.
     pivot_similarity : bool
         Append to each node's features its cosine similarity to the pivot
-        (an extension of L-GCN: the reference feeds ``x_v - x_p`` only).
+        (an extension of L-GCN, on in :class:`~linkage_gcn.LinkageClusterer`
+        by default: the reference feeds ``x_v - x_p`` only). A model trained
+        with it expects ``D + 1`` input features.
 
     Returns
     -------
@@ -100,9 +111,19 @@ def build_ips(
         (symmetric, de-duplicated, no self-loops), ``n_id`` (global ids),
         ``pivot_index`` (B,), ``hop1_index`` (B * k1,) (positions of the
         labelled 1-hop pairs, ``k1`` per graph, in the order of ``hop1``),
-        ``hop1_pivot`` (B * k1,) (the position of each pair's pivot) and,
-        with labels, ``edge_label`` (B * k1,). ``to_data_list()`` gives the
-        graphs one by one.
+        ``hop1_pivot_index`` (B * k1,) (the position of each pair's pivot)
+        and, with labels, ``edge_label`` (B * k1,). The ``*_index``
+        attributes are node positions, offset per graph as PyG's collation
+        does, so ``to_data_list()`` gives the graphs one by one and
+        collating them again gives this batch back.
+
+    Raises
+    ------
+    ValueError
+        On tensors of the wrong shape, dtype or device, pivots or 1-hop ids
+        outside ``[0, N)``, a pivot among its own 1-hop neighbours, kNN rows
+        (of the nodes read) holding ids outside ``[0, N)``, or bad ``k2`` /
+        ``active_connection``. All checked before the subgraphs are built.
 
     Examples
     --------
@@ -117,10 +138,125 @@ def build_ips(
     >>> batch.edge_index.tolist()
     [[0, 1, 4, 5], [1, 0, 5, 4]]
     """
+    k2 = check_int(k2, "k2", minimum=0)
+    u = check_int(active_connection, "active_connection", minimum=1)
+    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+    x, knn_index, pivots, hop1, labels = _check_batch_inputs(x, knn_index, pivots, hop1, labels)
+    _check_ids_read(knn_index, pivots, hop1, k2, u)
+    return _build_ips(
+        x, knn_index, pivots, hop1, k2=k2, active_connection=u, labels=labels,
+        pivot_similarity=pivot_similarity,
+    )  # fmt: skip
+
+
+def _as_ids(value: Any, name: str, device: torch.device) -> torch.Tensor:
+    """An integer tensor of ids (whole floats refused too: ids are never truncated)."""
+    t = as_index(value, name=name)
+    if t.device != device:
+        raise ValueError(f"{name} is on {t.device} but x is on {device}; move both to one device.")
+    return t
+
+
+def _check_x(x: Any, name: str = "x") -> torch.Tensor:
+    """A 2-D floating tensor, shape and dtype only (no pass over the values)."""
+    t, _ = as_tensor(x, name=name)
+    if t.dim() != 2 or t.shape[1] == 0:
+        raise ValueError(f"{name} must be a 2-D (N, D) feature matrix, got shape {tuple(t.shape)}.")
+    return t if t.is_floating_point() else t.float()
+
+
+def _check_batch_inputs(x, knn_index, pivots, hop1, labels):
+    """Shapes, dtypes and devices of :func:`build_ips`'s tensors (no pass over values)."""
+    x = _check_x(x)
+    n, dev = x.shape[0], x.device
+    knn_index = _as_ids(knn_index, "knn_index", dev)
+    if knn_index.dim() != 2 or knn_index.shape[0] != n or knn_index.shape[1] == 0:
+        raise ValueError(
+            f"knn_index must be a (N, K) table with one row per row of x (N = {n}) and K >= 1, "
+            f"got shape {tuple(knn_index.shape)}."
+        )
+    pivots = _as_ids(pivots, "pivots", dev)
+    if pivots.dim() != 1 or pivots.shape[0] == 0:
+        raise ValueError(f"pivots must be a non-empty 1-D tensor, got shape {tuple(pivots.shape)}.")
+    hop1 = _as_ids(hop1, "hop1", dev)
+    if hop1.dim() != 2 or hop1.shape[0] != pivots.shape[0] or hop1.shape[1] == 0:
+        raise ValueError(
+            f"hop1 must be a (B, k1) table with one row per pivot (B = {pivots.shape[0]}) and "
+            f"k1 >= 1, got shape {tuple(hop1.shape)}."
+        )
+    if labels is not None:
+        labels = check_labels(labels, n_samples=n, return_tensor=True).to(dev)
+    return x, knn_index, pivots, hop1, labels
+
+
+def _outside(t: torch.Tensor, n: int) -> torch.Tensor:
+    return ((t < 0) | (t >= n)).any()
+
+
+def _check_ids_read(
+    knn_index: torch.Tensor, pivots: torch.Tensor, hop1: torch.Tensor, k2: int, u: int
+) -> None:
+    """Check every id :func:`_build_ips` will read, with one host synchronisation.
+
+    Pivots and 1-hop ids in ``[0, N)``, no pivot among its own 1-hop
+    neighbours, and the kNN rows read (``max(k2, u)`` columns of pivots and
+    1-hop nodes, ``u`` columns of 2-hop nodes) holding ids in ``[0, N)``:
+    an id ``>= N`` there would silently join the next graph of the batch.
+    """
+    n, k = knn_index.shape
+    w2, wu = min(k2, k), min(u, k)
+    safe = lambda t: t.clamp(0, n - 1)  # noqa: E731 - gathers for the check cannot fail
+    near = knn_index[safe(torch.cat([pivots, hop1.reshape(-1)])), : max(w2, wu)]
+    hop2 = knn_index[safe(hop1), :w2].reshape(-1)
+    far = knn_index[safe(hop2), :wu]
+    flags = torch.stack(
+        [
+            _outside(pivots, n),
+            _outside(hop1, n),
+            (hop1 == pivots.unsqueeze(1)).any(),
+            _outside(near, n) | _outside(far, n),
+        ]
+    ).tolist()
+    if flags[0]:
+        _raise_outside(pivots, n, "pivots")
+    if flags[1]:
+        _raise_outside(hop1, n, "hop1")
+    if flags[2]:
+        row = int((hop1 == pivots.unsqueeze(1)).any(1).nonzero()[0, 0])
+        raise ValueError(
+            f"pivot {int(pivots[row])} (row {row} of hop1) is among its own 1-hop neighbours; "
+            "exclude self from kNN rows."
+        )
+    if flags[3]:
+        bad = torch.cat([near.reshape(-1), far.reshape(-1)])
+        bad = bad[(bad < 0) | (bad >= n)]
+        raise ValueError(
+            f"knn_index holds neighbour ids outside [0, {n}) in the rows of this batch's "
+            f"nodes, e.g. {int(bad[0])}; check it with linkage_gcn.knn.check_knn_index."
+        )
+
+
+def _raise_outside(t: torch.Tensor, n: int, name: str) -> None:
+    bad = t[(t < 0) | (t >= n)]
+    raise ValueError(
+        f"{name} holds {bad.numel()} node id(s) outside [0, N = {n}), e.g. {int(bad[0])}."
+    )
+
+
+def _build_ips(
+    x: torch.Tensor,
+    knn_index: torch.Tensor,
+    pivots: torch.Tensor,
+    hop1: torch.Tensor,
+    *,
+    k2: int,
+    active_connection: int,
+    labels: Optional[torch.Tensor] = None,
+    pivot_similarity: bool = False,
+) -> Batch:
+    """:func:`build_ips` on inputs already validated (callers that checked them once)."""
     n, num_b = x.shape[0], pivots.shape[0]
     k1 = hop1.shape[1]
-    if bool((hop1 == pivots.unsqueeze(1)).any()):
-        raise ValueError("a pivot is among its own 1-hop neighbours; exclude self from kNN rows.")
     hop2 = knn_index[hop1, : min(k2, knn_index.shape[1])].reshape(num_b, -1)
     cand = torch.cat([pivots.unsqueeze(1), hop1, hop2], dim=1)  # (B, M)
     graph = torch.arange(num_b, device=x.device).unsqueeze(1)
@@ -129,7 +265,7 @@ def build_ips(
     edge_index = _ips_edges(keys, n_id, batch, knn_index, n, active_connection)
     pivot_index = inverse[:, 0]
     hop1_index = inverse[:, 1 : 1 + k1].reshape(-1)
-    hop1_pivot = pivot_index.repeat_interleave(k1)
+    hop1_pivot_index = pivot_index.repeat_interleave(k1)
     feats = x[n_id] - x[pivots][batch]
     if pivot_similarity:
         feats = torch.cat([feats, _cosine(x[n_id], x[pivots][batch]).unsqueeze(1)], dim=1)
@@ -141,10 +277,10 @@ def build_ips(
         ptr=_ptr(batch, num_b),
         pivot_index=pivot_index,
         hop1_index=hop1_index,
-        hop1_pivot=hop1_pivot,
+        hop1_pivot_index=hop1_pivot_index,
     )
     if labels is not None:
-        out.edge_label = labels[n_id[hop1_index]] == labels[n_id[hop1_pivot]]
+        out.edge_label = labels[n_id[hop1_index]] == labels[n_id[hop1_pivot_index]]
     _set_slices(out, num_b, k1)
     return out
 
@@ -186,7 +322,7 @@ def _set_slices(out: Batch, num_graphs: int, k1: int) -> None:
         "edge_index": edge_ptr,
         "pivot_index": per_graph,
         "hop1_index": per_graph * k1,
-        "hop1_pivot": per_graph * k1,
+        "hop1_pivot_index": per_graph * k1,
     }
     incs = {
         "x": zeros,
@@ -194,7 +330,7 @@ def _set_slices(out: Batch, num_graphs: int, k1: int) -> None:
         "edge_index": ptr[:-1],
         "pivot_index": ptr[:-1],
         "hop1_index": ptr[:-1],
-        "hop1_pivot": ptr[:-1],
+        "hop1_pivot_index": ptr[:-1],
     }
     if "edge_label" in out:
         slices["edge_label"] = per_graph * k1
@@ -204,33 +340,129 @@ def _set_slices(out: Batch, num_graphs: int, k1: int) -> None:
     out._num_graphs = num_graphs
 
 
+def _check_hop1(hop1: Any, pivots: torch.Tensor, n: int, k1: Optional[int] = None) -> torch.Tensor:
+    """A (N, k1) table of 1-hop ids (one row per node): ids in range, no pivot in its own row.
+
+    Only the rows of ``pivots`` are checked, once (callers then build many
+    batches from it without further checks).
+    """
+    hop1 = _as_ids(hop1, "hop1", pivots.device)
+    if hop1.dim() != 2 or hop1.shape[0] != n or hop1.shape[1] == 0:
+        raise ValueError(
+            f"hop1 must be a (N, k1) table with one row per node (N = {n}) and k1 >= 1, got "
+            f"shape {tuple(hop1.shape)}."
+        )
+    if k1 is not None and hop1.shape[1] != k1:
+        raise ValueError(
+            f"the sampler gave {hop1.shape[1]} 1-hop neighbours per pivot but k_at_hop[0] = {k1}."
+        )
+    rows = hop1[pivots]
+    if bool(_outside(rows, n)):
+        _raise_outside(rows, n, "hop1")
+    own = (rows == pivots.unsqueeze(1)).any(1)
+    if bool(own.any()):
+        raise ValueError(
+            f"node {int(pivots[own][0])} is among its own 1-hop neighbours in hop1; exclude self "
+            "from kNN rows."
+        )
+    return hop1
+
+
 def iter_ips_batches(
-    x: torch.Tensor,
-    knn_index: torch.Tensor,
-    hop1: torch.Tensor,
+    x: ArrayLike,
+    knn_index: ArrayLike,
+    hop1: ArrayLike,
     *,
     k2: int,
     active_connection: int,
     batch_size: int,
-    labels: Optional[torch.Tensor] = None,
-    pivots: Optional[torch.Tensor] = None,
+    labels: Optional[ArrayLike] = None,
+    pivots: Optional[ArrayLike] = None,
+    pivot_similarity: bool = False,
 ) -> Iterator[Batch]:
     """Yield :func:`build_ips` batches over ``pivots`` (default: every node, in order).
 
-    ``hop1`` holds one row per node (``hop1[p]`` is used for pivot ``p``).
-    Memory is bounded by ``batch_size`` pivots at a time.
+    Everything is validated once, when the function is called (not at each
+    batch); memory is bounded by ``batch_size`` pivots at a time.
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor of shape (N, D)
+        Node features.
+    knn_index : array-like or torch.Tensor of shape (N, K)
+        Neighbour ids sorted by decreasing similarity, self excluded.
+    hop1 : array-like or torch.Tensor of shape (N, k1)
+        One row per node: ``hop1[p]`` is the 1-hop set of pivot ``p`` (e.g.
+        ``knn_index[:, :k1]``, or a sampler's draw).
+    k2, active_connection : int
+        2-hop neighbours per 1-hop node, and ``u`` of the IPS edges.
+    batch_size : int
+        Pivots per batch.
+    labels : array-like of shape (N,), optional
+        Identities, giving each batch an ``edge_label``.
+    pivots : array-like of int or bool mask, optional
+        The pivots, by default every node.
+    pivot_similarity : bool
+        Append each node's cosine similarity to its pivot to its features,
+        as :class:`~linkage_gcn.LinkageClusterer` does by default.
+
+    Yields
+    ------
+    torch_geometric.data.Batch
+        As :func:`build_ips`, on the device of ``x``.
+
+    Examples
+    --------
+    >>> x = torch.randn(10, 4)
+    >>> from linkage_gcn.knn import knn
+    >>> index, _ = knn(x, 3)
+    >>> batches = iter_ips_batches(x, index, index[:, :2], k2=2, active_connection=2,
+    ...                            batch_size=4, pivot_similarity=True)
+    >>> [b.num_graphs for b in batches], next(iter_ips_batches(
+    ...     x, index, index[:, :2], k2=2, active_connection=2, batch_size=4)).x.shape[1]
+    ([4, 4, 2], 4)
     """
+    x_t, _ = check_features(x, name="x")
+    index = _checked_knn_index(knn_index, x_t)
+    n = x_t.shape[0]
+    p = _check_pivots(pivots, n, x_t.device)
+    hop1_t = _check_hop1(hop1, p, n)
+    y = None
+    if labels is not None:
+        y = check_labels(labels, n_samples=n, return_tensor=True).to(x_t.device)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    k2 = check_int(k2, "k2", minimum=0)
+    u = check_int(active_connection, "active_connection", minimum=1)
+    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+
+    def batches() -> Iterator[Batch]:
+        for start in range(0, p.shape[0], batch_size):
+            chunk = p[start : start + batch_size]
+            yield _build_ips(
+                x_t, index, chunk, hop1_t[chunk], k2=k2, active_connection=u, labels=y,
+                pivot_similarity=pivot_similarity,
+            )  # fmt: skip
+
+    return batches()
+
+
+def _checked_knn_index(knn_index: Any, x: torch.Tensor, name: str = "knn_index") -> torch.Tensor:
+    """A full check of a kNN table of ``x`` (once per dataset or loop, never per batch)."""
+    return check_knn_index(as_index(knn_index, name=name).to(x.device), x.shape[0])
+
+
+def _check_pivots(pivots: Any, n: int, device: torch.device, name: str = "pivots") -> torch.Tensor:
     if pivots is None:
-        pivots = torch.arange(x.shape[0], device=x.device)
-    for start in range(0, pivots.shape[0], batch_size):
-        p = pivots[start : start + batch_size]
-        yield build_ips(
-            x, knn_index, p, hop1[p], k2=k2, active_connection=active_connection, labels=labels
-        )
+        return torch.arange(n, device=device)
+    return check_nodes(pivots, n, name).to(device)
 
 
 class IPSDataset(Dataset):
     """A PyG dataset with one Instance Pivot Subgraph per pivot.
+
+    Items collate with PyG's :class:`~torch_geometric.loader.DataLoader` into
+    exactly the batch that :meth:`batch` builds at once (the ``*_index``
+    attributes are offset per graph).
 
     Parameters
     ----------
@@ -246,10 +478,15 @@ class IPSDataset(Dataset):
     active_connection : int
         ``u``, the nearest neighbours each node links to inside its IPS.
     sampler : NeighborSampler, optional
-        Selects the 1-hop sets; by default the top ``k1`` (L-GCN). For a
-        stochastic sampler call :meth:`resample` before each epoch.
-    pivots : array-like of int, optional
+        Selects the 1-hop sets (it must select ``k1``); by default the top
+        ``k1`` (L-GCN). For a stochastic sampler call :meth:`resample` before
+        each epoch.
+    pivots : array-like of int or bool mask, optional
         The pivots, by default every node.
+    pivot_similarity : bool
+        Append each node's cosine similarity to its pivot to its features:
+        the input of a model trained by :class:`~linkage_gcn.LinkageClusterer`
+        with its default ``pivot_similarity=True``.
 
     Examples
     --------
@@ -272,25 +509,27 @@ class IPSDataset(Dataset):
         active_connection: int = 5,
         sampler: Optional[NeighborSampler] = None,
         pivots: Optional[ArrayLike] = None,
+        pivot_similarity: bool = False,
     ) -> None:
         super().__init__(None)
         self.x_, _ = check_features(x, name="x")
-        index, _ = as_tensor(knn_index, name="knn_index", dtype=torch.long)
-        self.knn_index_ = check_knn_index(index, self.x_.shape[0])
+        n = self.x_.shape[0]
+        self.knn_index_ = _checked_knn_index(knn_index, self.x_)
         self.labels_ = None
         if labels is not None:
-            self.labels_ = torch.from_numpy(check_labels(labels, n_samples=self.x_.shape[0]))
+            self.labels_ = check_labels(labels, n_samples=n, return_tensor=True).to(self.x_.device)
         self.k1, self.k2 = check_k_at_hop(k_at_hop)
         self.active_connection = check_int(active_connection, "active_connection", minimum=1)
-        self.sampler = sampler if sampler is not None else TopKSampler(self.k1)
-        n = self.x_.shape[0]
-        self.pivots_ = torch.arange(n) if pivots is None else as_tensor(pivots, name="pivots")[0]
+        self.pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+        self.sampler = resolve_sampler("topk" if sampler is None else sampler, self.k1)
+        self.pivots_ = _check_pivots(pivots, n, self.x_.device)
         self.hop1_ = None
         self.resample()
 
     def resample(self, generator: Optional[torch.Generator] = None) -> None:
         """Draw the 1-hop sets anew (once per epoch for a stochastic sampler)."""
-        self.hop1_ = self.sampler.sample(self.knn_index_, self.labels_, generator=generator)
+        hop1 = self.sampler.sample(self.knn_index_, self.labels_, generator=generator)
+        self.hop1_ = _check_hop1(hop1, self.pivots_, self.x_.shape[0], self.k1)
 
     def len(self) -> int:
         """Number of pivots."""
@@ -302,9 +541,11 @@ class IPSDataset(Dataset):
 
     def batch(self, positions: ArrayLike) -> Batch:
         """The IPS of several pivots (positions into this dataset), built at once."""
-        pos, _ = as_tensor(positions, name="positions", dtype=torch.long)
-        p = self.pivots_[pos.reshape(-1)]
-        return build_ips(
+        pos = check_nodes(positions, len(self), "positions").to(self.pivots_.device)
+        if pos.numel() == 0:
+            raise ValueError("positions is empty; give at least one position.")
+        p = self.pivots_[pos]
+        return _build_ips(
             self.x_,
             self.knn_index_,
             p,
@@ -312,12 +553,14 @@ class IPSDataset(Dataset):
             k2=self.k2,
             active_connection=self.active_connection,
             labels=self.labels_,
+            pivot_similarity=self.pivot_similarity,
         )
 
     def __repr__(self) -> str:
+        extra = ", pivot_similarity=True" if self.pivot_similarity else ""
         return (
             f"{type(self).__name__}({len(self)}, k_at_hop=({self.k1}, {self.k2}), "
-            f"active_connection={self.active_connection}, sampler={self.sampler!r})"
+            f"active_connection={self.active_connection}, sampler={self.sampler!r}{extra})"
         )
 
 
@@ -328,8 +571,21 @@ class IPSTransform(BaseTransform):
     ``DataLoader``, which concatenates ``*index`` attributes along their last
     dimension) needs ``x`` and a kNN table ``knn_index`` (N, K) (sorted by
     decreasing similarity, self excluded); ``y`` becomes ``edge_label`` when
-    present; ``pivot`` (optional) selects the pivots, by default every node.
-    The output is the :class:`~torch_geometric.data.Batch` of :func:`build_ips`.
+    present; ``pivot`` (optional, node ids or a boolean mask) selects the
+    pivots, by default every node. The output is the
+    :class:`~torch_geometric.data.Batch` of :func:`build_ips`.
+
+    Parameters
+    ----------
+    k_at_hop : (int, int)
+        ``(k1, k2)``.
+    active_connection : int
+        ``u`` of the IPS edges.
+    sampler : NeighborSampler, optional
+        Selects the 1-hop sets (it must select ``k1``); by default the top ``k1``.
+    pivot_similarity : bool
+        Append each node's cosine similarity to its pivot to its features, as
+        :class:`~linkage_gcn.LinkageClusterer` does by default.
 
     Examples
     --------
@@ -347,32 +603,45 @@ class IPSTransform(BaseTransform):
         k_at_hop: Sequence[int] = (20, 5),
         active_connection: int = 5,
         sampler: Optional[NeighborSampler] = None,
+        pivot_similarity: bool = False,
     ) -> None:
         self.k_at_hop = check_k_at_hop(k_at_hop)
         self.active_connection = check_int(active_connection, "active_connection", minimum=1)
-        self.sampler = sampler if sampler is not None else TopKSampler(self.k_at_hop[0])
+        self.sampler = resolve_sampler("topk" if sampler is None else sampler, self.k_at_hop[0])
+        self.pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
 
     def forward(self, data: Data) -> Batch:
         """Build the IPS batch of ``data``."""
+        if not isinstance(data, Data):
+            raise TypeError(
+                f"IPSTransform expects a torch_geometric Data, got {type(data).__name__}."
+            )
         if "knn_index" not in data or data.x is None:
             raise ValueError("IPSTransform needs a Data with `x` and a (N, K) `knn_index`.")
         x, _ = check_features(data.x, name="data.x")
-        index = check_knn_index(data.knn_index.long(), x.shape[0])
-        y = data.y.reshape(-1).long() if data.y is not None else None
-        hop1 = self.sampler.sample(index, y)
-        pivots = data.pivot.long() if "pivot" in data else torch.arange(x.shape[0])
-        return build_ips(
+        n = x.shape[0]
+        index = _checked_knn_index(data.knn_index, x, "data.knn_index")
+        y = None
+        if data.y is not None:
+            y = check_labels(data.y, n_samples=n, name="data.y", return_tensor=True).to(x.device)
+        pivots = _check_pivots(data.pivot if "pivot" in data else None, n, x.device, "data.pivot")
+        if pivots.numel() == 0:
+            raise ValueError("data.pivot selects no pivot.")
+        hop1 = _check_hop1(self.sampler.sample(index, y), pivots, n, self.k_at_hop[0])
+        return _build_ips(
             x,
             index,
-            pivots.to(x.device),
+            pivots,
             hop1[pivots],
             k2=self.k_at_hop[1],
             active_connection=self.active_connection,
             labels=y,
+            pivot_similarity=self.pivot_similarity,
         )
 
     def __repr__(self) -> str:
+        extra = ", pivot_similarity=True" if self.pivot_similarity else ""
         return (
             f"{type(self).__name__}(k_at_hop={self.k_at_hop}, "
-            f"active_connection={self.active_connection}, sampler={self.sampler!r})"
+            f"active_connection={self.active_connection}, sampler={self.sampler!r}{extra})"
         )

@@ -19,8 +19,7 @@ from torch import Tensor
 from torch.utils.data import WeightedRandomSampler
 from torch_geometric.data import Data, InMemoryDataset
 
-from ._validation import as_tensor, check_int, check_real
-from .transforms import _index_from
+from ._validation import check_int, check_labels, check_nodes, check_real
 
 __all__ = ["RIWSNodeSampler", "identity_balanced_weights"]
 
@@ -54,7 +53,7 @@ def identity_balanced_weights(labels: Any, power: float = 1.0) -> Tensor:
     >>> identity_balanced_weights([5, 5, 5, 5, 9], power=0.5)
     tensor([0.5000, 0.5000, 0.5000, 0.5000, 1.0000], dtype=torch.float64)
     """
-    y = _check_node_labels(labels, "labels")
+    y = _node_labels(labels, "labels")
     power = check_real(power, "power", minimum=0.0, maximum=1.0)
     _, inverse, counts = torch.unique(y, return_inverse=True, return_counts=True)
     return counts.double().pow(-power)[inverse]
@@ -187,26 +186,9 @@ class RIWSNodeSampler(WeightedRandomSampler):
         )
 
 
-def _check_node_labels(labels: Any, name: str) -> Tensor:
-    """Labels as a CPU (N,) int64 tensor of non-negative identities."""
-    y, _ = as_tensor(labels, name=name)
-    y = y.detach().cpu()
-    if y.dim() == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.dim() != 1:
-        raise ValueError(f"{name} must have shape (N,) or (N, 1), got shape {tuple(y.shape)}.")
-    if y.is_floating_point():
-        if not bool(torch.isfinite(y).all()) or not bool((y == y.round()).all()):
-            raise ValueError(f"{name} must hold integer identities, got non-integer floats.")
-    elif y.dtype == torch.bool or y.is_complex():
-        raise ValueError(f"{name} must hold integer identities, got dtype {y.dtype}.")
-    y = y.long()
-    if y.numel() and int(y.min()) < 0:
-        raise ValueError(
-            f"{name} holds negative identities ({int((y < 0).sum())} of them); for unlabelled "
-            "nodes, leave them out with input_nodes."
-        )
-    return y
+def _node_labels(labels: Any, name: str) -> Tensor:
+    """Labels as a CPU (N,) int64 tensor of non-negative identities (:func:`check_labels`)."""
+    return check_labels(labels, name=name, allow_negative=False, return_tensor=True).cpu()
 
 
 def _labels_and_index(dataset: Any, input_nodes: Optional[Tensor]) -> tuple[Tensor, Tensor]:
@@ -214,13 +196,13 @@ def _labels_and_index(dataset: Any, input_nodes: Optional[Tensor]) -> tuple[Tens
     if isinstance(dataset, Data):
         if dataset.y is None:
             raise ValueError("the Data has no `y`: RIWSNodeSampler needs identity labels.")
-        y = _check_node_labels(dataset.y, "data.y")
+        y = _node_labels(dataset.y, "data.y")
         if dataset.x is not None and dataset.x.shape[0] != y.numel():
             raise ValueError(
                 f"data.y has {y.numel()} labels but data.x has {dataset.x.shape[0]} nodes."
             )
     elif isinstance(dataset, (Tensor, np.ndarray)):
-        y = _check_node_labels(dataset, "labels")
+        y = _node_labels(dataset, "labels")
     else:
         if input_nodes is not None:
             raise ValueError(
@@ -231,7 +213,7 @@ def _labels_and_index(dataset: Any, input_nodes: Optional[Tensor]) -> tuple[Tens
         return y, torch.arange(y.numel())
     if input_nodes is None:
         return y, torch.arange(y.numel())
-    index = _index_from(torch.as_tensor(input_nodes).cpu(), y.numel())
+    index = check_nodes(input_nodes, y.numel(), "input_nodes").cpu()
     return y[index], index
 
 
@@ -251,7 +233,7 @@ def _graph_labels(dataset: Any) -> Tensor:
             "dataset must be a Data, an InMemoryDataset, a sequence of Data or a label tensor, "
             f"got {type(dataset).__name__}."
         )
-    y = _check_node_labels(torch.as_tensor(y).reshape(-1), "dataset.y")
+    y = _node_labels(torch.as_tensor(y).reshape(-1), "dataset.y")
     if y.numel() != len(dataset):
         raise ValueError(
             f"graph-level sampling needs one label per graph: {len(dataset)} graphs but "

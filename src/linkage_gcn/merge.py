@@ -33,9 +33,17 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
-from ._validation import ArrayLike, as_tensor, check_in_options, check_int, check_real, to_like
+from ._validation import (
+    ArrayLike,
+    as_tensor,
+    check_in_options,
+    check_int,
+    check_real,
+    check_scores,
+    to_like,
+)
 
-__all__ = ["POOLS", "pool_pair_scores", "propagate_labels", "threshold_components"]
+__all__ = ["POOLS", "check_step", "pool_pair_scores", "propagate_labels", "threshold_components"]
 
 #: Pooling operations of :func:`pool_pair_scores`.
 POOLS = ("mean", "max")
@@ -127,7 +135,7 @@ def pool_pair_scores(
         )
     s_t = _check_ids(s_t.reshape(-1), "src", num_nodes)
     d_t = _check_ids(d_t.reshape(-1), "dst", num_nodes)
-    w_t = _check_scores(w_t.reshape(-1), "scores", unit_interval=False)
+    w_t = check_scores(w_t.reshape(-1), name="scores")
     keep = s_t != d_t
     s_t, d_t, w_t = s_t[keep], d_t[keep], w_t[keep]
     directed, w_t = _pool_by_key(s_t * num_nodes + d_t, w_t, pool)
@@ -319,7 +327,7 @@ def propagate_labels(
     """
     u, v, s = _edges_numpy(edge_index, scores, num_nodes, unit_interval=True)
     limit = _size_limit(max_size)
-    step = _check_step(step)
+    step = check_step(step)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     if start_threshold is None:
         th = float(s.min()) if s.size else 0.0
@@ -397,27 +405,6 @@ def _check_ids(t: torch.Tensor, name: str, num_nodes: int) -> torch.Tensor:
     return t
 
 
-def _check_scores(t: torch.Tensor, name: str, *, unit_interval: bool) -> torch.Tensor:
-    """Validate finite scores (in ``[0, 1]`` when ``unit_interval``)."""
-    if not t.dtype.is_floating_point:
-        t = t.to(torch.float64)
-    if t.numel() == 0:
-        return t
-    nan = torch.isnan(t)
-    if bool(nan.any()):
-        raise ValueError(f"{name} contains {int(nan.sum())} NaN value(s).")
-    if unit_interval:
-        outside = (t < 0) | (t > 1)
-        if bool(outside.any()):
-            raise ValueError(
-                f"{name} must lie in [0, 1], got {int(outside.sum())} value(s) outside it "
-                f"(min {float(t.min())!r}, max {float(t.max())!r})."
-            )
-    elif not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains infinite value(s).")
-    return t
-
-
 def _edges_numpy(
     edge_index: ArrayLike, scores: ArrayLike, num_nodes: int, *, unit_interval: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -428,13 +415,7 @@ def _edges_numpy(
         hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
         raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
     e = _check_ids(e, "edge_index", num_nodes)
-    w, _ = as_tensor(scores, name="scores")
-    if w.dim() != 1 or w.shape[0] != e.shape[1]:
-        raise ValueError(
-            f"scores must have shape (E,) = ({e.shape[1]},) to match edge_index, "
-            f"got shape {tuple(w.shape)}."
-        )
-    w = _check_scores(w, "scores", unit_interval=unit_interval)
+    w = check_scores(scores, name="scores", n_edges=e.shape[1], unit_interval=unit_interval)
     e_np = e.detach().cpu().numpy()
     s_np = w.detach().cpu().numpy().astype(np.float64, copy=False)
     return e_np[0], e_np[1], s_np
@@ -494,10 +475,23 @@ def _size_limit(max_size: Optional[int]) -> Optional[int]:
     return max_size if max_size > 0 else None
 
 
-def _check_step(step: float) -> float:
-    step = check_real(step, "step", minimum=0, maximum=1)
+def check_step(step: Any, name: str = "step") -> float:
+    """Validate the ``step`` of :func:`propagate_labels`: a number in ``(0, 1]``.
+
+    Examples
+    --------
+    >>> check_step(0.6)
+    0.6
+    >>> check_step(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: step must be a number in (0, 1], got 0; the threshold would never rise.
+    """
+    step = check_real(step, name, minimum=0, maximum=1)
     if step == 0:
-        raise ValueError("step must be a number in (0, 1], got 0; the threshold would never rise.")
+        raise ValueError(
+            f"{name} must be a number in (0, 1], got 0; the threshold would never rise."
+        )
     return step
 
 

@@ -7,7 +7,10 @@ million items with a hundred thousand clusters take about a second.
 
 Arguments follow scikit-learn's order ``(labels_true, labels_pred)``. Labels may
 be numpy arrays, lists or torch tensors of shape ``(N,)`` or ``(N, 1)`` holding
-any integer ids (negative ones included).
+any integer ids (negative ones included; floats only when whole numbers) or
+other comparable ids such as strings. They and the edge scores are validated
+by :func:`linkage_gcn._validation.check_labels` and ``check_scores``, shared
+with the rest of the package.
 
 Conventions for degenerate inputs (no metric ever returns NaN):
 
@@ -30,7 +33,13 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ._validation import as_tensor, check_in_options, check_labels, check_same_length
+from ._validation import (
+    as_tensor,
+    check_in_options,
+    check_labels,
+    check_same_length,
+    check_scores,
+)
 
 __all__ = [
     "bcubed_by_identity_size",
@@ -54,8 +63,8 @@ DEFAULT_SIZE_BINS = (1, 2, 4, 11, 51)
 
 def _check_pair(labels_true: Any, labels_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate two labellings of the same N >= 1 items and return them as int64."""
-    t = check_labels(labels_true, name="labels_true")
-    p = check_labels(labels_pred, name="labels_pred")
+    t = check_labels(labels_true, name="labels_true", encode=True)
+    p = check_labels(labels_pred, name="labels_pred", encode=True)
     if check_same_length(labels_true=t, labels_pred=p) == 0:
         raise ValueError("labels_true and labels_pred are empty; at least one item is needed.")
     return t, p
@@ -77,22 +86,6 @@ def _check_edge_index(edge_index: Any, n_items: int) -> np.ndarray:
             f"(min {int(ei.min())}, max {int(ei.max())}) for {n_items} labelled items."
         )
     return ei
-
-
-def _check_scores(scores: Any, n_edges: int) -> np.ndarray:
-    """Validate one finite score per edge and return them as float64."""
-    t, _ = as_tensor(scores, name="scores")
-    s = t.detach().cpu().to(torch.float64).numpy()
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
-    if s.ndim != 1:
-        raise ValueError(f"scores must have shape (E,) or (E, 1), got shape {s.shape}.")
-    if s.shape[0] != n_edges:
-        raise ValueError(f"scores has {s.shape[0]} entries but edge_index has {n_edges} edges.")
-    bad = ~np.isfinite(s)
-    if bad.any():
-        raise ValueError(f"scores contains NaN or infinity ({int(bad.sum())} value(s)).")
-    return s
 
 
 def _check_bins(bins: Sequence[int]) -> np.ndarray:
@@ -440,15 +433,15 @@ def edge_labels(labels: Any, edge_index: Any) -> np.ndarray:
     >>> edge_labels([7, 7, 3], [[0, 0, 2], [1, 2, 1]])
     array([ True, False, False])
     """
-    y = check_labels(labels, name="labels")
+    y = check_labels(labels, name="labels", encode=True)
     ei = _check_edge_index(edge_index, y.shape[0])
     return y[ei[0]] == y[ei[1]]
 
 
 def _edge_targets(labels_true: Any, edge_index: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate edges and scores; return same-identity labels (both classes present) and scores."""
-    y = edge_labels(check_labels(labels_true, name="labels_true"), edge_index)
-    s = _check_scores(scores, y.shape[0])
+    y = edge_labels(check_labels(labels_true, name="labels_true", encode=True), edge_index)
+    s = check_scores(scores, n_edges=y.shape[0]).cpu().to(torch.float64).numpy()
     n_pos = int(y.sum())
     if y.size == 0:
         raise ValueError("edge_index has no edges; AP and ROC AUC are undefined.")

@@ -4,15 +4,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Optional
+from numbers import Integral
+from typing import Any, Optional
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import SAGEConv
 
-from ._validation import check_int, check_real
+from ._validation import check_bool, check_int, check_real
 
-__all__ = ["LinkageGCN"]
+__all__ = ["LinkageGCN", "check_layer_sizes"]
+
+
+def check_layer_sizes(hidden_channels: Any, name: str = "hidden_channels") -> list[int]:
+    """Validate a sequence of layer sizes (positive integers, at least one).
+
+    Examples
+    --------
+    >>> check_layer_sizes((64, 32))
+    [64, 32]
+    >>> check_layer_sizes(16)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden_channels must be a sequence of layer sizes such as (512, 256), got ...
+    """
+    if isinstance(hidden_channels, (str, bytes)) or not isinstance(
+        hidden_channels, (Sequence, np.ndarray)
+    ):
+        kind = type(hidden_channels).__name__
+        one = (
+            f"; write ({hidden_channels!r},) for one layer"
+            if isinstance(hidden_channels, Integral)
+            else ""
+        )
+        raise ValueError(
+            f"{name} must be a sequence of layer sizes such as (512, 256), got the {kind} "
+            f"{hidden_channels!r}{one}."
+        )
+    sizes = [check_int(h, f"{name}[{i}]", minimum=1) for i, h in enumerate(hidden_channels)]
+    if not sizes:
+        raise ValueError(f"{name} must name at least one layer size, got {hidden_channels!r}.")
+    return sizes
 
 
 class LinkageGCN(nn.Module):
@@ -59,13 +92,14 @@ class LinkageGCN(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
-        sizes = [check_int(h, "hidden_channels", minimum=1) for h in hidden_channels]
-        if not sizes:
-            raise ValueError("hidden_channels must name at least one layer size.")
+        sizes = check_layer_sizes(hidden_channels)
         self.hidden_channels = sizes
         self.head_channels = sizes[-1] if head_channels is None else head_channels
-        check_int(self.head_channels, "head_channels", minimum=1)
+        self.head_channels = check_int(self.head_channels, "head_channels", minimum=1)
         self.dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0)
+        if self.dropout == 1.0:
+            raise ValueError("dropout must be a number in [0, 1), got 1.0 (it would drop all).")
+        input_norm = check_bool(input_norm, "input_norm")
         self.norm = nn.BatchNorm1d(in_channels, affine=False) if input_norm else nn.Identity()
         dims = [in_channels, *sizes]
         self.convs = nn.ModuleList(
@@ -123,8 +157,36 @@ class LinkageGCN(nn.Module):
         -------
         torch.Tensor of shape (P, 2)
             Logits; ``softmax(logits)[:, 1]`` is the link probability.
+
+        Raises
+        ------
+        ValueError
+            When the shapes do not fit (checked on shapes only, no pass over
+            the values): ``x`` not (V, in_channels), ``edge_index`` not
+            (2, E), ``hop1_index`` not 1-D.
         """
+        self._check_shapes(x, edge_index, hop1_index)
         return self.head(self.embed(x, edge_index)[hop1_index])
+
+    def _check_shapes(self, x: Tensor, edge_index: Tensor, hop1_index: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.in_channels:
+            got = x.shape[1] if x.dim() == 2 else f"a {x.dim()}-D tensor of shape {tuple(x.shape)}"
+            hint = ""
+            if x.dim() == 2 and x.shape[1] == self.in_channels - 1:
+                hint = (
+                    " (one short: was the model trained with pivot_similarity=True? build the "
+                    "subgraphs with pivot_similarity=True too)"
+                )
+            elif x.dim() == 2 and x.shape[1] == self.in_channels + 1:
+                hint = " (one too many: build the subgraphs with pivot_similarity=False)"
+            raise ValueError(
+                f"{type(self).__name__} expects x with {self.in_channels} features per node, "
+                f"got {got}{hint}."
+            )
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}.")
+        if hop1_index.dim() != 1:
+            raise ValueError(f"hop1_index must be 1-D, got shape {tuple(hop1_index.shape)}.")
 
     def __repr__(self) -> str:
         return (

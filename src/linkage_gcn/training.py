@@ -1,31 +1,44 @@
 """Training a :class:`~linkage_gcn.nn.LinkageGCN` and predicting link scores with it.
 
 Both work on tensors on any device: move ``x``, ``knn_index`` and the model to
-the GPU and everything runs there.
+the GPU and everything runs there. Their inputs are validated once, before any
+work; the loops then build the subgraphs without further checks.
+
+Each training epoch logs one INFO line on the ``linkage_gcn.training``
+logger as it ends (the library never configures logging: set up a handler,
+e.g. ``logging.basicConfig(level=logging.INFO)``, to see them).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ._progress import progress
-from ._validation import check_int, check_real
-from .ips import build_ips
+from ._validation import check_bool, check_features, check_int, check_labels, check_real
+from .ips import _build_ips, _check_hop1, _checked_knn_index
 from .losses import resolve_loss
-from .nn import LinkageGCN
 from .samplers import NeighborSampler
 
 __all__ = ["EpochStats", "predict_links", "train_linkage_gcn"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class EpochStats:
-    """What one training epoch measured on its own batches."""
+    """What one training epoch measured on its own batches.
+
+    ``epoch`` counts from 0; ``loss`` is the mean of the per-step losses;
+    ``precision`` and ``recall`` are those of the argmax link predictions on
+    the labelled pairs seen; ``lr`` is the learning rate the epoch ran with.
+    """
 
     epoch: int
     loss: float
@@ -39,35 +52,61 @@ class EpochStats:
 
 
 class _Counts:
-    """Running confusion counts of link predictions (argmax) against labels."""
+    """Running confusion counts of link predictions (argmax) against labels.
 
-    def __init__(self) -> None:
-        self.tp = self.fp = self.fn = self.pos = self.n = 0
+    The counts stay on the device (no host synchronisation per step); only
+    :meth:`summary` reads them back.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.counts = torch.zeros(4, dtype=torch.long, device=device)  # tp, fp, fn, pos
+        self.n = 0
         self.loss_sum = 0.0
         self.steps = 0
 
     def update(self, logits: Tensor, target: Tensor, loss: float) -> None:
         pred = logits.argmax(1).bool() if logits.dim() == 2 else logits > 0
         y = target.bool()
-        self.tp += int((pred & y).sum())
-        self.fp += int((pred & ~y).sum())
-        self.fn += int((~pred & y).sum())
-        self.pos += int(y.sum())
-        self.n += int(y.numel())
+        self.counts += torch.stack(
+            [(pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum(), y.sum()]
+        )
+        self.n += y.numel()
         self.loss_sum += loss
         self.steps += 1
 
     def summary(self) -> dict[str, float]:
+        tp, fp, fn, pos = self.counts.tolist()
         return {
             "loss": self.loss_sum / max(self.steps, 1),
-            "precision": self.tp / max(self.tp + self.fp, 1),
-            "recall": self.tp / max(self.tp + self.fn, 1),
-            "positive_rate": self.pos / max(self.n, 1),
+            "precision": tp / max(tp + fp, 1),
+            "recall": tp / max(tp + fn, 1),
+            "positive_rate": pos / max(self.n, 1),
         }
 
 
+def _check_model(model: Any, x: Tensor, pivot_similarity: bool) -> None:
+    """The model takes ``(x, edge_index, hop1_index)``, sits on x's device, fits x's width."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"model must be a torch.nn.Module (a LinkageGCN), got {type(model).__name__}."
+        )
+    param = next(model.parameters(), None)
+    if param is not None and param.device != x.device:
+        raise ValueError(
+            f"the model is on {param.device} but x is on {x.device}; move both to one device."
+        )
+    want = getattr(model, "in_channels", None)
+    got = x.shape[1] + int(pivot_similarity)
+    if isinstance(want, int) and want != got:
+        extra = " (x's features + 1 for pivot_similarity)" if pivot_similarity else ""
+        raise ValueError(
+            f"the model expects {want} input features per node but the subgraphs will have "
+            f"{got}{extra}; build it with in_channels={got} or change pivot_similarity."
+        )
+
+
 def train_linkage_gcn(
-    model: LinkageGCN,
+    model: nn.Module,
     x: Tensor,
     knn_index: Tensor,
     labels: Tensor,
@@ -97,7 +136,8 @@ def train_linkage_gcn(
     Parameters
     ----------
     model : LinkageGCN
-        The network, already on the device of ``x``.
+        The network, already on the device of ``x``, with
+        ``in_channels = D + pivot_similarity``.
     x : torch.Tensor of shape (N, D)
         Features.
     knn_index : torch.LongTensor of shape (N, K)
@@ -109,7 +149,8 @@ def train_linkage_gcn(
     k2, active_connection : int
         2-hop neighbours per 1-hop node, and ``u`` of the IPS edges.
     loss : str or callable
-        ``"ce"``, ``"cb"``, ``"focal"`` or ``(logits, target) -> loss``.
+        ``"ce"``, ``"cb"``, ``"cb-graph"``, ``"focal"`` or
+        ``(logits, target) -> loss``.
     epochs, batch_size : int
         Passes over the pivots, and IPS per optimisation step.
     lr, momentum, weight_decay, lr_decay : float
@@ -117,69 +158,123 @@ def train_linkage_gcn(
     generator : torch.Generator, optional
         Randomness of pivot order and sampling (on the CPU).
     verbose : bool, optional
-        Progress bar with the running loss and link precision/recall.
+        Progress bar with the running loss and link precision/recall
+        (``None``: on a terminal). Independently, each epoch logs one INFO
+        line on the ``linkage_gcn.training`` logger.
     callback : callable, optional
         Called with the :class:`EpochStats` of each epoch.
+    pivot_similarity : bool
+        Append each node's cosine similarity to its pivot to its features.
 
     Returns
     -------
     list of EpochStats
+
+    Raises
+    ------
+    ValueError, TypeError
+        On bad inputs or settings, before training starts.
+    FloatingPointError
+        When the loss becomes NaN or infinite (the training diverged), at the
+        first such step, before that step updates the weights; the message
+        names the epoch and step.
     """
+    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+    x, _ = check_features(x, name="x")
+    _check_model(model, x, pivot_similarity)
+    knn_index = _checked_knn_index(knn_index, x)
+    labels = check_labels(labels, n_samples=x.shape[0], return_tensor=True).to(x.device)
+    if not isinstance(sampler, NeighborSampler):
+        raise TypeError(f"sampler must be a NeighborSampler, got {type(sampler).__name__}.")
+    k2 = check_int(k2, "k2", minimum=0)
+    active_connection = check_int(active_connection, "active_connection", minimum=1)
     epochs = check_int(epochs, "epochs", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    check_real(lr, "lr", minimum=0.0, inclusive=False)
+    lr = check_real(lr, "lr", minimum=0.0, inclusive=False)
+    momentum = check_real(momentum, "momentum", minimum=0.0)
+    weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
+    lr_decay = check_real(lr_decay, "lr_decay", minimum=0.0, maximum=1.0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}.")
     criterion = resolve_loss(loss)
+    uses_groups = getattr(criterion, "uses_groups", False)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=lr_decay)
     history = []
     n = x.shape[0]
+    all_nodes = torch.arange(n, device=x.device)
+    n_steps = math.ceil(n / batch_size)
     for epoch in range(epochs):
         model.train()
-        hop1 = sampler.sample(knn_index, labels, generator=generator)
-        order = torch.randperm(n, generator=generator).to(x.device)
-        counts = _Counts()
-        steps = range(0, n, batch_size)
-        bar = progress(
-            steps, desc=f"epoch {epoch + 1}/{epochs}", verbose=verbose, long=True, unit="step"
+        hop1 = _check_hop1(
+            sampler.sample(knn_index, labels, generator=generator), all_nodes, n, sampler.k
         )
+        order = torch.randperm(n, generator=generator).to(x.device)
+        counts = _Counts(x.device)
+        epoch_lr = optimizer.param_groups[0]["lr"]
+        desc = f"epoch {epoch + 1}/{epochs}"
+        bar = progress(range(n_steps), desc=desc, verbose=verbose, long=True, unit="step")
         start = time.perf_counter()
-        for i, step in enumerate(bar):
-            pivots = order[step : step + batch_size]
-            batch = build_ips(
-                x, knn_index, pivots, hop1[pivots], k2=k2,
-                active_connection=active_connection, labels=labels,
-                pivot_similarity=pivot_similarity,
-            )  # fmt: skip
-            logits = model(batch.x, batch.edge_index, batch.hop1_index)
-            target = batch.edge_label.long()
-            if getattr(criterion, "uses_groups", False):
-                value = criterion(logits, target, group=batch.batch[batch.hop1_index])
-            else:
-                value = criterion(logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            counts.update(logits.detach(), target, float(value.detach()))
-            if hasattr(bar, "set_postfix") and i % 20 == 0:
-                s = counts.summary()
-                bar.set_postfix(loss=f"{s['loss']:.4f}", P=f"{s['precision']:.3f}",
-                                R=f"{s['recall']:.3f}")  # fmt: skip
+        try:
+            for i in bar:
+                pivots = order[i * batch_size : (i + 1) * batch_size]
+                batch = _build_ips(
+                    x, knn_index, pivots, hop1[pivots], k2=k2,
+                    active_connection=active_connection, labels=labels,
+                    pivot_similarity=pivot_similarity,
+                )  # fmt: skip
+                logits = model(batch.x, batch.edge_index, batch.hop1_index)
+                target = batch.edge_label.long()
+                if uses_groups:
+                    value = criterion(logits, target, group=batch.batch[batch.hop1_index])
+                else:
+                    value = criterion(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                loss_value = float(value.detach())  # the one host sync per step
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(
+                        _diverged(loss_value, epoch, epochs, i, n_steps, lr, epoch_lr)
+                    )
+                optimizer.step()
+                counts.update(logits.detach(), target, loss_value)
+                if not bar.disable and i % 20 == 0:
+                    s = counts.summary()
+                    bar.set_postfix(loss=f"{s['loss']:.4f}", P=f"{s['precision']:.3f}",
+                                    R=f"{s['recall']:.3f}", refresh=False)  # fmt: skip
+        finally:
+            bar.close()
         stats = EpochStats(
-            epoch=epoch, lr=optimizer.param_groups[0]["lr"], n_pairs=counts.n,
+            epoch=epoch, lr=epoch_lr, n_pairs=counts.n,
             seconds=time.perf_counter() - start, **counts.summary(),
         )  # fmt: skip
         scheduler.step()
         history.append(stats)
+        logger.info(
+            "%s: loss %.4f, link P %.3f R %.3f, lr %.3g, %.1f s",
+            desc, stats.loss, stats.precision, stats.recall, stats.lr, stats.seconds,
+        )  # fmt: skip
         if callback is not None:
             callback(stats)
     return history
 
 
+def _diverged(
+    value: float, epoch: int, epochs: int, step: int, steps: int, lr: float, epoch_lr: float
+) -> str:
+    now = f", {epoch_lr:g} in this epoch" if epoch_lr != lr else ""
+    return (
+        f"training diverged: the loss is {value} at epoch {epoch + 1}/{epochs}, step "
+        f"{step + 1}/{steps} (that step was not applied). Try a lower lr (lr={lr:g}{now}; e.g. "
+        f"lr={lr / 10:g}) or another loss (e.g. 'ce' or 'cb')."
+    )
+
+
 @torch.no_grad()
 def predict_links(
-    model: LinkageGCN,
+    model: nn.Module,
     x: Tensor,
     knn_index: Tensor,
     *,
@@ -195,27 +290,64 @@ def predict_links(
     Every node is a pivot once; pivots are processed ``batch_size`` at a time,
     so memory stays bounded whatever ``N``.
 
+    Parameters
+    ----------
+    model : LinkageGCN
+        A trained network on the device of ``x``.
+    x : torch.Tensor of shape (N, D)
+        Features.
+    knn_index : torch.LongTensor of shape (N, K)
+        kNN table (self excluded); the first ``min(k1, K)`` columns are scored.
+    k1, k2, active_connection : int
+        The IPS settings the model was trained with (``k1`` may differ).
+    batch_size : int
+        Pivots per batch.
+    verbose : bool, optional
+        Progress bar (``None``: on a terminal, for long work).
+    pivot_similarity : bool
+        Whether the model was trained with the pivot-similarity feature.
+
     Returns
     -------
     src, dst : torch.LongTensor of shape (N * k1,)
         Directed pairs (pivot, neighbour).
     scores : torch.Tensor of shape (N * k1,)
         Link probabilities ``softmax(logits)[:, 1]``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        On bad inputs, before any scoring.
+    FloatingPointError
+        When the model produces NaN scores (non-finite weights).
     """
+    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+    x, _ = check_features(x, name="x")
+    _check_model(model, x, pivot_similarity)
+    knn_index = _checked_knn_index(knn_index, x)
+    k1 = min(check_int(k1, "k1", minimum=1), knn_index.shape[1])
+    k2 = check_int(k2, "k2", minimum=0)
+    active_connection = check_int(active_connection, "active_connection", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     model.eval()
     n = x.shape[0]
-    k1 = min(k1, knn_index.shape[1])
     hop1 = knn_index[:, :k1]
     scores = torch.empty(n, k1, device=x.device)
     steps = range(0, n, batch_size)
     long = n > 20 * batch_size
     for start in progress(steps, desc="scoring links", verbose=verbose, long=long, unit="batch"):
         pivots = torch.arange(start, min(start + batch_size, n), device=x.device)
-        batch = build_ips(
+        batch = _build_ips(
             x, knn_index, pivots, hop1[pivots], k2=k2, active_connection=active_connection,
             pivot_similarity=pivot_similarity,
         )  # fmt: skip
         logits = model(batch.x, batch.edge_index, batch.hop1_index)
         scores[pivots] = torch.softmax(logits, dim=1)[:, 1].view(-1, k1)
+    bad = torch.isnan(scores)
+    if bool(bad.any()):
+        raise FloatingPointError(
+            f"the model gave NaN link scores for {int(bad.sum())} of {bad.numel()} pairs: its "
+            "weights are not finite (a diverged training?)."
+        )
     src = torch.arange(n, device=x.device).repeat_interleave(k1)
     return src, hop1.reshape(-1), scores.reshape(-1)

@@ -21,7 +21,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from ._validation import check_features, check_in_options, check_int
+from ._validation import (
+    as_index,
+    check_features,
+    check_in_options,
+    check_int,
+    check_labels,
+    check_nodes,
+)
 from .knn import METRICS, check_knn_index, knn
 from .samplers import NeighborSampler, resolve_sampler
 
@@ -217,7 +224,10 @@ class RIWSTransform(BaseTransform):
         metric: str = "cosine",
         generator: Optional[torch.Generator] = None,
     ) -> None:
-        self.sampler = resolve_sampler("riws" if sampler is None else sampler, k, gamma=gamma)
+        if isinstance(sampler, NeighborSampler):
+            self.sampler = sampler  # its own k and gamma apply
+        else:
+            self.sampler = resolve_sampler("riws" if sampler is None else sampler, k, gamma=gamma)
         self.sampler.pool_size()  # validates k and gamma now
         self.knn_key = knn_key
         self.input_nodes = input_nodes
@@ -239,16 +249,14 @@ class RIWSTransform(BaseTransform):
         data = _check_data(data, type(self).__name__)
         if self.knn_key not in data:
             _add_knn(data, self.sampler.pool_size(), self.knn_key, self.metric, cap=True)
-        table = data[self.knn_key]
-        if not isinstance(table, Tensor):
-            table = torch.as_tensor(table)
+        table = as_index(data[self.knn_key], name=f"data.{self.knn_key}")
         n = table.shape[0] if table.dim() == 2 else -1
         if data.x is not None and data.x.shape[0] != n:
             raise ValueError(
                 f"data.{self.knn_key} must be a (N, K) table with one row per node of x "
                 f"({data.x.shape[0]}), got shape {tuple(table.shape)}."
             )
-        table = check_knn_index(table.long(), n)
+        table = check_knn_index(table, n)
         y = _labels(data, n, table.device)
         if y is None and self.sampler.needs_labels:
             raise ValueError(
@@ -295,24 +303,11 @@ class RIWSTransform(BaseTransform):
 
 
 def _labels(data: Data, n: int, device: torch.device) -> Optional[Tensor]:
-    """``data.y`` as (N,) int64 on ``device``, or ``None`` when absent."""
+    """``data.y`` as (N,) int64 on ``device`` (:func:`check_labels`), or ``None`` when absent."""
     y = data.y if "y" in data else None
     if y is None:
         return None
-    y = torch.as_tensor(y)
-    if y.dim() == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.dim() != 1 or y.shape[0] != n:
-        raise ValueError(
-            f"data.y must hold one identity per node, shape ({n},) or ({n}, 1); "
-            f"got shape {tuple(y.shape)}."
-        )
-    if y.is_floating_point():
-        if not bool(torch.isfinite(y).all()) or not bool((y == y.round()).all()):
-            raise ValueError("data.y must hold integer identities, got non-integer floats.")
-    elif y.dtype == torch.bool or y.is_complex():
-        raise ValueError(f"data.y must hold integer identities, got dtype {y.dtype}.")
-    return y.long().to(device)
+    return check_labels(y, n_samples=n, name="data.y", return_tensor=True).to(device)
 
 
 def _pivots(spec: Union[str, Tensor, None], data: Data, n: int, device: torch.device) -> Tensor:
@@ -324,34 +319,4 @@ def _pivots(spec: Union[str, Tensor, None], data: Data, n: int, device: torch.de
         if spec not in data:
             raise ValueError(f"input_nodes={spec!r} names no attribute of the data.")
         name, spec = f"data.{spec}", data[spec]
-    nodes = torch.as_tensor(spec).to(device)
-    return _index_from(nodes, n, name)
-
-
-def _index_from(nodes: Tensor, n: int, name: str = "input_nodes") -> Tensor:
-    """Turn a boolean mask of length ``n`` or node ids in ``[0, n)`` into int64 ids.
-
-    Examples
-    --------
-    >>> _index_from(torch.tensor([True, False, True]), 3)
-    tensor([0, 2])
-    >>> _index_from(torch.tensor([2, 0]), 3)
-    tensor([2, 0])
-    >>> _index_from(torch.tensor([3]), 3)
-    Traceback (most recent call last):
-    ...
-    ValueError: input_nodes holds node ids outside [0, 3).
-    """
-    if nodes.dtype == torch.bool:
-        if nodes.dim() != 1 or nodes.shape[0] != n:
-            raise ValueError(
-                f"{name} as a mask must have one entry per node ({n}), got shape "
-                f"{tuple(nodes.shape)}."
-            )
-        return nodes.nonzero().view(-1)
-    if nodes.is_floating_point() or nodes.is_complex():
-        raise ValueError(f"{name} must be a boolean mask or integer node ids, got {nodes.dtype}.")
-    nodes = nodes.long().reshape(-1)
-    if nodes.numel() and bool(((nodes < 0) | (nodes >= n)).any()):
-        raise ValueError(f"{name} holds node ids outside [0, {n}).")
-    return nodes
+    return check_nodes(spec, n, name).to(device)
