@@ -164,6 +164,12 @@ def test_bad_parameters_are_named_before_any_work(params, match, data, monkeypat
         LinkageClusterer(**{**TINY, **params}).fit(X, y)
 
 
+def test_every_parameter_has_a_validation_rule():
+    # a new parameter needs a line in _PARAM_RULES (the sampler is checked with k_at_hop)
+    params = set(LinkageClusterer().get_params())
+    assert set(estimator_module._PARAM_RULES) | {"sampler"} == params
+
+
 @pytest.mark.parametrize(
     "params", [{"max_size": 2.5}, {"step": 0}, {"hidden_channels": 16}, {"threshold": "best"}]
 )
@@ -203,6 +209,18 @@ def test_bad_input(fitted, data):
         est.fit(X, np.stack([y, y], 1))
     with pytest.raises(ValueError, match="y mixes ids that cannot be compared"):
         est.fit(X, np.array([1, "a"] * (len(X) // 2) + [2] * (len(X) % 2), dtype=object))
+
+
+def test_diverging_training_is_named(data):
+    X, y, _, _ = data
+
+    def nan_loss(logits, target):
+        return logits.sum() * float("nan")
+
+    est = LinkageClusterer(loss=nan_loss, **TINY)
+    with pytest.raises(FloatingPointError, match=r"epoch 1/1, step 1/.*lower lr .*another loss"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
 
 
 def test_float_labels_must_be_whole_numbers(data, monkeypatch):

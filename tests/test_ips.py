@@ -321,3 +321,19 @@ def test_transform_input_errors(rng):
     bad.knn_index = bad.knn_index.float()
     with pytest.raises(ValueError, match=r"data\.knn_index must hold integer node ids"):
         t(bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_gpu_equals_cpu_and_devices_must_agree(rng):
+    x, index, labels = random_graph(rng, 30, 6)
+    args = [torch.from_numpy(a) for a in (x, index, np.array([1, 7, 3]), index[[1, 7, 3], :3])]
+    cpu = build_ips(*args, k2=2, active_connection=2, labels=torch.from_numpy(labels),
+                    pivot_similarity=True)  # fmt: skip
+    gpu = build_ips(*[a.cuda() for a in args], k2=2, active_connection=2,
+                    labels=torch.from_numpy(labels).cuda(), pivot_similarity=True)  # fmt: skip
+    for key in cpu.keys():
+        assert gpu[key].is_cuda, key
+        torch.testing.assert_close(gpu[key].cpu(), cpu[key], msg=key)
+    with pytest.raises(ValueError, match="pivots is on cpu but x is on cuda"):
+        build_ips(args[0].cuda(), args[1].cuda(), args[2], args[3].cuda(), k2=2,
+                  active_connection=2)  # fmt: skip

@@ -257,6 +257,15 @@ def test_input_kinds_agree():
         assert evaluate(a, b)["bcubed_fscore"] == want[2]
 
 
+def test_string_and_boolean_ids_are_encoded():
+    names = np.array(["ann", "ann", "bob", "cy", "cy"])
+    pred = [True, True, False, False, False]
+    assert evaluate(names, pred) == evaluate([0, 0, 1, 2, 2], [1, 1, 0, 0, 0])
+    assert edge_labels(names, [[0, 1], [1, 2]]).tolist() == [True, False]
+    with pytest.raises(ValueError, match="labels_true mixes ids that cannot be compared"):
+        bcubed_fscore(np.array(["a", 1, None], dtype=object), [0, 1, 2])
+
+
 @pytest.mark.parametrize(
     ("t", "p", "match"),
     [

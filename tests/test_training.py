@@ -193,3 +193,17 @@ def test_pivot_similarity_model_and_bad_input_are_named_before_training():
         train_linkage_gcn(narrow, x, index, y, **{**kwargs, "sampler": "topk"})
     with pytest.raises(ValueError, match=r"expects 65 input features .* will have 64"):
         predict_links(model, x, index, k1=6, k2=3, active_connection=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_gpu():
+    x, index, y = (t.cuda() for t in small_problem())
+    torch.manual_seed(0)
+    model = LinkageGCN(x.shape[1], hidden_channels=(16,)).cuda()
+    history = train_linkage_gcn(model, x, index, y, sampler=RIWSSampler(6), k2=3,
+                                active_connection=3, epochs=1, verbose=False)  # fmt: skip
+    assert math.isfinite(history[0].loss)
+    _, _, scores = predict_links(model, x, index, k1=6, k2=3, active_connection=3)
+    assert scores.is_cuda and bool(torch.isfinite(scores).all())
+    with pytest.raises(ValueError, match="the model is on cuda:0 but x is on cpu"):
+        predict_links(model, x.cpu(), index.cpu(), k1=6, k2=3, active_connection=3)

@@ -144,12 +144,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     --------
     >>> from linkage_gcn import LinkageClusterer
     >>> from linkage_gcn.datasets import make_identities
-    >>> X, y = make_identities(60, random_state=0)
-    >>> clusterer = LinkageClusterer(k_at_hop=(8, 4), active_connection=4, epochs=1,
-    ...                              hidden_channels=(32, 32), random_state=0)
-    >>> labels = clusterer.fit(X, y).predict(X[:200])
+    >>> X, y = make_identities(20, random_state=0)
+    >>> clusterer = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
+    ...                              hidden_channels=(16,), random_state=0)
+    >>> labels = clusterer.fit(X, y).predict(X[:30])
     >>> labels.shape
-    (200,)
+    (30,)
     """
 
     def __init__(

@@ -123,7 +123,10 @@ def build_ips(
         On tensors of the wrong shape, dtype or device, pivots or 1-hop ids
         outside ``[0, N)``, a pivot among its own 1-hop neighbours, kNN rows
         (of the nodes read) holding ids outside ``[0, N)``, or bad ``k2`` /
-        ``active_connection``. All checked before the subgraphs are built.
+        ``active_connection``. All checked before the subgraphs are built,
+        at a cost proportional to the batch (``x`` itself is not scanned for
+        NaN here: :class:`IPSDataset` and :func:`iter_ips_batches` check it
+        once for all their batches).
 
     Examples
     --------
@@ -165,7 +168,9 @@ def _check_x(x: Any, name: str = "x") -> torch.Tensor:
     return t if t.is_floating_point() else t.float()
 
 
-def _check_batch_inputs(x, knn_index, pivots, hop1, labels):
+def _check_batch_inputs(
+    x: Any, knn_index: Any, pivots: Any, hop1: Any, labels: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Shapes, dtypes and devices of :func:`build_ips`'s tensors (no pass over values)."""
     x = _check_x(x)
     n, dev = x.shape[0], x.device
@@ -205,7 +210,10 @@ def _check_ids_read(
     """
     n, k = knn_index.shape
     w2, wu = min(k2, k), min(u, k)
-    safe = lambda t: t.clamp(0, n - 1)  # noqa: E731 - gathers for the check cannot fail
+
+    def safe(t: torch.Tensor) -> torch.Tensor:  # gathers for the check itself cannot fail
+        return t.clamp(0, n - 1)
+
     near = knn_index[safe(torch.cat([pivots, hop1.reshape(-1)])), : max(w2, wu)]
     hop2 = knn_index[safe(hop1), :w2].reshape(-1)
     far = knn_index[safe(hop2), :wu]
@@ -413,14 +421,13 @@ def iter_ips_batches(
 
     Examples
     --------
-    >>> x = torch.randn(10, 4)
     >>> from linkage_gcn.knn import knn
+    >>> x = torch.randn(10, 4)
     >>> index, _ = knn(x, 3)
     >>> batches = iter_ips_batches(x, index, index[:, :2], k2=2, active_connection=2,
     ...                            batch_size=4, pivot_similarity=True)
-    >>> [b.num_graphs for b in batches], next(iter_ips_batches(
-    ...     x, index, index[:, :2], k2=2, active_connection=2, batch_size=4)).x.shape[1]
-    ([4, 4, 2], 4)
+    >>> [(b.num_graphs, b.x.shape[1]) for b in batches]  # D + 1 features
+    [(4, 5), (4, 5), (2, 5)]
     """
     x_t, _ = check_features(x, name="x")
     index = _checked_knn_index(knn_index, x_t)
