@@ -1,0 +1,410 @@
+"""Graph clustering of a weighted edge list: Chinese whispers and Infomap.
+
+Two community-detection merges for link scores (learned ones, or a
+similarity), the alternatives to the threshold-and-components merges of
+:mod:`linkage_gcn.merge`:
+
+* :func:`chinese_whispers`: Biemann's Chinese whispers as dlib runs it for
+  face clustering (``dlib/clustering/chinese_whispers.h``), vectorised: no
+  Python loop per node or per edge;
+* :func:`infomap`: the map equation through the ``infomap`` package, an
+  optional dependency (GPL-3.0): ``pip install linkage-gcn[infomap]``.
+
+They follow the conventions of :mod:`linkage_gcn.merge`: an ``edge_index`` of
+shape (2, E) (numpy or torch), one weight per edge, ``num_nodes`` given
+explicitly; labels come back as a numpy int64 array numbered ``0 .. C-1`` in
+order of the smallest node of each cluster, and a node in no edge is a
+cluster of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ._validation import ArrayLike, as_tensor, check_int, check_real
+from .datasets import RandomStateLike, _check_random_state
+from .merge import _MAX_PAIR_NODES, _check_ids, _first_appearance
+
+__all__ = ["INFOMAP_INSTALL_HINT", "chinese_whispers", "infomap"]
+
+#: What the ImportError of :func:`infomap` tells the user to run.
+INFOMAP_INSTALL_HINT = (
+    "pip install 'linkage-gcn[infomap]' (or pip install infomap); note that the infomap "
+    "package is licensed GPL-3.0-or-later, which is why it is not a required dependency of "
+    "this MIT-licensed library"
+)
+
+
+def chinese_whispers(
+    edge_index: ArrayLike,
+    weights: Optional[ArrayLike],
+    num_nodes: int,
+    *,
+    max_iter: int = 100,
+    n_blocks: int = 16,
+    random_state: RandomStateLike = None,
+    return_info: bool = False,
+) -> Union[np.ndarray, tuple[np.ndarray, dict[str, Any]]]:
+    """Chinese whispers graph clustering (Biemann 2006), as in dlib, vectorised.
+
+    Every node starts with a label of its own. In each round, every node in
+    turn, in a random order, takes the label with the largest summed weight
+    among its incident edges (ties broken at random); a self loop adds its
+    weight to the node's own current label. This is dlib's
+    ``chinese_whispers`` (which face_recognition and dlib's
+    ``chinese_whispers_clustering`` run on the graph of all pairs of faces
+    closer than a cut, every edge of weight 1 and a self loop on every face).
+
+    Vectorised: a round shuffles the nodes and cuts the shuffled order into
+    ``n_blocks`` blocks of consecutive nodes; the nodes of one block take
+    their new labels at once from a scatter of label weights (a sort by
+    ``(node, label)``, segment sums, a per-node argmax), and every block sees
+    the labels set by the blocks before it. With one node per block this is
+    exactly the sequential algorithm; with blocks of many nodes it reaches
+    the same quality on face graphs (measured on LFW, see Notes). The
+    rounds stop when one leaves every label unchanged (a fixed point), or
+    after ``max_iter`` rounds.
+
+    Parameters
+    ----------
+    edge_index : array-like or torch.Tensor of int, shape (2, E)
+        Undirected edges, either orientation. A pair listed twice counts
+        twice (its weights add up, as in dlib); a self loop ``(i, i)``
+        counts once, for node ``i``'s own current label.
+    weights : array-like or torch.Tensor of float, shape (E,), or None
+        Finite edge weights (link scores, similarities); ``None`` gives every
+        edge weight 1 (dlib's face clustering). dlib accepts any finite
+        weight, so does this; non-negative weights are the usual case.
+    num_nodes : int
+        Number of nodes N.
+    max_iter : int
+        Most rounds (each updates every node once); dlib runs 100 and has
+        no early stop. ``0`` leaves every node a singleton.
+    n_blocks : int
+        Blocks per round: the nodes of one block are updated together. More
+        blocks are closer to the sequential order and cost a few more array
+        operations per round; ``1`` is synchronous label propagation, which
+        oscillates (do not use it).
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seed of the node order and of the tie-breaking; the result is
+        deterministic given an int.
+    return_info : bool
+        Also return a dict of diagnostics.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int64, shape (N,)
+        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
+        cluster; a node in no edge is a singleton.
+    info : dict, only when ``return_info``
+        ``"rounds"`` (rounds run), ``"converged"`` (whether the last round
+        changed no label) and ``"changed"`` (labels changed in each round).
+
+    Raises
+    ------
+    ValueError
+        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
+        ``weights`` length that does not match, NaN or infinite weights, or
+        invalid ``max_iter``, ``n_blocks`` or ``num_nodes``.
+
+    See Also
+    --------
+    infomap : the map equation, better on graphs with many edges per node.
+    linkage_gcn.merge.threshold_components : connected components.
+
+    Notes
+    -----
+    Differences from dlib, all deliberate:
+
+    * dlib picks ``N * num_iterations`` nodes at random *with* replacement;
+      here a round is a random permutation, so every node is updated once per
+      round;
+    * dlib breaks a tie for the largest label weight in favour of the
+      smallest label id; here at random, so that no node id is favoured;
+    * dlib always runs its 100 rounds; here the rounds stop at a fixed point.
+
+    Measured on the LFW dlib descriptors (test half, 6,618 faces, all pairs
+    closer than a Euclidean cut plus self loops, weight 1, as dlib's
+    ``chinese_whispers_clustering``), B-Cubed F of dlib itself / of a
+    sequential Python version with random ties (five seeds) / of this
+    function (three seeds): 0.933 / 0.931-0.932 / 0.932-0.934 at cut 0.45,
+    0.928 / 0.928-0.931 / 0.927-0.931 at 0.475 and 0.899 / 0.899-0.902 /
+    0.900-0.903 at 0.5, in 10-15 rounds (about 0.3 s on one CPU core; dlib
+    takes 0.4 s on the same edges).
+
+    Examples
+    --------
+    Two triangles joined by a weak edge; node 6 is in no edge.
+
+    >>> edge_index = np.array([[0, 0, 1, 3, 3, 4, 2], [1, 2, 2, 4, 5, 5, 3]])
+    >>> weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1])
+    >>> chinese_whispers(edge_index, weights, 7, random_state=0)
+    array([0, 0, 0, 1, 1, 1, 2])
+    >>> labels, info = chinese_whispers(edge_index, None, 7, random_state=0, return_info=True)
+    >>> info["converged"]
+    True
+    """
+    u, v, w = _graph_numpy(edge_index, weights, num_nodes)
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
+    rng = _check_random_state(random_state)
+
+    # one arc per direction; a self loop is a single arc onto the node itself
+    loop = u == v
+    src = np.concatenate([u, v[~loop]])
+    dst = np.concatenate([v, u[~loop]])
+    w = np.concatenate([w, w[~loop]])
+    labels = np.arange(num_nodes, dtype=np.int64)
+    changed: list[int] = []
+    if src.size:
+        n_blocks = min(n_blocks, num_nodes)
+        block_dtype = np.int16 if n_blocks <= np.iinfo(np.int16).max else np.int64
+        for _ in range(max_iter):
+            changed.append(_cw_round(src, dst, w, labels, n_blocks, block_dtype, rng))
+            if changed[-1] == 0:
+                break
+    labels = _first_appearance(labels)
+    if not return_info:
+        return labels
+    converged = not src.size or (bool(changed) and changed[-1] == 0)
+    return labels, {"rounds": len(changed), "converged": converged, "changed": changed}
+
+
+def infomap(
+    edge_index: ArrayLike,
+    weights: Optional[ArrayLike],
+    num_nodes: int,
+    *,
+    random_state: RandomStateLike = None,
+    num_trials: int = 1,
+    two_level: bool = True,
+    directed: bool = False,
+    markov_time: float = 1.0,
+    level: int = 1,
+) -> np.ndarray:
+    """Cluster a weighted graph with Infomap (the map equation).
+
+    Runs the ``infomap`` package (Rosvall and Bergstrom's map equation; the
+    merge of the face-clustering-by-Infomap line of work on a kNN graph)
+    and returns its modules as cluster labels.
+
+    Parameters
+    ----------
+    edge_index : array-like or torch.Tensor of int, shape (2, E)
+        Edges. Undirected by default (either orientation; a pair listed
+        twice has its weights added). Self loops are dropped: a node's own
+        flow says nothing about its module, and Infomap versions differ in
+        how they count it.
+    weights : array-like or torch.Tensor of float, shape (E,), or None
+        Non-negative finite weights (link scores, similarities), ``None`` for
+        weight 1; edges of weight 0 are dropped.
+    num_nodes : int
+        Number of nodes N.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seeds Infomap (its ``seed`` is drawn from this): the result is
+        deterministic given an int.
+    num_trials : int
+        Independent Infomap runs; the one with the shortest code length is
+        kept (Infomap's ``--num-trials``).
+    two_level : bool
+        Optimise a flat partition (Infomap's ``--two-level``), the usual
+        choice for clustering; ``False`` finds a hierarchy and ``level``
+        chooses the modules to return.
+    directed : bool
+        Treat each column as a directed link ``edge_index[0] ->
+        edge_index[1]`` (e.g. a kNN graph, each item pointing to its
+        neighbours; Infomap's ``--directed``).
+    markov_time : float
+        Infomap's ``--markov-time``: above 1 gives fewer, larger modules.
+    level : int
+        With ``two_level=False``, the level of the hierarchy returned: ``1``
+        the top (coarsest) modules, ``-1`` the finest.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
+        cluster; a node in no (kept) edge is a singleton.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When the ``infomap`` package is not installed (the message says how
+        to install it).
+    ValueError
+        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
+        ``weights`` length that does not match, NaN, infinite or negative
+        weights, or invalid options.
+
+    See Also
+    --------
+    chinese_whispers : no extra dependency.
+
+    Notes
+    -----
+    ``infomap`` is licensed GPL-3.0-or-later. It is imported only when this
+    function runs, so linkage-gcn itself (MIT) neither requires nor links it;
+    install the extra (``pip install 'linkage-gcn[infomap]'``) to use it.
+    Infomap runs silently (no output on stdout). The links are handed to
+    Infomap as one array where the installed version accepts it.
+
+    Examples
+    --------
+    >>> edge_index = np.array([[0, 0, 1, 3, 3, 4, 2], [1, 2, 2, 4, 5, 5, 3]])
+    >>> weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1])
+    >>> infomap(edge_index, weights, 7, random_state=0)  # doctest: +SKIP
+    array([0, 0, 0, 1, 1, 1, 2])
+    """
+    u, v, w = _graph_numpy(edge_index, weights, num_nodes)
+    if w.size and bool((w < 0).any()):
+        raise ValueError(
+            f"weights must be non-negative for Infomap, got {int((w < 0).sum())} negative "
+            f"value(s) (min {float(w.min())!r})."
+        )
+    num_trials = check_int(num_trials, "num_trials", minimum=1)
+    level = check_int(level, "level")
+    markov_time = check_real(markov_time, "markov_time", minimum=0, inclusive=False)
+    rng = _check_random_state(random_state)
+    module = _import_infomap()
+
+    keep = (u != v) & (w > 0)
+    u, v, w = u[keep], v[keep], w[keep]
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    if u.size:
+        seed = int(rng.integers(1, 2**31 - 1))
+        im = module.Infomap(
+            two_level=bool(two_level),
+            directed=bool(directed),
+            markov_time=markov_time,
+            num_trials=num_trials,
+            seed=seed,
+            silent=True,
+        )
+        _add_links(im, u, v, w)
+        nodes, modules = _run_modules(im, level)
+        labels[nodes] = modules - modules.min()
+    alone = labels < 0
+    labels[alone] = labels.max() + 1 + np.arange(int(alone.sum()))
+    return _first_appearance(labels)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _graph_numpy(
+    edge_index: ArrayLike, weights: Optional[ArrayLike], num_nodes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a weighted edge list; return its rows (int64) and weights (float64)."""
+    num_nodes = check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
+    e, _ = as_tensor(edge_index, name="edge_index")
+    if e.dim() != 2 or e.shape[0] != 2:
+        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
+        raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
+    e = _check_ids(e, "edge_index", num_nodes).detach().cpu().numpy().astype(np.int64)
+    if weights is None:
+        return e[0], e[1], np.ones(e.shape[1], dtype=np.float64)
+    t, _ = as_tensor(weights, name="weights")
+    if t.dim() != 1 or t.shape[0] != e.shape[1]:
+        raise ValueError(
+            f"weights must have shape (E,) = ({e.shape[1]},) to match edge_index, "
+            f"got shape {tuple(t.shape)}."
+        )
+    if t.is_complex():
+        raise ValueError(f"weights must be real numbers, got dtype {t.dtype}.")
+    w = t.detach().cpu().numpy().astype(np.float64)
+    if not np.isfinite(w).all():
+        nan = int(np.isnan(w).sum())
+        what = f"{nan} NaN value(s)" if nan else f"{int(np.isinf(w).sum())} infinite value(s)"
+        raise ValueError(f"weights contains {what}.")
+    return e[0], e[1], w
+
+
+def _cw_round(
+    src: np.ndarray,
+    dst: np.ndarray,
+    w: np.ndarray,
+    labels: np.ndarray,
+    n_blocks: int,
+    block_dtype: Any,
+    rng: np.random.Generator,
+) -> int:
+    """One Chinese-whispers round over all nodes, block by block; updates ``labels`` in place.
+
+    Returns the number of nodes whose label changed.
+    """
+    n = labels.size
+    block = np.empty(n, dtype=block_dtype)
+    block[rng.permutation(n)] = (np.arange(n, dtype=np.int64) * n_blocks // n).astype(block_dtype)
+    arc_block = block[src]
+    order = np.argsort(arc_block, kind="stable")  # a radix sort for small integer types
+    bounds = np.searchsorted(arc_block[order], np.arange(n_blocks + 1))
+    changed = 0
+    for b in range(n_blocks):
+        arcs = order[bounds[b] : bounds[b + 1]]
+        if arcs.size == 0:
+            continue
+        node, label = _best_labels(src[arcs], labels[dst[arcs]], w[arcs], n, rng)
+        changed += int(np.count_nonzero(labels[node] != label))
+        labels[node] = label
+    return changed
+
+
+def _best_labels(
+    node: np.ndarray, label: np.ndarray, w: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each node among ``node``, the label of largest summed weight (random among ties)."""
+    key = node * n + label
+    order = np.argsort(key)
+    key = key[order]
+    group = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    sums = np.add.reduceat(w[order], group)
+    key = key[group]
+    g_node, g_label = key // n, key % n
+    first = np.r_[True, g_node[1:] != g_node[:-1]]
+    starts = np.flatnonzero(first)
+    seg = np.cumsum(first) - 1
+    best = np.maximum.reduceat(sums, starts)[seg]
+    # sums of the same weights in another order may differ in the last bits
+    tied = sums >= best - 1e-12 * np.abs(best)
+    priority = np.where(tied, rng.random(sums.size), -1.0)
+    pick = tied & (priority == np.maximum.reduceat(priority, starts)[seg])
+    # two equal random draws within a node (probability ~1e-16): keep the first
+    count = np.cumsum(pick)
+    pick &= count - (count[starts] - pick[starts])[seg] == 1
+    return g_node[pick], g_label[pick]
+
+
+def _import_infomap() -> Any:
+    try:
+        import infomap as module
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"linkage_gcn.community.infomap needs the optional infomap package: "
+            f"{INFOMAP_INSTALL_HINT}."
+        ) from exc
+    return module
+
+
+def _add_links(im: Any, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> None:
+    """Give Infomap the links: as one (E, 3) array where supported, else link by link."""
+    try:
+        im.add_links(np.column_stack([u, v, w]).astype(np.float64))
+    except (TypeError, ValueError):  # pragma: no cover - infomap < 2.15 iterates over tuples
+        im.add_links(zip(u.tolist(), v.tolist(), w.tolist()))
+
+
+def _run_modules(im: Any, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run Infomap (quietly) and return its node ids and their module ids as arrays."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = im.run()
+    if result is not None and callable(getattr(result, "modules", None)):
+        modules = result.modules(level)  # infomap >= 2.15
+    else:  # pragma: no cover - older infomap 2.x
+        modules = im.get_modules(level)
+    nodes = np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
+    ids = np.fromiter(modules.values(), dtype=np.int64, count=len(modules))
+    return nodes, ids

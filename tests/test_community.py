@@ -1,0 +1,292 @@
+"""Chinese whispers and Infomap on weighted edge lists, against independent definitions."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+from linkage_gcn.community import INFOMAP_INSTALL_HINT, chinese_whispers, infomap
+from linkage_gcn.metrics import bcubed_fscore
+
+# --------------------------------------------------------------------------------------
+# Independent definitions
+
+
+def sequential_cw(edges, weights, n, *, rounds, rng, same_draws_as_blocks=False):
+    """Chinese whispers written from its definition, one node at a time.
+
+    Every round visits the nodes in a random order; a node takes the label of
+    largest summed weight among its edges (a self loop counts once, for its
+    own label), ties broken at random. With ``same_draws_as_blocks`` it draws
+    its randomness in the order the vectorised version does with one node per
+    block (a permutation per round, then one uniform number per distinct
+    neighbour label, in increasing label order), so both must agree exactly.
+    """
+    adj = defaultdict(list)
+    for (a, b), w in zip(edges, weights):
+        adj[a].append((b, w))
+        if a != b:
+            adj[b].append((a, w))
+    labels = list(range(n))
+    for _ in range(rounds):
+        changed = 0
+        for node in rng.permutation(n).tolist():
+            if not adj[node]:
+                continue
+            sums = defaultdict(float)
+            for other, w in adj[node]:
+                sums[labels[other]] += w
+            keys = sorted(sums)
+            best = max(sums.values())
+            if same_draws_as_blocks:
+                draws = rng.random(len(keys))
+                new = max((k for k in keys if sums[k] == best), key=lambda k: draws[keys.index(k)])
+            else:
+                new = rng.choice([k for k in keys if sums[k] == best])
+            changed += new != labels[node]
+            labels[node] = new
+        if changed == 0:
+            break
+    return np.asarray(labels)
+
+
+def same_partition(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def cliques(sizes, *, weak=(), strong=1.0):
+    """Edges of disjoint cliques of the given sizes, plus weak edges ``(i, j, w)``."""
+    edges, weights, start = [], [], 0
+    for size in sizes:
+        for i in range(start, start + size):
+            for j in range(i + 1, start + size):
+                edges.append((i, j))
+                weights.append(strong)
+        start += size
+    for i, j, w in weak:
+        edges.append((i, j))
+        weights.append(w)
+    return np.array(edges).T, np.array(weights), start
+
+
+def planted_partition(rng, sizes, p_in, p_out):
+    """A random graph with dense groups (probability p_in) and sparse links between them."""
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    n = y.size
+    i, j = np.triu_indices(n, 1)
+    p = np.where(y[i] == y[j], p_in, p_out)
+    keep = rng.random(p.size) < p
+    return np.vstack([i[keep], j[keep]]), y
+
+
+# --------------------------------------------------------------------------------------
+# Chinese whispers
+
+
+def test_cw_two_cliques_weak_bridge_and_isolated_node():
+    edge_index, w, n = cliques([4, 5], weak=[(3, 4, 0.2)])
+    labels = chinese_whispers(edge_index, w, n + 1, random_state=0)
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [0] * 4 + [1] * 5 + [2]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cw_equals_sequential_definition_exactly_with_one_node_per_block(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = 40
+    edge_index, _ = planted_partition(rng, [12, 10, 8, 6, 4], 0.5, 0.05)
+    weights = rng.integers(1, 4, edge_index.shape[1]).astype(float)  # sums without rounding
+    loops = np.arange(0, n, 3)  # some self loops, and a few isolated nodes
+    edge_index = np.hstack([edge_index, np.vstack([loops, loops])])
+    weights = np.concatenate([weights, np.ones(loops.size)])
+    ours = chinese_whispers(edge_index, weights, n, n_blocks=n, random_state=seed)
+    ref = sequential_cw(
+        edge_index.T.tolist(),
+        weights.tolist(),
+        n,
+        rounds=100,
+        rng=np.random.default_rng(seed),
+        same_draws_as_blocks=True,
+    )
+    np.testing.assert_array_equal(ours, _first(ref))
+
+
+@pytest.mark.parametrize("graph_seed", range(3))
+def test_cw_blocks_find_the_same_clear_partition_as_the_sequential_version(graph_seed):
+    """Dense groups, few stray edges: both find the planted groups in (nearly) every run.
+
+    Chinese whispers itself merges two groups now and then (sequentially too,
+    a few runs in a hundred here), so this compares how often each succeeds.
+    """
+    rng = np.random.default_rng(graph_seed)
+    edge_index, y = planted_partition(rng, [30, 20, 15, 10, 8, 6], 0.9, 0.003)
+    n, ones = y.size, [1.0] * edge_index.shape[1]
+    ours = [chinese_whispers(edge_index, None, n, random_state=s) for s in range(20)]
+    ref = [
+        sequential_cw(edge_index.T.tolist(), ones, n, rounds=100, rng=np.random.default_rng(s))
+        for s in range(20)
+    ]
+    ours_ok = np.mean([same_partition(labels, y) for labels in ours])
+    ref_ok = np.mean([same_partition(labels, y) for labels in ref])
+    assert ours_ok >= 0.85 and ref_ok >= 0.85
+    assert abs(ours_ok - ref_ok) <= 0.15
+
+
+def test_cw_quality_matches_sequential_on_a_noisy_graph():
+    """On an ambiguous graph the partitions differ from run to run, their quality does not."""
+    rng = np.random.default_rng(7)
+    edge_index, y = planted_partition(rng, rng.integers(1, 25, 40), 0.3, 0.004)
+    n, ones = y.size, [1.0] * edge_index.shape[1]
+    ours = [
+        bcubed_fscore(y, chinese_whispers(edge_index, None, n, random_state=s))[2] for s in range(5)
+    ]
+    ref = [
+        bcubed_fscore(y, sequential_cw(edge_index.T.tolist(), ones, n, rounds=30, rng=rng))[2]
+        for _ in range(5)
+    ]
+    assert abs(np.mean(ours) - np.mean(ref)) < 0.03
+
+
+def test_cw_is_deterministic_given_random_state():
+    rng = np.random.default_rng(3)
+    edge_index, y = planted_partition(rng, rng.integers(1, 30, 40), 0.3, 0.01)
+    a = chinese_whispers(edge_index, None, y.size, random_state=11)
+    b = chinese_whispers(edge_index, None, y.size, random_state=11)
+    np.testing.assert_array_equal(a, b)
+    gen = np.random.default_rng(11)
+    np.testing.assert_array_equal(chinese_whispers(edge_index, None, y.size, random_state=gen), a)
+
+
+def test_cw_breaks_ties_at_random_not_by_smallest_label():
+    # node 8 hangs between two cliques with equal weight: either side, depending on the seed
+    edge_index, w, _ = cliques([4, 4], weak=[(8, 0, 1.0), (8, 4, 1.0)], strong=5.0)
+    sides = {
+        tuple(chinese_whispers(edge_index, w, 9, random_state=s)[[0, 4, 8]]) for s in range(40)
+    }
+    assert sides == {(0, 1, 0), (0, 1, 1)}
+
+
+def test_cw_weights_decide_and_duplicates_add_up():
+    # nodes 0 and 1 keep their labels (heavy self loops); node 2 joins the heavier side
+    edge_index = np.array([[0, 1, 2, 0, 2], [0, 1, 0, 2, 1]])
+    weights = np.array([10.0, 10.0, 1.0, 1.0, 1.5])  # 2-0 listed twice (1 + 1 > 1.5)
+    for seed in range(5):
+        assert chinese_whispers(edge_index, weights, 3, random_state=seed).tolist() == [0, 1, 0]
+    weights[4] = 2.5
+    assert chinese_whispers(edge_index, weights, 3, random_state=0).tolist() == [0, 1, 1]
+
+
+def test_cw_isolated_nodes_self_loops_and_empty_graph():
+    assert chinese_whispers(np.zeros((2, 0), dtype=int), None, 3).tolist() == [0, 1, 2]
+    # a node with only a self loop stays alone; a pair without self loops ends together
+    labels = chinese_whispers(np.array([[0, 1], [0, 2]]), None, 4, random_state=0)
+    assert labels.tolist() == [0, 1, 1, 2]
+
+
+def test_cw_max_iter_zero_and_info():
+    edge_index, w, n = cliques([3, 3])
+    assert chinese_whispers(edge_index, w, n, max_iter=0).tolist() == list(range(n))
+    labels, info = chinese_whispers(edge_index, w, n, random_state=0, return_info=True)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert info["converged"] and info["changed"][-1] == 0
+    assert info["rounds"] == len(info["changed"]) <= 100
+    _, info = chinese_whispers(edge_index, w, n, max_iter=1, random_state=0, return_info=True)
+    assert info["rounds"] == 1 and not info["converged"]
+
+
+def test_cw_accepts_torch_and_numbers_labels_by_first_appearance():
+    edge_index, w, n = cliques([2, 3])
+    perm = np.array([4, 0, 3, 1, 2])  # the pair becomes {4, 0}, the triangle {3, 1, 2}
+    labels = chinese_whispers(torch.as_tensor(perm[edge_index]), torch.as_tensor(w), n)
+    assert labels.tolist() == [0, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"edge_index": np.zeros((3, 2), dtype=int)}, r"shape \(2, E\).*transpose"),
+        ({"edge_index": np.array([[0], [5]])}, "outside"),
+        ({"edge_index": np.array([[0], [-1]])}, "outside"),
+        ({"edge_index": np.array([[0.0], [1.0]])}, "integer"),
+        ({"weights": np.ones(2)}, r"shape \(E,\)"),
+        ({"weights": np.array([np.nan])}, "NaN"),
+        ({"weights": np.array([np.inf])}, "infinite"),
+        ({"num_nodes": 0}, "num_nodes"),
+        ({"num_nodes": True}, "num_nodes"),
+        ({"max_iter": -1}, "max_iter"),
+        ({"n_blocks": 0}, "n_blocks"),
+    ],
+)
+def test_cw_validates_inputs(kwargs, message):
+    args = {"edge_index": np.array([[0], [1]]), "weights": np.ones(1), "num_nodes": 3}
+    args.update(kwargs)
+    extra = {k: args.pop(k) for k in ("max_iter", "n_blocks") if k in args}
+    with pytest.raises(ValueError, match=message):
+        chinese_whispers(args["edge_index"], args["weights"], args["num_nodes"], **extra)
+
+
+# --------------------------------------------------------------------------------------
+# Infomap
+
+
+def test_infomap_two_cliques_and_isolated_node():
+    pytest.importorskip("infomap")
+    edge_index, w, n = cliques([5, 6], weak=[(4, 5, 0.1)])
+    labels = infomap(edge_index, w, n + 2, random_state=0)
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [0] * 5 + [1] * 6 + [2, 3]
+
+
+def test_infomap_finds_planted_groups_deterministically(capfd):
+    pytest.importorskip("infomap")
+    rng = np.random.default_rng(0)
+    edge_index, y = planted_partition(rng, [30, 20, 15, 10, 8, 5], 0.8, 0.005)
+    a = infomap(edge_index, None, y.size, random_state=5)
+    b = infomap(edge_index, None, y.size, random_state=5, num_trials=1)
+    np.testing.assert_array_equal(a, b)
+    assert bcubed_fscore(y, a)[2] > 0.95
+    assert capfd.readouterr().out == ""  # silent
+
+
+def test_infomap_self_loops_zero_weights_directed_and_torch():
+    pytest.importorskip("infomap")
+    edge_index, w, _ = cliques([4, 4])
+    # self loops and zero-weight edges are dropped: node 8 and 9 stay alone
+    extra = np.array([[8, 9, 0], [8, 0, 4]])
+    labels = infomap(np.hstack([edge_index, extra]), np.r_[w, 1.0, 0.0, 0.0], 10, random_state=0)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2, 3]
+    directed = infomap(
+        torch.as_tensor(np.hstack([edge_index, edge_index[::-1]])),
+        torch.as_tensor(np.r_[w, w]),
+        8,
+        directed=True,
+        random_state=0,
+    )
+    assert directed.tolist() == [0] * 4 + [1] * 4
+
+
+def test_infomap_refuses_negative_weights():
+    with pytest.raises(ValueError, match="non-negative"):
+        infomap(np.array([[0], [1]]), np.array([-1.0]), 2)
+
+
+def test_infomap_missing_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "infomap", None)  # import infomap now raises ImportError
+    with pytest.raises(ModuleNotFoundError, match="GPL") as err:
+        infomap(np.array([[0], [1]]), None, 2)
+    assert "pip install 'linkage-gcn[infomap]'" in str(err.value)
+    assert "pip install 'linkage-gcn[infomap]'" in INFOMAP_INSTALL_HINT
+
+
+def _first(labels):
+    """Renumber labels 0..C-1 by first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    return rank[inverse]
