@@ -416,3 +416,28 @@ EXPECTED_FAILED_CHECKS = {
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_preprocessing_is_fitted_applied_and_saved(tmp_path, data):
+    X, y, _, _ = data
+    shifted = X + 5.0  # far from the origin: centring changes the geometry
+    small = dict(TINY, random_state=0)
+    est = LinkageClusterer(preprocessing="center-l2", **small).fit(shifted, y)
+    np.testing.assert_allclose(est.preprocessing_mean_, shifted.mean(0), rtol=1e-5)
+    # the same as feeding the preprocessed copy to a model without preprocessing
+    mean = shifted.mean(0)
+    pre = (shifted - mean) / np.linalg.norm(shifted - mean, axis=1, keepdims=True)
+    plain = LinkageClusterer(**small).fit(pre, y)
+    e1, s1 = est.predict_edges(shifted[:150])
+    e2, s2 = plain.predict_edges(pre[:150])
+    np.testing.assert_array_equal(e1, e2)
+    np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-5)
+    loaded = LinkageClusterer.load(est.save(tmp_path / "m.pt"))
+    np.testing.assert_allclose(loaded.preprocessing_mean_, est.preprocessing_mean_)
+    np.testing.assert_array_equal(loaded.predict(shifted[:150]), est.predict(shifted[:150]))
+    assert LinkageClusterer(**small).fit(X, y).preprocessing_mean_ is None
+
+
+def test_preprocessing_option_is_checked(data):
+    with pytest.raises(ValueError, match="preprocessing"):
+        LinkageClusterer(preprocessing="zscore").fit(data[0], data[1])

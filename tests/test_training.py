@@ -207,3 +207,20 @@ def test_on_gpu():
     assert scores.is_cuda and bool(torch.isfinite(scores).all())
     with pytest.raises(ValueError, match="the model is on cuda:0 but x is on cpu"):
         predict_links(model, x.cpu(), index.cpu(), k1=6, k2=3, active_connection=3)
+
+
+def test_predict_links_of_chosen_pivots_equal_the_full_run():
+    torch.manual_seed(0)
+    x = torch.randn(40, 8)
+    index, _ = knn(x, 6)
+    model = LinkageGCN(8, hidden_channels=(16,)).eval()
+    src, dst, s = predict_links(model, x, index, k1=4, k2=2, active_connection=2, batch_size=7)
+    pivots = torch.tensor([5, 0, 33])
+    ps, pd, pscore = predict_links(
+        model, x, index, k1=4, k2=2, active_connection=2, batch_size=2, pivots=pivots
+    )
+    rows = torch.cat([torch.arange(4 * p, 4 * p + 4) for p in pivots.tolist()])
+    assert torch.equal(ps, src[rows]) and torch.equal(pd, dst[rows])
+    torch.testing.assert_close(pscore, s[rows])
+    with pytest.raises(ValueError, match="pivots"):
+        predict_links(model, x, index, k1=4, k2=2, active_connection=2, pivots=[40])

@@ -37,6 +37,7 @@ from .losses import resolve_loss
 from .merge import POOLS, check_step, pool_pair_scores, propagate_labels, threshold_components
 from .metrics import bcubed_fscore
 from .nn import LinkageGCN, check_layer_sizes
+from .preprocessing import PREPROCESSING, apply_preprocessing, fit_preprocessing
 from .samplers import NeighborSampler, resolve_sampler
 from .training import predict_links, train_linkage_gcn
 
@@ -89,6 +90,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Give each IPS node its cosine similarity to the pivot as an extra
         input feature (an extension of L-GCN, on by default; ``False`` feeds
         the pivot-relative features only, as the reference).
+    preprocessing : {"none", "l2", "center-l2"}
+        What is done to the embeddings before anything else, at fit and
+        predict time alike: nothing (raw descriptors, e.g. dlib's, as the
+        embedder returns them), L2 normalisation, or centring on the training
+        mean (fitted, saved with the model) then L2 normalisation. See
+        :mod:`linkage_gcn.preprocessing`.
     metric : {"cosine", "l2"}
         kNN metric.
     n_neighbors : int, optional
@@ -130,6 +137,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Per-epoch training statistics (loss, link precision/recall, time).
     n_features_in_ : int
         Feature dimension seen in ``fit``.
+    preprocessing_mean_ : numpy.ndarray of shape (n_features,) or None
+        The training mean subtracted by ``preprocessing="center-l2"``.
 
     Notes
     -----
@@ -168,6 +177,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         hidden_channels: tuple[int, ...] = (512, 512, 256, 256),
         dropout: float = 0.0,
         pivot_similarity: bool = True,
+        preprocessing: str = "none",
         metric: str = "cosine",
         n_neighbors: Optional[int] = None,
         knn_backend: str = "auto",
@@ -195,6 +205,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.hidden_channels = hidden_channels
         self.dropout = dropout
         self.pivot_similarity = pivot_similarity
+        self.preprocessing = preprocessing
         self.metric = metric
         self.n_neighbors = n_neighbors
         self.knn_backend = knn_backend
@@ -274,6 +285,19 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             )
         return x
 
+    def _prepare(
+        self, X: Any, cfg: dict[str, Any], *, reset: bool, min_samples: int = 2
+    ) -> torch.Tensor:
+        """Validate ``X`` and apply the preprocessing (fitting its state when ``reset``)."""
+        x = self._check_X(X, reset=reset, min_samples=min_samples)
+        method = cfg["preprocessing"]
+        if reset:
+            mean = fit_preprocessing(x, method)
+            self.preprocessing_mean_ = None if mean is None else mean.numpy()
+        mean = getattr(self, "preprocessing_mean_", None)
+        mean = None if mean is None else torch.from_numpy(np.asarray(mean, dtype=np.float32))
+        return apply_preprocessing(x, method, mean)
+
     # ------------------------------------------------------------------ fit / predict
 
     def fit(self, X: Any, y: Any = None, knn_index: Any = None) -> LinkageClusterer:
@@ -313,7 +337,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 "fit(X, y) learns from identity labels; to cluster unlabelled data, call "
                 "predict(X) on a fitted model."
             )
-        x = self._check_X(X, reset=True)
+        x = self._prepare(X, cfg, reset=True)
         labels = check_labels(y, n_samples=x.shape[0], name="y", encode=True)
         n_ids = np.unique(labels).shape[0]
         if n_ids < 2:
@@ -375,7 +399,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         cfg = self._check_params()
-        x = self._check_X(X, reset=False, min_samples=1)
+        x = self._prepare(X, cfg, reset=False, min_samples=1)
         if x.shape[0] == 1:  # one item: one singleton cluster
             return np.zeros(1, dtype=np.int64)
         edge_index, scores = self._score(x, knn_index, cfg)
@@ -399,7 +423,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         cfg = self._check_params()
-        return self._score(self._check_X(X, reset=False), knn_index, cfg)
+        return self._score(self._prepare(X, cfg, reset=False), knn_index, cfg)
 
     # ------------------------------------------------------------------ steps
 
@@ -530,6 +554,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "threshold_": self.threshold_,
             "history_": self.history_,
             "labels_": torch.from_numpy(self.labels_),
+            "preprocessing_mean_": _mean_tensor(getattr(self, "preprocessing_mean_", None)),
         }
         buffer = _io.BytesIO()
         torch.save(state, buffer)
@@ -578,6 +603,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             est.threshold_ = check_real(state["threshold_"], "threshold_")
             est.history_ = list(state["history_"])
             est.labels_ = check_labels(state["labels_"], name="labels_")
+            est.preprocessing_mean_ = _check_mean(
+                state.get("preprocessing_mean_"), est.preprocessing, est.n_features_in_
+            )
             model = est._build_model(est.n_features_in_)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{p}: malformed checkpoint field: {exc}") from exc
@@ -595,6 +623,22 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
+
+
+def _mean_tensor(mean: Optional[np.ndarray]) -> Optional[torch.Tensor]:
+    return None if mean is None else torch.from_numpy(np.asarray(mean, dtype=np.float32))
+
+
+def _check_mean(mean: Any, method: str, n_features: int) -> Optional[np.ndarray]:
+    """The saved preprocessing mean: present (n_features,) for center-l2, else None."""
+    if method != "center-l2":
+        return None
+    if not isinstance(mean, torch.Tensor) or tuple(mean.shape) != (n_features,):
+        raise ValueError(
+            f"preprocessing='center-l2' needs the training mean of shape ({n_features},), "
+            f"got {type(mean).__name__ if mean is None else tuple(mean.shape)}"
+        )
+    return mean.numpy()
 
 
 _CHECKPOINT_FIELDS = (
@@ -724,6 +768,7 @@ _PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
     "k_at_hop": lambda value, name: check_k_at_hop(value),
     "active_connection": _int(1),
     "gamma": _real(minimum=1.0),
+    "preprocessing": _option(PREPROCESSING),
     "metric": _option(METRICS),
     "n_neighbors": _optional(_int(1)),
     "knn_backend": _option(BACKENDS),

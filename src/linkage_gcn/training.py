@@ -21,7 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from ._progress import progress
-from ._validation import check_bool, check_features, check_int, check_labels, check_real
+from ._validation import (
+    check_bool,
+    check_features,
+    check_int,
+    check_labels,
+    check_nodes,
+    check_real,
+)
 from .ips import _build_ips, _check_hop1, _checked_knn_index
 from .losses import resolve_loss
 from .samplers import NeighborSampler
@@ -284,6 +291,7 @@ def predict_links(
     batch_size: int = 256,
     verbose: Optional[bool] = None,
     pivot_similarity: bool = False,
+    pivots: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Score every node's links to its ``k1`` nearest neighbours.
 
@@ -306,12 +314,15 @@ def predict_links(
         Progress bar (``None``: on a terminal, for long work).
     pivot_similarity : bool
         Whether the model was trained with the pivot-similarity feature.
+    pivots : torch.LongTensor of shape (P,), optional
+        Score only the links of these pivots (e.g. the faces just added to a
+        collection); by default every node, in order.
 
     Returns
     -------
-    src, dst : torch.LongTensor of shape (N * k1,)
-        Directed pairs (pivot, neighbour).
-    scores : torch.Tensor of shape (N * k1,)
+    src, dst : torch.LongTensor of shape (P * k1,)
+        Directed pairs (pivot, neighbour), ``P = N`` by default.
+    scores : torch.Tensor of shape (P * k1,)
         Link probabilities ``softmax(logits)[:, 1]``.
 
     Raises
@@ -329,25 +340,29 @@ def predict_links(
     k2 = check_int(k2, "k2", minimum=0)
     active_connection = check_int(active_connection, "active_connection", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    model.eval()
     n = x.shape[0]
-    hop1 = knn_index[:, :k1]
-    scores = torch.empty(n, k1, device=x.device)
-    steps = range(0, n, batch_size)
-    long = n > 20 * batch_size
+    if pivots is None:
+        pivots = torch.arange(n, device=x.device)
+    else:
+        pivots = check_nodes(pivots, n, name="pivots").to(x.device)
+    model.eval()
+    hop1 = knn_index[pivots, :k1]
+    p = pivots.shape[0]
+    scores = torch.empty(p, k1, device=x.device)
+    steps = range(0, p, batch_size)
+    long = p > 20 * batch_size
     for start in progress(steps, desc="scoring links", verbose=verbose, long=long, unit="batch"):
-        pivots = torch.arange(start, min(start + batch_size, n), device=x.device)
+        rows = slice(start, min(start + batch_size, p))
         batch = _build_ips(
-            x, knn_index, pivots, hop1[pivots], k2=k2, active_connection=active_connection,
+            x, knn_index, pivots[rows], hop1[rows], k2=k2, active_connection=active_connection,
             pivot_similarity=pivot_similarity,
         )  # fmt: skip
         logits = model(batch.x, batch.edge_index, batch.hop1_index)
-        scores[pivots] = torch.softmax(logits, dim=1)[:, 1].view(-1, k1)
+        scores[rows] = torch.softmax(logits, dim=1)[:, 1].view(-1, k1)
     bad = torch.isnan(scores)
     if bool(bad.any()):
         raise FloatingPointError(
             f"the model gave NaN link scores for {int(bad.sum())} of {bad.numel()} pairs: its "
             "weights are not finite (a diverged training?)."
         )
-    src = torch.arange(n, device=x.device).repeat_interleave(k1)
-    return src, hop1.reshape(-1), scores.reshape(-1)
+    return pivots.repeat_interleave(k1), hop1.reshape(-1), scores.reshape(-1)
