@@ -457,9 +457,22 @@ def test_training_log_lines_reach_stderr(files, tmp_path, capsys, monkeypatch):
 # ------------------------------------------------------------------ demo
 
 
-def test_demo_runs_small(capsys):
+def test_demo_runs_small(capsys, monkeypatch):
+    from linkage_gcn import demo
+
+    used = {}
+    real = demo.compare_with_baseline
+
+    def spy(X_train, y_train, X_test, y_test, clusterer=None, **kwargs):
+        used.update(clusterer.get_params())
+        used["n_train"], used["n_test"] = len(X_train), len(X_test)
+        return real(X_train, y_train, X_test, y_test, clusterer, **kwargs)
+
+    monkeypatch.setattr(demo, "compare_with_baseline", spy)
     assert main(["demo", "--n-identities", "40", "--epochs", "1", "--quick", "--quiet",
-                 "--threads", "1"]) == 0  # fmt: skip
+                 "--threads", "1", "--seed", "3"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "B-Cubed F" in out and "kNN threshold" in out and "by identity size" in out
-    assert "clusters" in out and "threshold (chosen on train)" in out
+    assert f"training on {used['n_train']} of them, clustering the {used['n_test']}" in out
+    assert used["epochs"] == 1 and used["random_state"] == 3
+    assert {k: tuple(used[k]) for k in demo.QUICK_PARAMS} == demo.QUICK_PARAMS

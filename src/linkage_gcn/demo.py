@@ -73,11 +73,15 @@ def compare_with_baseline(
 
 
 def _cosine(X: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the pairs ``edge_index`` of rows of ``X``."""
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     return (Xn[edge_index[0]] * Xn[edge_index[1]]).sum(1)
 
 
-def _entry(y, pred, fit_s, predict_s, threshold) -> dict[str, Any]:
+def _entry(
+    y: np.ndarray, pred: np.ndarray, fit_s: float, predict_s: float, threshold: float
+) -> dict[str, Any]:
+    """One column of the comparison: metrics, metrics by identity size, timings."""
     return {
         "metrics": evaluate(y, pred),
         "by_size": bcubed_by_identity_size(y, pred),
@@ -88,9 +92,22 @@ def _entry(y, pred, fit_s, predict_s, threshold) -> dict[str, Any]:
 
 
 def format_comparison(
-    result: dict[str, Any], *, names=("LinkageClusterer", "kNN threshold")
+    result: dict[str, Any], *, names: tuple[str, str] = ("LinkageClusterer", "kNN threshold")
 ) -> str:
-    """A plain-text table of :func:`compare_with_baseline`'s result."""
+    """A plain-text table of :func:`compare_with_baseline`'s result.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`compare_with_baseline` returned.
+    names : tuple of str
+        Column titles of the model and the baseline.
+
+    Returns
+    -------
+    str
+        The metrics side by side, then B-Cubed by identity size.
+    """
     model, base = result["model"], result["baseline"]
     rows = [
         ("edge AP (same pairs)", "edge_ap", None),
@@ -120,10 +137,12 @@ def format_comparison(
 
 
 def _prf(b: dict[str, Any]) -> str:
+    """``"P / R / F"`` of one size bin."""
     return f"{b['precision']:.3f} / {b['recall']:.3f} / {b['fscore']:.3f}"
 
 
 def _fmt(v: Any) -> str:
+    """An integer as is, anything else with four decimals."""
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     return f"{float(v):.4f}"

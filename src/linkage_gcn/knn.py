@@ -211,6 +211,7 @@ def choose_backend(
 
 
 def _normalize_rows(t: torch.Tensor) -> torch.Tensor:
+    """L2-normalise the rows, refusing all-zero rows (their cosine is undefined)."""
     norms = t.norm(dim=1, keepdim=True)
     zero = norms.squeeze(1) == 0
     if bool(zero.any()):
@@ -229,6 +230,7 @@ def _knn_torch(
     tile_size: int,
     verbose: Optional[bool],
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact search: chunked matrix products and top-k, never an N x N matrix."""
     n = t.shape[0]
     tile_size = check_int(tile_size, "tile_size", minimum=1)
     if chunk_size is None:
@@ -250,7 +252,15 @@ def _knn_torch(
     return index, sim
 
 
-def _topk_chunk(t, db_t, bias, start, stop, k, block):
+def _topk_chunk(
+    t: torch.Tensor,
+    db_t: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    start: int,
+    stop: int,
+    k: int,
+    block: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of query rows ``start:stop`` over the database, in blocks, self masked."""
     n = t.shape[0]
     q = t[start:stop]
@@ -275,6 +285,7 @@ def _topk_chunk(t, db_t, bias, start, stop, k, block):
 
 
 def _require(module: str, backend: str, extra: str) -> Any:
+    """Import ``module`` for ``backend``, with a clear error when it is not installed."""
     if importlib.util.find_spec(module) is None:
         raise ValueError(
             f"backend {backend!r} needs the package {module!r}, which is not installed; "
@@ -283,7 +294,10 @@ def _require(module: str, backend: str, extra: str) -> Any:
     return importlib.import_module(module)
 
 
-def _knn_faiss(t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int):
+def _knn_faiss(
+    t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Search with a faiss index (flat, IVF or HNSW); results back on ``t``'s device."""
     faiss = _require("faiss", backend, "faiss")
     x = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
     n, d = x.shape
@@ -312,7 +326,8 @@ def _knn_faiss(t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int):
     return idx_t.to(t.device), sim_t.to(device=t.device, dtype=t.dtype)
 
 
-def _knn_torch_cluster(t: torch.Tensor, k: int, metric: str):
+def _knn_torch_cluster(t: torch.Tensor, k: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Search with ``torch_cluster.knn`` and sort each row by decreasing similarity."""
     tc = _require("torch_cluster", "torch_cluster", "accel")
     # torch_cluster.knn(x, y, k) returns (y_pos, x_pos) pairs: for each row of y, k rows of x.
     _, col = tc.knn(t, t, k + 1, cosine=False)
