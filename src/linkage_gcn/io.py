@@ -18,10 +18,13 @@ DeepFashion clustering benchmarks):
 - ``knns/<name>/faiss_k_<K>.npz``: ``np.savez_compressed(path, data=knns)``
   with ``knns`` of shape ``(N, 2, K)``: ``knns[i, 0]`` the neighbour ids
   (stored as floats), ``knns[i, 1]`` the cosine distances ``1 - similarity``,
-  nearest first, the node itself normally first with distance 0.
+  normally nearest first, the node itself first with distance 0. Like LTC's
+  own loader, :func:`load_ltc_knn` sorts each row by distance (stably) unless
+  told not to.
 
 In memory the package uses a kNN graph as ``index`` ``(N, K)`` int64 with the
-node itself left out (and, for LTC, ``similarity`` ``(N, K)`` float32).
+node itself left out (and, for LTC, ``similarity`` ``(N, K)`` float32); the
+column left out follows :func:`linkage_gcn.knn.drop_self`.
 
 Loaders check their arguments and what they read before returning it, and
 fail early with a message that names the file and the problem:
