@@ -288,8 +288,8 @@ def propagate_labels(
     * nodes in no edge are singletons (the reference leaves them out);
     * the reference has no iteration cap and loops forever when a component
       larger than ``max_sz`` is held together by edges of score 1 (LTC caps
-      at ``max_iter`` and then doubles ``max_sz``); here the passes stop as
-      described under ``max_iter``;
+      at ``max_iter`` passes and then puts every remaining node into one
+      cluster); here the passes stop as described under ``max_iter``;
     * a pair given twice with different scores is linked when its best copy
       passes (the reference looks up the score of the last copy);
     * thresholds are computed and compared in float64;
