@@ -2,6 +2,7 @@ import argparse
 import errno
 import json
 import logging
+import re
 import sys
 
 import numpy as np
@@ -198,7 +199,7 @@ def test_bad_output_paths(files, tmp_path, capsys, make_out, code, match):
     assert main(argv) == code
     line = error_line(capsys, "knn")
     assert "--out" in line
-    assert __import__("re").search(match, line), line
+    assert re.search(match, line), line
 
 
 def test_output_that_is_an_input(files, tmp_path, capsys):
