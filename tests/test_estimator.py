@@ -15,7 +15,7 @@ from linkage_gcn import estimator as estimator_module
 from linkage_gcn.datasets import make_identities, split_identities
 from linkage_gcn.ips import IPSDataset, iter_ips_batches
 from linkage_gcn.knn import knn
-from linkage_gcn.merge import pool_pair_scores
+from linkage_gcn.merge import pool_pair_scores, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 
 TINY = dict(
@@ -441,3 +441,15 @@ def test_preprocessing_is_fitted_applied_and_saved(tmp_path, data):
 def test_preprocessing_option_is_checked(data):
     with pytest.raises(ValueError, match="preprocessing"):
         LinkageClusterer(preprocessing="zscore").fit(data[0], data[1])
+
+
+def test_threshold_set_after_fit_takes_effect(fitted, data):
+    _, _, Xt, _ = data
+    est = copy.deepcopy(fitted)
+    edge_index, scores = est.predict_edges(Xt)
+    for threshold in (0.0, 0.5, 1.0):
+        est.set_params(threshold=threshold)
+        np.testing.assert_array_equal(
+            est.predict(Xt), threshold_components(edge_index, scores, len(Xt), threshold)
+        )
+    assert est.threshold_ == fitted.threshold_  # the fitted calibration is kept

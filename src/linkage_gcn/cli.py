@@ -640,9 +640,6 @@ def _cmd_test(args: argparse.Namespace) -> int:
     if args.active_connection is not None:
         overrides["active_connection"] = args.active_connection
     est.set_params(device=args.device, verbose=False if args.quiet else None, **overrides)
-    if isinstance(args.threshold, float):
-        # the merge reads the fitted threshold_, which set_params does not change
-        est.threshold_ = args.threshold
     X, index, y = load_reference(feat, knn_path, labels)
     _report(est, X, index, y, args.out, args.metrics_out, overwrite=args.overwrite)
     return 0

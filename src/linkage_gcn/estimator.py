@@ -130,7 +130,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     model_ : LinkageGCN
         The trained network (on the CPU between calls).
     threshold_ : float
-        The link threshold used by ``merge="threshold"``.
+        The link threshold chosen at fit time (``threshold`` itself, or the
+        calibrated one for ``"auto"``); a threshold set later with
+        ``set_params`` takes precedence at predict time.
     labels_ : numpy.ndarray of shape (n_samples,)
         Clusters of the training set, predicted with the fitted model.
     history_ : list of dict
@@ -516,11 +518,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         return self._merge(edge_index, scores, n_samples, cfg)
 
+    def _link_threshold(self, cfg: dict[str, Any]) -> float:
+        """The threshold set by the user, or the one calibrated at fit time (``"auto"``)."""
+        return self.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
+
     def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
         start = time.perf_counter()
         if cfg["merge"] == "threshold":
-            labels = threshold_components(edge_index, scores, n, self.threshold_)
-            how = f"threshold {self.threshold_:.4g}"
+            threshold = self._link_threshold(cfg)
+            labels = threshold_components(edge_index, scores, n, threshold)
+            how = f"threshold {threshold:.4g}"
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("default")
