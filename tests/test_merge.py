@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from linkage_gcn.merge import pool_pair_scores, propagate_labels, threshold_components
+from linkage_gcn.merge import (
+    constrained_components,
+    pool_pair_scores,
+    propagate_labels,
+    threshold_components,
+)
 
 # --------------------------------------------------------------------------------------
 # A plain port of the reference (CDP / L-GCN utils/graph.py), used as the oracle.
@@ -579,3 +584,109 @@ def test_scale_million_edges():
     )
     assert labels.shape == pooled_labels.shape == (num_nodes,)
     assert np.bincount(labels).max() <= 900 and not info["capped"]
+
+
+# --------------------------------------------------------------------------------------
+# constrained_components (cannot-link / must-link from names)
+
+
+def constrained_by_sets(edge_index, scores, num_nodes, threshold, names, must_link=True):
+    """The definition, with explicit sets: take the kept links by decreasing score (ties by the
+    smaller, then the larger node id) and merge the two clusters unless both hold a name and
+    the names differ; with must_link, the nodes of a name start as one cluster."""
+    names = [int(n) if n >= 0 else -1 for n in names]
+    clusters = {i: {i} for i in range(num_nodes)}  # cluster key -> member set
+    where = list(range(num_nodes))  # node -> cluster key
+
+    def union(ka, kb):
+        clusters[ka] |= clusters.pop(kb)
+        for node in clusters[ka]:
+            where[node] = ka
+
+    def cluster_names(k):
+        return {names[i] for i in clusters[k] if names[i] >= 0}
+
+    if must_link:
+        for i in range(num_nodes):
+            for j in range(i):
+                if names[i] >= 0 and names[i] == names[j] and where[i] != where[j]:
+                    union(where[j], where[i])
+    links = sorted(
+        (-s, min(a, b), max(a, b))
+        for (a, b), s in zip(edge_index.T.tolist(), scores.tolist())
+        if s >= threshold
+    )
+    for _, a, b in links:
+        ka, kb = where[a], where[b]
+        if ka == kb:
+            continue
+        na, nb = cluster_names(ka), cluster_names(kb)
+        if na and nb and na != nb:
+            continue
+        union(ka, kb)
+    return canonical(where)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("must_link", [True, False])
+def test_constrained_matches_set_definition(seed, must_link):
+    rng = np.random.default_rng(900 + seed)
+    num_nodes = int(rng.integers(2, 60))
+    num_edges = int(rng.integers(0, 4 * num_nodes))
+    edge_index = rng.integers(0, num_nodes, (2, num_edges))  # duplicates and self loops too
+    scores = np.round(rng.uniform(0, 1, num_edges), 1)  # many ties
+    names = np.where(rng.random(num_nodes) < 0.3, rng.integers(0, 4, num_nodes), -1)
+    for threshold in (0.0, 0.3, 0.7):
+        got = constrained_components(
+            edge_index, scores, num_nodes, threshold, names, must_link=must_link
+        )
+        want = constrained_by_sets(edge_index, scores, num_nodes, threshold, names, must_link)
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_constrained_without_names_is_threshold_components(seed):
+    rng = np.random.default_rng(950 + seed)
+    num_nodes = int(rng.integers(1, 200))
+    edge_index = rng.integers(0, num_nodes, (2, 3 * num_nodes))
+    scores = rng.uniform(0, 1, 3 * num_nodes)
+    for names in (None, np.full(num_nodes, -1), np.zeros(num_nodes, dtype=np.int64)):
+        got = constrained_components(edge_index, scores, num_nodes, 0.5, names, must_link=False)
+        assert np.array_equal(got, threshold_components(edge_index, scores, num_nodes, 0.5))
+
+
+def test_constrained_rules():
+    # 0 (A) - 1 - 2 - 3 (B), 4 (A) alone, 5 unnamed alone
+    edge_index = np.array([[0, 1, 2], [1, 2, 3]])
+    scores = np.array([0.9, 0.6, 0.8])
+    names = np.array([0, -1, -1, 1, 0, -1])
+    labels = constrained_components(edge_index, scores, 6, 0.5, names)
+    assert labels.tolist() == [0, 0, 1, 1, 0, 2]  # must-link pulls 4 into A; 5 stays alone
+    labels = constrained_components(edge_index, scores, 6, 0.5, names, must_link=False)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 3]
+    # no cluster holds two names, whatever the threshold
+    for threshold in (0.0, 0.5, 0.85):
+        labels = constrained_components(edge_index, scores, 6, threshold, names)
+        for c in np.unique(labels):
+            assert len(set(names[(labels == c) & (names >= 0)].tolist())) <= 1
+    # a refinement of the unconstrained components
+    free = threshold_components(edge_index, scores, 6, 0.5)
+    labels = constrained_components(edge_index, scores, 6, 0.5, names, must_link=False)
+    assert all(len(set(free[labels == c].tolist())) == 1 for c in np.unique(labels))
+    torch_labels = constrained_components(
+        torch.tensor(edge_index), torch.tensor(scores), 6, 0.5, torch.tensor(names)
+    )
+    assert torch_labels.tolist() == [0, 0, 1, 1, 0, 2]
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        (np.zeros(3, dtype=np.int64), r"shape \(4,\)"),
+        (np.zeros(4), "integer name ids"),
+        (np.zeros((4, 1), dtype=np.int64), "one entry per node"),
+    ],
+)
+def test_constrained_errors(names, match):
+    with pytest.raises(ValueError, match=match):
+        constrained_components(np.array([[0], [1]]), np.array([0.5]), 4, 0.5, names)

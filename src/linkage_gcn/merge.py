@@ -43,7 +43,14 @@ from ._validation import (
     to_like,
 )
 
-__all__ = ["POOLS", "check_step", "pool_pair_scores", "propagate_labels", "threshold_components"]
+__all__ = [
+    "POOLS",
+    "check_step",
+    "constrained_components",
+    "pool_pair_scores",
+    "propagate_labels",
+    "threshold_components",
+]
 
 #: Pooling operations of :func:`pool_pair_scores`.
 POOLS = ("mean", "max")
@@ -196,6 +203,107 @@ def threshold_components(
     keep = s >= threshold
     comp, _ = _components(u[keep], v[keep], num_nodes)
     return _first_appearance(comp)
+
+
+def constrained_components(
+    edge_index: ArrayLike,
+    scores: ArrayLike,
+    num_nodes: int,
+    threshold: float,
+    names: Optional[ArrayLike] = None,
+    *,
+    must_link: bool = True,
+) -> np.ndarray:
+    """Threshold merge with cannot-link (and must-link) constraints from named nodes.
+
+    The links scoring at least ``threshold`` are taken in decreasing order of
+    score (ties: by the smaller then the larger node id of the pair) and each
+    unites the clusters of its two nodes, as Kruskal's union-find does,
+    **unless both clusters carry a name and the names differ**: such a union
+    is refused, so no cluster ever holds two names. With ``must_link`` the
+    nodes sharing a name start in one cluster (as if linked with score
+    ``+inf``). Without names the result is exactly
+    :func:`threshold_components`.
+
+    Parameters
+    ----------
+    edge_index : array-like or torch.Tensor of int, shape (2, E)
+        Edges (either orientation; duplicates and self loops are harmless).
+    scores : array-like or torch.Tensor of float, shape (E,)
+        Edge scores, any finite values.
+    num_nodes : int
+        Number of nodes N.
+    threshold : float
+        Keep the edges with ``score >= threshold``.
+    names : array-like of int, shape (N,), optional
+        A name (person) id per node, ``-1`` (any negative) for an unnamed
+        node. ``None``: no constraint.
+    must_link : bool
+        Put the nodes sharing a name in one cluster even when no kept link
+        joins them (``False``: they only never meet a different name).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
+        cluster.
+
+    Raises
+    ------
+    ValueError
+        As :func:`threshold_components`, and on ``names`` of the wrong shape or
+        not integers.
+
+    Notes
+    -----
+    Vectorised where the constraints cannot matter: the connected components
+    of the kept links (plus the must-links) holding at most one distinct name
+    are final clusters at once; only the components holding two or more
+    names are merged link by link, in a loop over their links. Unnamed nodes
+    between two named groups join the group they are linked to most strongly
+    (the first link taken), which is what a person-naming interface wants.
+
+    Examples
+    --------
+    Two named nodes (0 and 3) joined through unnamed ones; the weakest link
+    on the chain between them is the one refused:
+
+    >>> edge_index = np.array([[0, 1, 2], [1, 2, 3]])
+    >>> scores = np.array([0.9, 0.6, 0.8])
+    >>> constrained_components(edge_index, scores, 4, 0.5)
+    array([0, 0, 0, 0])
+    >>> constrained_components(edge_index, scores, 4, 0.5, names=[0, -1, -1, 1])
+    array([0, 0, 1, 1])
+    """
+    u, v, s = _edges_numpy(edge_index, scores, num_nodes, unit_interval=False)
+    threshold = check_real(threshold, "threshold")
+    keep = s >= threshold
+    u, v, s = u[keep], v[keep], s[keep]
+    if names is None:
+        comp, _ = _components(u, v, num_nodes)
+        return _first_appearance(comp)
+    group = _check_names(names, num_nodes)
+    must_link = bool(must_link)
+    mu, mv = _name_links(group) if must_link else (u[:0], v[:0])
+    comp, n_comp = _components(np.concatenate([u, mu]), np.concatenate([v, mv]), num_nodes)
+    named = np.flatnonzero(group >= 0)
+    if named.size == 0:
+        return _first_appearance(comp)
+    width = int(group.max()) + 1
+    pairs = np.unique(comp[named] * width + group[named])  # (component, name) pairs
+    per_comp = np.bincount(pairs // width, minlength=n_comp)  # distinct names per component
+    if not bool((per_comp > 1).any()):
+        return _first_appearance(comp)
+    conflicted = per_comp[comp] > 1
+    sel = np.flatnonzero(conflicted)
+    local = np.full(num_nodes, -1, dtype=np.int64)
+    local[sel] = np.arange(sel.size)
+    inside = conflicted[u]  # a kept link lies inside one component
+    lu, lv, ls = local[u[inside]], local[v[inside]], s[inside]
+    root = _constrained_union_find(lu, lv, ls, group[sel], must_link)
+    labels = comp.copy()
+    labels[sel] = n_comp + root
+    return _first_appearance(labels)
 
 
 def propagate_labels(
@@ -441,6 +549,72 @@ def _components(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     graph = sp.csr_matrix((np.ones(u.size, dtype=np.bool_), (u, v)), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
     return comp.astype(np.int64, copy=False), int(n_comp)
+
+
+def _check_names(names: ArrayLike, num_nodes: int) -> np.ndarray:
+    """Name ids of :func:`constrained_components`: int64 (N,), every negative id -> -1."""
+    t, _ = as_tensor(names, name="names")
+    if t.dim() != 1 or t.shape[0] != num_nodes:
+        raise ValueError(
+            f"names must have one entry per node, shape ({num_nodes},), got {tuple(t.shape)}."
+        )
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"names must hold integer name ids (-1: unnamed), got dtype {t.dtype}.")
+    group = t.detach().cpu().numpy().astype(np.int64, copy=True)
+    group[group < 0] = -1
+    return group
+
+
+def _name_links(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Star edges joining every named node to the first node of its name."""
+    named = np.flatnonzero(group >= 0)
+    if named.size == 0:
+        return named, named
+    order = named[np.argsort(group[named], kind="stable")]
+    g = group[order]
+    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    head = np.repeat(order[start], np.diff(np.r_[start, g.size]))
+    return head, order
+
+
+def _constrained_union_find(
+    u: np.ndarray, v: np.ndarray, s: np.ndarray, group: np.ndarray, must_link: bool
+) -> np.ndarray:
+    """Kruskal's union-find over links in decreasing score, refusing two different names.
+
+    Runs only on the components that hold two or more names (a loop over their
+    links); returns the root of every node, ``0 .. n-1`` positions.
+    """
+    n = group.size
+    parent = list(range(n))
+    name = group.tolist()
+    if must_link:
+        head, tail = _name_links(group)
+        for a, b in zip(head.tolist(), tail.tolist()):
+            parent[b] = a
+    a, b = np.minimum(u, v), np.maximum(u, v)
+    order = np.lexsort((b, a, -s))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(a[order].tolist(), b[order].tolist()):
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            continue
+        ni, nj = name[ri], name[rj]
+        if ni >= 0 and nj >= 0 and ni != nj:
+            continue  # cannot-link: two different names
+        if ri > rj:
+            ri, rj = rj, ri
+            ni, nj = nj, ni
+        parent[rj] = ri
+        if ni < 0:
+            name[ri] = nj
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
 def _small(comp: np.ndarray, n_comp: int, limit: Optional[int]) -> np.ndarray:
