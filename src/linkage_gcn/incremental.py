@@ -1,0 +1,1158 @@
+"""Growing collections: add faces to an existing clustering, keep ids and names, re-cut.
+
+:class:`IncrementalClusterer` holds the whole state of a clustered collection
+(embeddings, kNN table, directed link scores, cluster ids, names) for a fitted
+:class:`~linkage_gcn.LinkageClusterer`, and updates it locally: L-GCN's
+linkage only looks at a node's neighbourhood, so adding a batch of faces only
+needs
+
+1. the kNN rows of the new faces, and the existing rows the new faces enter;
+2. new link scores for the pivots whose 1-hop set changed (the new faces and
+   those rows), with :func:`~linkage_gcn.training.predict_links` on the
+   subgraph those pivots read;
+3. a new merge of the connected components touched by a changed link,
+   mapped back onto the cluster ids they had.
+
+Rules (see ``docs/incremental.md``):
+
+* **Stable ids.** A cluster id, once given, stays with its cluster. When
+  clusters merge, the surviving id is the one of the old cluster carrying a
+  name, else of the one contributing the most faces, else the oldest (the
+  smallest id); the others are reported in :attr:`UpdateReport.merged`. When
+  a cluster splits, its largest part keeps the id.
+* **Names.** Faces given the same name are one person (must-link); two
+  different names never share a cluster (cannot-link, enforced inside the
+  merge by :func:`~linkage_gcn.merge.constrained_components`); unnamed faces
+  join a named person when the links say so. Renaming a person onto another
+  name merges the two.
+* **Re-cut.** :meth:`IncrementalClusterer.recut` clusters the stored scores at
+  another threshold, without scoring again.
+
+Approximations (the batch result of
+:meth:`LinkageClusterer.predict <linkage_gcn.LinkageClusterer.predict>` on
+the whole collection is the reference):
+
+* a pivot is re-scored when its 1-hop set changes; when only its 2-hop
+  context changes (a neighbour's own neighbours), its stored scores are kept;
+* with the faiss backends, the existing rows that a new face enters are found
+  among the new face's ``search_k`` nearest neighbours (the torch backend
+  finds them exactly); ``"faiss-hnsw"`` is also approximate in its search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io as _io
+import json
+import logging
+import time
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.csgraph import connected_components
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+from ._files import atomic_write
+from ._validation import check_int, check_real
+from .knn import knn
+from .merge import constrained_components, pool_pair_scores
+from .training import predict_links
+
+__all__ = ["BACKENDS", "IncrementalClusterer", "UpdateReport"]
+
+logger = logging.getLogger(__name__)
+
+#: kNN backends of :class:`IncrementalClusterer`.
+BACKENDS = ("auto", "torch", "faiss", "faiss-hnsw")
+
+#: Format name and version written in a saved state's header.
+FORMAT = "linkage-gcn-incremental"
+FORMAT_VERSION = 1
+
+#: The merge rule: ``merge(edge_index, scores, num_nodes, threshold, names) -> labels``.
+MergeRule = Callable[[np.ndarray, np.ndarray, int, float, np.ndarray], np.ndarray]
+
+_ARRAYS = ("x", "knn", "sim", "scores", "labels", "comp", "names", "face_ids")
+_PIVOT_BLOCK = 8192  # pivots whose IPS nodes are gathered at once
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What an update of an :class:`IncrementalClusterer` did.
+
+    Attributes
+    ----------
+    face_ids : numpy.ndarray of int64
+        The faces added (empty for other updates).
+    labels : numpy.ndarray of int64
+        Their cluster ids.
+    merged : dict of int to int
+        Cluster ids that disappeared, each mapped to the id of the cluster
+        now holding most of its faces (a merge; or a split whose largest part
+        joined another cluster).
+    split : dict of int to list of int
+        Clusters whose faces now carry several ids: old id -> the ids.
+    removed : list of int
+        Cluster ids whose every face was removed.
+    changed_faces : int
+        Existing faces whose cluster id changed.
+    merged_faces : int
+        Of those, the faces that followed a reported merge.
+    rescored : int
+        Pivots whose links were scored.
+    region : int
+        Faces whose cluster was recomputed.
+    seconds : float
+        Wall time of the update.
+    """
+
+    face_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    merged: dict[int, int] = field(default_factory=dict)
+    split: dict[int, list[int]] = field(default_factory=dict)
+    removed: list[int] = field(default_factory=list)
+    changed_faces: int = 0
+    merged_faces: int = 0
+    rescored: int = 0
+    region: int = 0
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"UpdateReport(added={self.face_ids.size}, merged={len(self.merged)}, "
+            f"split={len(self.split)}, removed={len(self.removed)}, "
+            f"changed_faces={self.changed_faces}, rescored={self.rescored}, "
+            f"region={self.region}, seconds={self.seconds:.3f})"
+        )
+
+
+class IncrementalClusterer:
+    """A clustered collection that grows: add, name and remove faces; re-cut.
+
+    Parameters
+    ----------
+    clusterer : LinkageClusterer
+        A fitted clusterer (``merge="threshold"``): its model scores the
+        links, its preprocessing and metric apply, its threshold (the
+        ``threshold`` parameter, or the fitted ``threshold_`` when
+        ``"auto"``) is the starting threshold.
+    threshold : float, optional
+        Link threshold (default: the clusterer's).
+    backend : {"auto", "torch", "faiss", "faiss-hnsw"}
+        Nearest-neighbour search of new faces against the collection.
+        ``"torch"``: exact, one pass over the stored embeddings per batch
+        (also finds exactly the rows a new face enters). ``"faiss"``: a flat
+        faiss index kept in memory (exact search; the rows a new face enters
+        are found among its ``search_k`` nearest). ``"faiss-hnsw"``: an HNSW
+        index, sublinear, for millions of faces (approximate). ``"auto"``:
+        ``"torch"``.
+    search_k : int, optional
+        ``k'`` of the faiss backends (default: 4 times the kNN width).
+    chunk_size : int
+        New faces inserted into the kNN table at once (bounds memory).
+    context : bool
+        Also re-score the pivots whose 1-hop nodes gained a new neighbour
+        among their first ``max(k2, active_connection)`` (the 2-hop context
+        of their subgraph): closer to scoring everything again, at the cost
+        of more pivots per addition. Default: only the pivots whose 1-hop set
+        changed.
+    merge : callable, optional
+        The merge rule ``merge(edge_index, scores, num_nodes, threshold,
+        names) -> labels`` (default:
+        :func:`~linkage_gcn.merge.constrained_components`). It must work one
+        connected component of the kept links at a time (the updates
+        re-merge only the touched components).
+
+    Attributes
+    ----------
+    face_ids_ : numpy.ndarray of int64, shape (n_faces,)
+        The face ids, in storage order (increasing; never reused).
+    labels_ : numpy.ndarray of int64, shape (n_faces,)
+        The cluster id of each face (storage order).
+    names_ : numpy.ndarray of object, shape (n_faces,)
+        The name of each face, or ``None``.
+    threshold_ : float
+        The link threshold in use.
+    n_features_in_ : int
+        Feature width (the clusterer's).
+    fingerprint_ : str
+        SHA-256 of the model weights and the settings that shape the scores;
+        a saved state only loads with the same.
+
+    Examples
+    --------
+    >>> from linkage_gcn import LinkageClusterer
+    >>> from linkage_gcn.datasets import make_identities
+    >>> X, y = make_identities(30, random_state=0)
+    >>> clusterer = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
+    ...                              hidden_channels=(16,), random_state=0).fit(X, y)
+    >>> library = IncrementalClusterer(clusterer)
+    >>> first = library.add(X[:40])
+    >>> report = library.add(X[40:50])
+    >>> report.face_ids.tolist()
+    [40, 41, 42, 43, 44, 45, 46, 47, 48, 49]
+    >>> len(library), library.labels_.shape
+    (50, (50,))
+    """
+
+    def __init__(
+        self,
+        clusterer: Any,
+        *,
+        threshold: Optional[float] = None,
+        backend: str = "auto",
+        search_k: Optional[int] = None,
+        chunk_size: int = 512,
+        context: bool = False,
+        merge: Optional[MergeRule] = None,
+    ) -> None:
+        check_is_fitted(clusterer, "model_")
+        cfg = clusterer._check_params()
+        if cfg["merge"] != "threshold":
+            raise ValueError(
+                f"IncrementalClusterer merges with merge='threshold' (the local merge); the "
+                f"clusterer has merge={cfg['merge']!r}: set_params(merge='threshold')."
+            )
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        if backend.startswith("faiss") and importlib.util.find_spec("faiss") is None:
+            raise ValueError(f"backend={backend!r} needs faiss: pip install faiss-cpu.")
+        self.clusterer = clusterer
+        self.backend = "torch" if backend == "auto" else backend
+        self._cfg = cfg
+        self._width = int(cfg["n_neighbors_predict"])  # K
+        self._k1 = int(cfg["k1"])
+        self.search_k = check_int(
+            4 * self._width if search_k is None else search_k, "search_k", minimum=1
+        )
+        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+        self.context = bool(context)
+        self.merge = constrained_components if merge is None else merge
+        if threshold is None:
+            threshold = (
+                clusterer.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
+            )
+        self.threshold_ = check_real(threshold, "threshold")
+        self.n_features_in_ = int(clusterer.n_features_in_)
+        self.fingerprint_ = model_fingerprint(clusterer)
+        self._n = 0
+        self._w = 0  # valid kNN width, min(K, n - 1)
+        self._bufs: dict[str, np.ndarray] = {}
+        self._alloc(0)
+        self._name_list: list[str] = []
+        self._name_code: dict[str, int] = {}
+        self._next_face = 0
+        self._next_id = 0
+        self._next_comp = 0
+        self._index: Any = None  # faiss index over the rows [0, n)
+        self._journal: Optional[list[tuple[str, np.ndarray, np.ndarray]]] = None
+
+    # ------------------------------------------------------------------ views
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        n_clusters = int(np.unique(self.labels_).size)
+        named = int(np.unique(self._names_view()[self._names_view() >= 0]).size)
+        return (
+            f"{type(self).__name__}(n_faces={self._n}, n_clusters={n_clusters}, "
+            f"n_named_persons={named}, threshold={self.threshold_:.4g}, "
+            f"backend={self.backend!r})"
+        )
+
+    @property
+    def face_ids_(self) -> np.ndarray:
+        """The face ids in storage order (a copy)."""
+        return self._bufs["face_ids"][: self._n].copy()
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """The cluster id of each face, in storage order (a copy)."""
+        return self._bufs["labels"][: self._n].copy()
+
+    @property
+    def names_(self) -> np.ndarray:
+        """The name of each face or ``None``, in storage order."""
+        codes = self._names_view()
+        table = np.array([None, *self._name_list], dtype=object)
+        return table[codes + 1]
+
+    def _names_view(self) -> np.ndarray:
+        return self._bufs["names"][: self._n]
+
+    def labels_of(self, face_ids: Any) -> np.ndarray:
+        """The cluster ids of the given faces.
+
+        Raises
+        ------
+        ValueError
+            On an unknown face id.
+        """
+        return self._bufs["labels"][self._rows(face_ids, allow_repeats=True)].copy()
+
+    def persons(self) -> dict[str, int]:
+        """Each name and the cluster id of its person."""
+        codes = self._names_view()
+        named = np.flatnonzero(codes >= 0)
+        code, first = np.unique(codes[named], return_index=True)
+        labels = self._bufs["labels"][named[first]]
+        return {self._name_list[c]: int(i) for c, i in zip(code.tolist(), labels.tolist())}
+
+    def pair_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored link scores pooled into pairs (what :meth:`recut` merges).
+
+        Returns
+        -------
+        edge_index : numpy.ndarray of int64, shape (2, E)
+            Pairs of storage positions (rows of :attr:`face_ids_`), ``i < j``.
+        scores : numpy.ndarray, shape (E,)
+            Pooled link probabilities.
+        """
+        return self._pairs(np.arange(self._n))
+
+    # ------------------------------------------------------------------ public updates
+
+    def add(self, X: Any) -> UpdateReport:
+        """Add faces; return their ids and what changed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_new, n_features)
+            Embeddings, as given to the clusterer (its preprocessing applies).
+
+        Returns
+        -------
+        UpdateReport
+            ``face_ids`` (new, increasing) and ``labels`` (their cluster ids),
+            the merges and splits of existing clusters, counts.
+
+        Raises
+        ------
+        ValueError
+            On a bad ``X`` (shape, feature width, NaN): nothing is changed.
+        """
+        start = time.perf_counter()
+        cfg = self._cfg
+        xb = self.clusterer._prepare(X, cfg, reset=False, min_samples=1).cpu().numpy()
+        b, n0 = xb.shape[0], self._n
+        self._journal = []
+        scalars = self._scalars()
+        try:
+            self._append(xb)
+            new_rows = np.arange(n0, n0 + b)
+            if n0 <= self._width or b >= n0:
+                report = self._rebuild()
+            else:
+                changed, old_hop1, ctx = self._insert(n0)
+                pivots = np.union1d(new_rows, changed)
+                if self.context and ctx.size:
+                    hit = _mark(self._n, ctx)[self._hop1(np.arange(self._n))].any(1)
+                    pivots = np.union1d(pivots, np.flatnonzero(hit))
+                self._score(pivots)
+                touched = np.unique(np.concatenate([pivots, old_hop1, self._hop1(pivots).ravel()]))
+                report = self._recluster(self._region(touched), rescored=pivots.size)
+        except BaseException:
+            self._undo(scalars)
+            raise
+        finally:
+            self._journal = None
+        fids = self._bufs["face_ids"][new_rows].copy()
+        report = _replace(
+            report, face_ids=fids, labels=self._bufs["labels"][new_rows].copy(), start=start
+        )
+        logger.info("added %d faces (%d in all): %r", b, self._n, report)
+        return report
+
+    def name(self, face_ids: Any, names: Union[str, Sequence[Optional[str]], None]) -> UpdateReport:
+        """Name faces (``None`` removes a name); re-merge what the names touch.
+
+        Parameters
+        ----------
+        face_ids : int or array-like of int
+            Faces to name.
+        names : str, None or sequence of (str or None)
+            One name for all, or one per face. A face keeps its name until
+            named again; all faces of a name are one person.
+
+        Raises
+        ------
+        ValueError
+            On an unknown face id, a name that is not a non-empty string,
+            lengths that differ, or one face given two different names:
+            nothing is changed.
+        """
+        start = time.perf_counter()
+        rows = self._rows(face_ids, allow_repeats=True)
+        if names is None or isinstance(names, str):
+            given = [names] * rows.size
+        else:
+            given = list(names)
+            if len(given) != rows.size:
+                raise ValueError(
+                    f"names has {len(given)} entries but face_ids has {rows.size}; give one "
+                    "name per face, or a single name."
+                )
+        for value in given:
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"a name must be a non-empty string or None, got {value!r}.")
+        seen: dict[int, Optional[str]] = {}
+        for r, value in zip(rows.tolist(), given):
+            if r in seen and seen[r] != value:
+                fid = int(self._bufs["face_ids"][r])
+                raise ValueError(
+                    f"face {fid} is given two different names ({seen[r]!r} and {value!r})."
+                )
+            seen[r] = value
+        for value in {v for v in given if v is not None and v not in self._name_code}:
+            self._name_code[value] = len(self._name_list)
+            self._name_list.append(value)
+        codes = np.array([-1 if v is None else self._name_code[v] for v in given], dtype=np.int64)
+        names_view = self._names_view()
+        affected = np.union1d(codes[codes >= 0], names_view[rows][names_view[rows] >= 0])
+        touched = np.union1d(rows, np.flatnonzero(np.isin(names_view, affected)))
+        names_view[rows] = codes
+        report = self._recluster(self._region(touched), rescored=0)
+        return _replace(report, start=start)
+
+    def rename(self, old: str, new: str) -> UpdateReport:
+        """Rename a person; onto an existing name, the two persons merge.
+
+        Raises
+        ------
+        ValueError
+            When ``old`` is not a name in use or ``new`` is not a non-empty
+            string.
+        """
+        start = time.perf_counter()
+        if not isinstance(new, str) or not new.strip():
+            raise ValueError(f"a name must be a non-empty string, got {new!r}.")
+        codes = self._names_view()
+        code = self._name_code.get(old, -1)
+        faces = np.flatnonzero(codes == code) if code >= 0 else np.zeros(0, dtype=np.int64)
+        if faces.size == 0:
+            raise ValueError(f"no face is named {old!r}.")
+        if old == new:
+            return UpdateReport(seconds=time.perf_counter() - start)
+        if new not in self._name_code:  # a plain rename: same grouping
+            del self._name_code[old]
+            self._name_list[code] = new
+            self._name_code[new] = code
+            return UpdateReport(seconds=time.perf_counter() - start)
+        target = self._name_code[new]
+        touched = np.union1d(faces, np.flatnonzero(codes == target))
+        codes[faces] = target
+        report = self._recluster(self._region(touched), rescored=0)
+        return _replace(report, start=start)
+
+    def remove(self, face_ids: Any) -> UpdateReport:
+        """Remove faces (deleted photos); the rows that listed them get new neighbours.
+
+        Raises
+        ------
+        ValueError
+            On an unknown or repeated face id: nothing is changed.
+        """
+        start = time.perf_counter()
+        rows = self._rows(face_ids, allow_repeats=False)
+        if rows.size == 0:
+            return UpdateReport(seconds=time.perf_counter() - start)
+        n, w = self._n, self._w
+        dead = np.zeros(n, dtype=bool)
+        dead[rows] = True
+        labels_before = self._bufs["labels"][:n]
+        gone_ids = np.setdiff1d(labels_before[dead], labels_before[~dead])
+        snapshot = self._snapshot()
+        try:
+            hit = np.flatnonzero(~dead & dead[self._bufs["knn"][:n, :w]].any(1)) if w else rows[:0]
+            comps = np.unique(self._bufs["comp"][:n][dead | _mark(n, hit)])
+            old_hop1 = self._hop1(hit)
+            keep = ~dead
+            new_pos = np.cumsum(keep) - 1
+            region_old = np.isin(self._bufs["comp"][:n], comps) | _mark(n, old_hop1.ravel())
+            self._compact(keep, new_pos)
+            m = self._n
+            if m <= self._width:
+                report = self._rebuild()
+            else:
+                hit_new = new_pos[hit]
+                self._research(hit_new)
+                self._score(hit_new)
+                touched = np.unique(
+                    np.concatenate([new_pos[region_old & keep], self._hop1(hit_new).ravel()])
+                )
+                report = self._recluster(self._region(touched), rescored=hit_new.size)
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        return _replace(report, removed=[int(i) for i in gone_ids], start=start)
+
+    def recut(self, threshold: float) -> UpdateReport:
+        """Cluster the stored scores at another threshold (no scoring); ids kept where possible.
+
+        The result equals merging :meth:`pair_scores` with the merge rule at
+        ``threshold`` (with the names), mapped onto the current ids.
+        """
+        start = time.perf_counter()
+        threshold = check_real(threshold, "threshold")
+        self.threshold_ = threshold
+        report = self._recluster(np.arange(self._n), rescored=0)
+        return _replace(report, start=start)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: Union[str, Path], *, overwrite: bool = False) -> Path:
+        """Write the whole state to one ``.npz`` file (no pickle; JSON header).
+
+        Atomic; refuses to replace an existing file unless ``overwrite=True``.
+        """
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "linkage_gcn_version": __version__,
+            "fingerprint": self.fingerprint_,
+            "n_features": self.n_features_in_,
+            "n_faces": self._n,
+            "width": self._w,
+            "threshold": self.threshold_,
+            "backend": self.backend,
+            "search_k": self.search_k,
+            "names": self._name_list,
+            "next_face_id": self._next_face,
+            "next_cluster_id": self._next_id,
+            "next_component": self._next_comp,
+        }
+        arrays = {name: self._bufs[name][: self._n] for name in _ARRAYS}
+        arrays["knn"] = arrays["knn"][:, : self._w]
+        arrays["sim"] = arrays["sim"][:, : self._w]
+        arrays["scores"] = arrays["scores"][:, : min(self._k1, self._w)]
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        buffer = _io.BytesIO()
+        np.savez(buffer, **arrays)
+        return atomic_write(path, lambda f: f.write(buffer.getvalue()), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: Union[str, Path], clusterer: Any, **kwargs: Any) -> IncrementalClusterer:
+        """Read a state written by :meth:`save`, for the same model.
+
+        Parameters
+        ----------
+        path : str or Path
+        clusterer : LinkageClusterer
+            The model the state was built with (same weights and settings).
+        **kwargs
+            ``chunk_size``, ``merge`` (the other settings come from the file).
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` is not a file.
+        ValueError
+            Naming the file: not a state file (another kind of file, a
+            pickle), truncated or corrupted, a newer format, another feature
+            width, another model (fingerprint), or inconsistent arrays.
+        """
+        check_is_fitted(clusterer, "model_")
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such state file.")
+        header, arrays = _read_state(p)
+        if header["n_features"] != clusterer.n_features_in_:
+            raise ValueError(
+                f"{p} holds {header['n_features']}-dimensional embeddings but the clusterer "
+                f"expects {clusterer.n_features_in_}; load it with the model it was built with."
+            )
+        state = cls(
+            clusterer,
+            threshold=header["threshold"],
+            backend=header["backend"],
+            search_k=header["search_k"],
+            **kwargs,
+        )
+        if header["fingerprint"] != state.fingerprint_:
+            raise ValueError(
+                f"{p} was written with another model (fingerprint "
+                f"{header['fingerprint'][:12]}..., this clusterer's is "
+                f"{state.fingerprint_[:12]}...): its link scores do not apply; load it with "
+                "the model it was built with, or build a new state."
+            )
+        try:
+            state._set_arrays(header, arrays)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{p} is not a consistent state: {exc}") from None
+        return state
+
+    def _set_arrays(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        n, w = int(header["n_faces"]), int(header["width"])
+        if w != min(self._width, max(n - 1, 0)):
+            raise ValueError(f"kNN width {w} does not fit {n} faces and width {self._width}")
+        k1w = min(self._k1, w)
+        shapes = {
+            "x": (n, self.n_features_in_), "knn": (n, w), "sim": (n, w), "scores": (n, k1w),
+            "labels": (n,), "comp": (n,), "names": (n,), "face_ids": (n,),
+        }  # fmt: skip
+        for name, shape in shapes.items():
+            a = arrays[name]
+            if a.shape != shape:
+                raise ValueError(f"array {name!r} has shape {a.shape}, expected {shape}")
+        for name in ("x", "sim", "scores"):
+            if arrays[name].dtype.kind != "f" or not np.isfinite(arrays[name]).all():
+                raise ValueError(f"array {name!r} must hold finite floats")
+        for name in ("knn", "labels", "comp", "names", "face_ids"):
+            if arrays[name].dtype.kind not in "iu":
+                raise ValueError(f"array {name!r} must hold integers")
+        table = header["names"]
+        if not isinstance(table, list) or not all(isinstance(s, str) for s in table):
+            raise ValueError("the name table must be a list of strings")
+        knn_, fids = arrays["knn"], arrays["face_ids"]
+        if knn_.size and (knn_.min() < 0 or knn_.max() >= n):
+            raise ValueError("kNN ids outside the collection")
+        if n and (np.any(np.diff(fids) <= 0) or fids[0] < 0 or fids[-1] >= header["next_face_id"]):
+            raise ValueError("face ids must increase and stay below next_face_id")
+        labels = arrays["labels"]
+        if n and (labels.min() < 0 or labels.max() >= header["next_cluster_id"]):
+            raise ValueError("cluster ids outside [0, next_cluster_id)")
+        names = arrays["names"]
+        if n and (names.min() < -1 or names.max() >= len(table)):
+            raise ValueError("name codes outside the name table")
+        self._alloc(n)
+        self._n, self._w = n, w
+        for name in _ARRAYS:
+            if name in ("knn", "sim"):
+                self._bufs[name][:n, :w] = arrays[name]
+            elif name == "scores":
+                self._bufs[name][:n, :k1w] = arrays[name]
+            else:
+                self._bufs[name][:n] = arrays[name]
+        self._db_refresh(0)
+        self._name_list = list(table)
+        self._name_code = {s: i for i, s in enumerate(table)}
+        self._next_face = int(header["next_face_id"])
+        self._next_id = int(header["next_cluster_id"])
+        self._next_comp = int(header["next_component"])
+        self._reset_index()
+
+    # ------------------------------------------------------------------ storage
+
+    def _alloc(self, n: int) -> None:
+        """Buffers with room for at least ``n`` rows (capacity doubles: amortised appends)."""
+        old = self._bufs
+        cap = old["x"].shape[0] if old else 0
+        if old and n <= cap:
+            return
+        cap = max(n, 2 * cap, 64)
+        K, D = max(self._width, 1), self.n_features_in_
+        specs = {
+            "x": ((cap, D), np.float32), "db": ((cap, D), np.float32),
+            "knn": ((cap, K), np.int64), "sim": ((cap, K), np.float32),
+            "scores": ((cap, max(min(self._k1, K), 1)), np.float32),
+            "labels": ((cap,), np.int64), "comp": ((cap,), np.int64),
+            "names": ((cap,), np.int64), "face_ids": ((cap,), np.int64),
+        }  # fmt: skip
+        bufs = {}
+        for name, (shape, dtype) in specs.items():
+            bufs[name] = np.zeros(shape, dtype=dtype)
+            if old:
+                bufs[name][: self._n] = old[name][: self._n]
+        self._bufs = bufs
+
+    def _append(self, xb: np.ndarray) -> None:
+        n0, b = self._n, xb.shape[0]
+        self._alloc(n0 + b)
+        sl = slice(n0, n0 + b)
+        self._bufs["x"][sl] = xb
+        self._bufs["labels"][sl] = -1
+        self._bufs["comp"][sl] = -1
+        self._bufs["names"][sl] = -1
+        self._bufs["face_ids"][sl] = np.arange(self._next_face, self._next_face + b)
+        self._next_face += b
+        self._n = n0 + b
+        self._db_refresh(n0)
+
+    def _db_refresh(self, start: int) -> None:
+        """Search vectors of the rows from ``start`` on (unit rows for the cosine metric)."""
+        x = self._bufs["x"][start : self._n]
+        if self._cfg["metric"] == "cosine":
+            norm = np.linalg.norm(x, axis=1, keepdims=True)
+            if bool((norm == 0).any()):
+                raise ValueError("X holds a zero row, which has no direction (metric='cosine').")
+            x = x / norm
+        self._bufs["db"][start : self._n] = x
+
+    def _compact(self, keep: np.ndarray, new_pos: np.ndarray) -> None:
+        """Drop the rows not kept; re-point kNN ids (ids of dropped rows become -1)."""
+        n = self._n
+        m = int(keep.sum())
+        for buf in self._bufs.values():
+            buf[:m] = buf[:n][keep]
+        pos = np.where(keep, new_pos, -1)
+        self._bufs["knn"][:m, : self._w] = pos[self._bufs["knn"][:m, : self._w]]
+        self._n = m
+        self._reset_index()
+
+    def _scalars(self) -> tuple[Any, ...]:
+        return (self._n, self._w, self._next_face, self._next_id, self._next_comp,
+                self.threshold_)  # fmt: skip
+
+    def _keep(self, name: str, rows: Any) -> None:
+        """Journal the rows of a buffer about to be written (while an add can be undone)."""
+        if self._journal is not None:
+            self._journal.append((name, rows, self._bufs[name][rows].copy()))
+
+    def _undo(self, scalars: tuple[Any, ...]) -> None:
+        """Undo a failed add: rows written back in reverse order, appended rows dropped."""
+        for name, rows, values in reversed(self._journal or []):
+            self._bufs[name][rows] = values
+        self._n, self._w, self._next_face, self._next_id, self._next_comp = scalars[:5]
+        self.threshold_ = scalars[5]
+        self._reset_index()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """Everything an update may change (copies of the used rows; small next to a failure)."""
+        return {
+            "bufs": {k: v[: self._n].copy() for k, v in self._bufs.items()},
+            "scalars": (self._n, self._w, self._next_face, self._next_id, self._next_comp),
+            "names": (list(self._name_list), dict(self._name_code)),
+            "threshold": self.threshold_,
+        }
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        n = snap["scalars"][0]
+        self._n = 0
+        self._alloc(n)
+        for k, v in snap["bufs"].items():
+            self._bufs[k][:n] = v
+        self._n, self._w, self._next_face, self._next_id, self._next_comp = snap["scalars"]
+        self._name_list, self._name_code = snap["names"]
+        self.threshold_ = snap["threshold"]
+        self._reset_index()
+
+    def _rows(self, face_ids: Any, *, allow_repeats: bool) -> np.ndarray:
+        """Storage rows of face ids; a clear error on unknown ones."""
+        ids = np.asarray(face_ids)
+        if ids.dtype == bool or ids.dtype.kind not in "iu":
+            if ids.dtype.kind == "f" and ids.size and np.all(ids == np.round(ids)):
+                ids = ids.astype(np.int64)
+            elif ids.size:
+                raise ValueError(f"face ids must be integers, got dtype {ids.dtype}.")
+        ids = ids.astype(np.int64).ravel()
+        if not allow_repeats and np.unique(ids).size != ids.size:
+            raise ValueError("face_ids lists a face more than once.")
+        fids = self._bufs["face_ids"][: self._n]
+        pos = np.searchsorted(fids, ids).clip(0, max(self._n - 1, 0))
+        found = (fids[pos] == ids) if self._n else np.zeros(ids.size, dtype=bool)
+        if not found.all():
+            bad = ids[~found]
+            raise ValueError(
+                f"{bad.size} unknown face id(s), e.g. {bad[:5].tolist()} (the collection has "
+                f"{self._n} faces)."
+            )
+        return pos
+
+    # ------------------------------------------------------------------ kNN
+
+    def _reset_index(self) -> None:
+        self._index = None
+        if self.backend == "torch" or self._n == 0:
+            return
+        import faiss
+
+        d = self.n_features_in_
+        ip = self._cfg["metric"] == "cosine"
+        if self.backend == "faiss":
+            index = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
+        else:
+            metric = faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2
+            index = faiss.IndexHNSWFlat(d, 32, metric)
+            index.hnsw.efSearch = max(2 * self.search_k, 64)
+        index.add(np.ascontiguousarray(self._bufs["db"][: self._n]))
+        self._index = index
+
+    def _search(
+        self, q: np.ndarray, n0: int, k: int, kth: Optional[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The ``k`` nearest of rows ``[0, n0)`` for each query; and the reverse candidates.
+
+        Returns ``ids, sims`` (b, k) and ``(qi, j, s)``: query ``qi`` is more
+        similar to row ``j`` than ``j``'s last neighbour (``kth[j]``).
+        """
+        k = min(k, n0)
+        cosine = self._cfg["metric"] == "cosine"
+        if self.backend != "torch":
+            dist, ids = self._index.search(np.ascontiguousarray(q), k)
+            sims = dist if cosine else -np.sqrt(np.maximum(dist, 0))
+            ok = ids >= 0
+            sims = np.where(ok, sims, -np.inf).astype(np.float32)
+            ids = np.where(ok, ids, 0)
+            if kth is None:
+                return ids, sims, _no_triples()
+            qi, col = np.nonzero(ok & (sims > kth[ids]))
+            return ids, sims, (qi, ids[qi, col], sims[qi, col])
+        db = torch.from_numpy(self._bufs["db"][:n0])
+        qt = torch.from_numpy(q)
+        block = max(1, (1 << 24) // max(q.shape[0], 1))
+        best_s = torch.full((q.shape[0], 0), -float("inf"))
+        best_i = torch.zeros((q.shape[0], 0), dtype=torch.long)
+        triples = []
+        kth_t = None if kth is None else torch.from_numpy(kth)
+        for s0 in range(0, n0, block):
+            part = db[s0 : s0 + block]
+            sim = qt @ part.T if cosine else -torch.cdist(qt, part)
+            cat_s = torch.cat([best_s, sim], 1)
+            cat_i = torch.cat([best_i, torch.arange(s0, s0 + part.shape[0]).expand_as(sim)], 1)
+            top = torch.topk(cat_s, min(k, cat_s.shape[1]), dim=1)
+            best_s, best_i = top.values, cat_i.gather(1, top.indices)
+            if kth_t is not None:
+                qi, col = torch.nonzero(sim > kth_t[s0 : s0 + part.shape[0]], as_tuple=True)
+                triples.append((qi, col + s0, sim[qi, col]))
+        if not triples:
+            return best_i.numpy(), best_s.numpy(), _no_triples()
+        qi, j, s = (torch.cat(t).numpy() for t in zip(*triples))
+        return best_i.numpy(), best_s.numpy(), (qi, j, s.astype(np.float32))
+
+    def _insert(self, n0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Find the kNN rows of the new rows ``[n0, n)`` and update the rows they enter.
+
+        Returns the rows (existing or new) whose 1-hop set changed, the 1-hop
+        ids those rows had before, and the existing rows whose first
+        ``max(k2, active_connection)`` neighbours changed.
+        """
+        n, w, k1w = self._n, self._w, min(self._k1, self._w)
+        wc = min(max(self._cfg["k2"], self._cfg["active_connection"]), w)
+        knn_, sim_ = self._bufs["knn"], self._bufs["sim"]
+        changed: list[np.ndarray] = []
+        old_hop1: list[np.ndarray] = []
+        context: list[np.ndarray] = []
+        for c0 in range(n0, n, self.chunk_size):
+            c1 = min(c0 + self.chunk_size, n)
+            q = self._bufs["db"][c0:c1]
+            b = c1 - c0
+            k = w if self.backend == "torch" else max(self.search_k, w)
+            ids, sims, (qi, j, s) = self._search(q, c0, k, sim_[:c0, w - 1])
+            # the new rows: nearest among [0, c0) and the chunk itself
+            qq = torch.from_numpy(q)
+            inner = qq @ qq.T if self._cfg["metric"] == "cosine" else -torch.cdist(qq, qq)
+            inner = inner.numpy()
+            np.fill_diagonal(inner, -np.inf)
+            cand_s = np.concatenate([sims, inner], 1)
+            cand_i = np.concatenate([ids, np.broadcast_to(np.arange(c0, c1), (b, b))], 1)
+            order = np.argsort(-cand_s, axis=1, kind="stable")[:, :w]
+            knn_[c0:c1, :w] = np.take_along_axis(cand_i, order, 1)
+            sim_[c0:c1, :w] = np.take_along_axis(cand_s, order, 1)
+            # the existing rows the chunk enters
+            if qi.size:
+                rows, inv = np.unique(j, return_inverse=True)
+                dense = np.full((rows.size, b), -np.inf, dtype=np.float32)
+                dense[inv, qi] = s
+                cs = np.concatenate([sim_[rows, :w], dense], 1)
+                ci = np.concatenate(
+                    [knn_[rows, :w], np.broadcast_to(np.arange(c0, c1), dense.shape)], 1
+                )
+                order = np.argsort(-cs, axis=1, kind="stable")[:, :w]
+                new_i = np.take_along_axis(ci, order, 1)
+                diff = (new_i[:, :k1w] != knn_[rows, :k1w]).any(1)
+                changed.append(rows[diff])
+                context.append(rows[(new_i[:, :wc] != knn_[rows, :wc]).any(1)])
+                old_hop1.append(knn_[rows[diff], :k1w].ravel())
+                self._keep("knn", rows)
+                self._keep("sim", rows)
+                knn_[rows, :w] = new_i
+                sim_[rows, :w] = np.take_along_axis(cs, order, 1)
+            if self._index is not None:
+                self._index.add(np.ascontiguousarray(q))
+        cat = np.concatenate(changed) if changed else np.zeros(0, dtype=np.int64)
+        old = np.concatenate(old_hop1) if old_hop1 else np.zeros(0, dtype=np.int64)
+        ctx = np.unique(np.concatenate(context)) if context else old[:0]
+        return np.unique(cat), old, ctx
+
+    def _research(self, rows: np.ndarray) -> None:
+        """New kNN rows for ``rows`` (after a removal), searched among all rows."""
+        w = self._w
+        for c0 in range(0, rows.size, self.chunk_size):
+            r = rows[c0 : c0 + self.chunk_size]
+            ids, sims, _ = self._search(self._bufs["db"][r], self._n, w + 1, None)
+            # drop each row itself (it is its own nearest, barring exact duplicates)
+            not_self = ids != r[:, None]
+            order = np.argsort(~not_self, axis=1, kind="stable")[:, :w]
+            self._bufs["knn"][r, :w] = np.take_along_axis(ids, order, 1)
+            self._bufs["sim"][r, :w] = np.take_along_axis(sims, order, 1)
+
+    def _hop1(self, rows: np.ndarray) -> np.ndarray:
+        return self._bufs["knn"][rows, : min(self._k1, self._w)]
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score(self, pivots: np.ndarray) -> None:
+        """Score the links of ``pivots`` to their 1-hop nodes, on the subgraph they read."""
+        w = self._w
+        if pivots.size == 0 or w == 0:
+            return
+        cfg = self._cfg
+        k1w, k2 = min(self._k1, w), min(cfg["k2"], w)
+        knn_ = self._bufs["knn"][: self._n, :w]
+        model = self.clusterer.model_.to(cfg["device"])
+        try:
+            for p0 in range(0, pivots.size, _PIVOT_BLOCK):
+                p = pivots[p0 : p0 + _PIVOT_BLOCK]
+                hop1 = knn_[p, :k1w]
+                hop2 = knn_[hop1.ravel(), :k2]
+                nodes = np.unique(np.concatenate([p, hop1.ravel(), hop2.ravel()]))
+                rows = knn_[nodes]
+                pos = np.searchsorted(nodes, rows).clip(0, nodes.size - 1)
+                local = np.where(nodes[pos] == rows, pos, nodes.size)  # outside: a dummy node
+                local = np.concatenate([local, np.zeros((1, w), dtype=np.int64)])
+                x = np.concatenate([self._bufs["x"][nodes], np.zeros((1, self.n_features_in_))])
+                x_t = torch.from_numpy(x.astype(np.float32)).to(cfg["device"])
+                knn_t = torch.from_numpy(local).to(cfg["device"])
+                piv_t = torch.from_numpy(np.searchsorted(nodes, p)).to(cfg["device"])
+                _, _, scores = predict_links(
+                    model, x_t, knn_t, k1=k1w, k2=k2, active_connection=cfg["active_connection"],
+                    batch_size=cfg["inference_batch_size"], verbose=False,
+                    pivot_similarity=cfg["pivot_similarity"], pivots=piv_t,
+                )  # fmt: skip
+                self._keep("scores", p)
+                self._bufs["scores"][p, :k1w] = scores.view(-1, k1w).cpu().numpy()
+        finally:
+            self.clusterer.model_ = model.cpu()
+
+    def _rebuild(self) -> UpdateReport:
+        """kNN, scores and clusters of the whole collection (small or first collections)."""
+        n = self._n
+        self._w = w = min(self._width, max(n - 1, 0))
+        if w > 0:
+            self._keep("knn", np.arange(n))
+            self._keep("sim", np.arange(n))
+            backend = {"torch": "torch", "faiss": "faiss", "faiss-hnsw": "faiss-hnsw"}[self.backend]
+            x = torch.from_numpy(self._bufs["x"][:n])
+            index, sim = knn(x, w, metric=self._cfg["metric"], backend=backend, verbose=False)
+            self._bufs["knn"][:n, :w] = np.asarray(index)
+            self._bufs["sim"][:n, :w] = np.asarray(sim)
+            self._score(np.arange(n))
+        self._reset_index()
+        return self._recluster(np.arange(n), rescored=n if w else 0)
+
+    # ------------------------------------------------------------------ merging
+
+    def _pairs(self, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled pair scores among the rows of ``region`` (sorted), in local positions."""
+        k1w = min(self._k1, self._w)
+        m = region.size
+        if k1w == 0 or m < 2:
+            return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.float32)
+        nbr = self._bufs["knn"][region, :k1w]
+        pos = np.searchsorted(region, nbr).clip(0, m - 1)
+        inside = region[pos] == nbr
+        src = np.broadcast_to(np.arange(m)[:, None], nbr.shape)[inside]
+        return pool_pair_scores(
+            src, pos[inside], self._bufs["scores"][region, :k1w][inside],
+            num_nodes=m, pool=self._cfg["pool"],
+        )  # fmt: skip
+
+    def _region(self, touched: np.ndarray) -> np.ndarray:
+        """The faces of every component holding a touched face (new faces included)."""
+        comp = self._bufs["comp"][: self._n]
+        hit = comp[touched]
+        mask = np.isin(comp, hit[hit >= 0]) | (comp < 0)
+        mask[touched] = True
+        return np.flatnonzero(mask)
+
+    def _recluster(self, region: np.ndarray, *, rescored: int) -> UpdateReport:
+        """Merge the region again and map its clusters onto stable ids."""
+        m = region.size
+        if m == 0:
+            return UpdateReport(rescored=rescored)
+        edge_index, scores = self._pairs(region)
+        names = self._bufs["names"][region]
+        labels = np.asarray(self.merge(edge_index, scores, m, self.threshold_, names))
+        comp = _components(edge_index, scores, self.threshold_, names, m)
+        old = self._bufs["labels"][region]
+        final, merged, split = self._assign_ids(labels, old, names >= 0)
+        self._keep("labels", region)
+        self._keep("comp", region)
+        self._bufs["labels"][region] = final
+        self._bufs["comp"][region] = self._next_comp + comp
+        self._next_comp += int(comp.max()) + 1
+        was = old >= 0
+        moved = was & (final != old)
+        if merged:
+            keys = np.fromiter(merged.keys(), dtype=np.int64)
+            vals = np.fromiter(merged.values(), dtype=np.int64)
+            pos = np.searchsorted(keys, old).clip(0, keys.size - 1)
+            via = moved & (keys[pos] == old) & (vals[pos] == final)
+        else:
+            via = np.zeros(m, dtype=bool)
+        return UpdateReport(
+            merged=merged, split=split, changed_faces=int(moved.sum()),
+            merged_faces=int(via.sum()), rescored=int(rescored), region=int(m),
+        )  # fmt: skip
+
+    def _assign_ids(
+        self, labels: np.ndarray, old: np.ndarray, named: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, int], dict[int, list[int]]]:
+        """Give each new cluster an id: an old one where it takes over an old cluster.
+
+        A new cluster's candidate is the old id among its faces with (named
+        faces, most faces, smallest id) first; an old id claimed by several
+        new clusters (a split) goes to the one with (named faces, most faces,
+        oldest face) first. Other clusters get fresh ids.
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        n_new = int(labels.max()) + 1
+        has = old >= 0
+        final_of = np.full(n_new, -1, dtype=np.int64)
+        merged: dict[int, int] = {}
+        split: dict[int, list[int]] = {}
+        if has.any():
+            span = int(old[has].max()) + 1
+            key, inv, cnt = np.unique(
+                labels[has] * span + old[has], return_inverse=True, return_counts=True
+            )
+            nnamed = np.bincount(inv.ravel(), weights=named[has], minlength=key.size) > 0
+            pc, po = key // span, key % span
+            order = np.lexsort((po, -cnt, ~nnamed, pc))
+            first = order[np.r_[True, pc[order][1:] != pc[order][:-1]]]  # best old id per cluster
+            c, o, k, nm = pc[first], po[first], cnt[first], nnamed[first]
+            order = np.lexsort((c, -k, ~nm, o))
+            win = order[np.r_[True, o[order][1:] != o[order][:-1]]]  # one cluster per old id
+            final_of[c[win]] = o[win]
+        fresh = final_of < 0
+        final_of[fresh] = self._next_id + np.arange(int(fresh.sum()))
+        self._next_id += int(fresh.sum())
+        final = final_of[labels]
+        if has.any():
+            kept = np.zeros(span, dtype=bool)
+            kept[final_of[final_of < span]] = True
+            # where the faces of each old id went: the pair (old, cluster) with most faces
+            order = np.lexsort((pc, -cnt, po))
+            top = order[np.r_[True, po[order][1:] != po[order][:-1]]]
+            gone = ~kept[po[top]]
+            merged = dict(zip(po[top][gone].tolist(), final_of[pc[top][gone]].tolist()))
+            multi = np.flatnonzero(np.bincount(po, minlength=span)[po] > 1)
+            if multi.size:
+                o_sel, f_sel = po[multi], final_of[pc[multi]]
+                order = np.lexsort((f_sel, o_sel))
+                o_sel, f_sel = o_sel[order], f_sel[order]
+                bounds = np.flatnonzero(np.diff(o_sel)) + 1
+                heads = o_sel[np.r_[0, bounds]].tolist()
+                split = {h: g.tolist() for h, g in zip(heads, np.split(f_sel, bounds))}
+        return final, merged, split
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _components(
+    edge_index: np.ndarray, scores: np.ndarray, threshold: float, names: np.ndarray, m: int
+) -> np.ndarray:
+    """Connected components of the kept links plus the links between faces of one name."""
+    keep = scores >= threshold
+    u, v = edge_index[0][keep], edge_index[1][keep]
+    named = np.flatnonzero(names >= 0)
+    if named.size:
+        order = named[np.argsort(names[named], kind="stable")]
+        g = names[order]
+        start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+        head = np.repeat(order[start], np.diff(np.r_[start, g.size]))
+        u, v = np.concatenate([u, head]), np.concatenate([v, order])
+    graph = sp.csr_matrix((np.ones(u.size, dtype=np.bool_), (u, v)), shape=(m, m))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _mark(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _no_triples() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, np.zeros(0, dtype=np.float32)
+
+
+def _replace(report: UpdateReport, *, start: float, **changes: Any) -> UpdateReport:
+    values = {**report.__dict__, **changes, "seconds": time.perf_counter() - start}
+    return UpdateReport(**values)
+
+
+def model_fingerprint(clusterer: Any) -> str:
+    """SHA-256 of a fitted clusterer's weights and of the settings that shape its scores.
+
+    Examples
+    --------
+    >>> from linkage_gcn import LinkageClusterer
+    >>> from linkage_gcn.datasets import make_identities
+    >>> X, y = make_identities(20, random_state=0)
+    >>> est = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
+    ...                        hidden_channels=(16,), random_state=0).fit(X, y)
+    >>> len(model_fingerprint(est))
+    64
+    """
+    check_is_fitted(clusterer, "model_")
+    cfg = clusterer._check_params()
+    settings = {
+        "n_features_in_": int(clusterer.n_features_in_),
+        "k_at_hop": list(cfg["k_at_hop"]),
+        "active_connection": cfg["active_connection"],
+        "n_neighbors": cfg["n_neighbors_predict"],
+        "pivot_similarity": cfg["pivot_similarity"],
+        "preprocessing": cfg["preprocessing"],
+        "metric": cfg["metric"],
+        "pool": cfg["pool"],
+    }
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name, tensor in sorted(clusterer.model_.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    mean = getattr(clusterer, "preprocessing_mean_", None)
+    if mean is not None:
+        h.update(np.asarray(mean, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _read_state(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header and arrays of a saved state; every way the file can be wrong -> ValueError."""
+    if not zipfile.is_zipfile(p):
+        raise ValueError(
+            f"{p} is not a linkage-gcn state file (not an .npz archive: another kind of file, "
+            "or a truncated or corrupted state)."
+        )
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "header" not in z.files:
+                raise ValueError(f"{p} is an .npz archive but not a linkage-gcn state (no header).")
+            header = json.loads(bytes(z["header"]).decode())
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ValueError(f"{p} is an .npz archive but not a linkage-gcn state file.")
+            version = header.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise ValueError(
+                    f"{p} has state format version {version!r}; this linkage-gcn reads up to "
+                    f"{FORMAT_VERSION}: upgrade linkage-gcn."
+                )
+            missing = [a for a in _ARRAYS if a not in z.files]
+            if missing:
+                raise ValueError(f"{p} is an incomplete state: missing {', '.join(missing)}.")
+            arrays = {a: z[a] for a in _ARRAYS}
+    except ValueError as exc:
+        if str(exc).startswith(str(p)):
+            raise
+        raise ValueError(f"{p} is corrupted or not a state file ({exc}).") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{p} is truncated or corrupted ({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
+    needed = ("fingerprint", "n_features", "n_faces", "width", "threshold", "backend",
+              "search_k", "names", "next_face_id", "next_cluster_id", "next_component")  # fmt: skip
+    missing = [k for k in needed if k not in header]
+    if missing:
+        raise ValueError(f"{p} has an incomplete header: missing {', '.join(missing)}.")
+    return header, arrays
