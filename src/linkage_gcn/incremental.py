@@ -156,7 +156,8 @@ class IncrementalClusterer:
         index, sublinear, for millions of faces (approximate). ``"auto"``:
         ``"torch"``.
     search_k : int, optional
-        ``k'`` of the faiss backends (default: 4 times the kNN width).
+        ``k'`` of the faiss backends (default: 8 times the kNN width, at
+        least 100).
     chunk_size : int
         New faces inserted into the kNN table at once (bounds memory).
     context : bool
@@ -232,7 +233,7 @@ class IncrementalClusterer:
         self._width = int(cfg["n_neighbors_predict"])  # K
         self._k1 = int(cfg["k1"])
         self.search_k = check_int(
-            4 * self._width if search_k is None else search_k, "search_k", minimum=1
+            max(8 * self._width, 100) if search_k is None else search_k, "search_k", minimum=1
         )
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
         self.context = bool(context)

@@ -1,0 +1,441 @@
+"""IncrementalClusterer: one rule per test, tiny model, synthetic identities."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from linkage_gcn import LinkageClusterer
+from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.incremental import IncrementalClusterer, UpdateReport, model_fingerprint
+from linkage_gcn.knn import knn
+from linkage_gcn.merge import constrained_components, threshold_components
+from linkage_gcn.metrics import bcubed_fscore
+
+TINY = dict(k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_identities(200, random_state=0)
+    train, test = split_identities(y, random_state=0)
+    est = LinkageClusterer(random_state=0, **TINY).fit(X[train], y[train])
+    return est, X[test].astype(np.float32), y[test]
+
+
+def same_partition(a, b):
+    return bcubed_fscore(a, b)[2] == 1.0
+
+
+def streamed(est, X, batch, **kwargs):
+    inc = IncrementalClusterer(est, **kwargs)
+    reports = [inc.add(X[s : s + batch]) for s in range(0, len(X), batch)]
+    return inc, reports
+
+
+# ------------------------------------------------------------------ additions
+
+
+def test_one_addition_equals_batch_predict(data):
+    est, X, _ = data
+    inc = IncrementalClusterer(est)
+    report = inc.add(X)
+    assert same_partition(inc.labels_, est.predict(X))
+    assert report.face_ids.tolist() == list(range(len(X)))
+    assert np.array_equal(report.labels, inc.labels_)
+
+
+def test_stream_keeps_the_exact_knn_table(data):
+    est, X, _ = data
+    inc, _ = streamed(est, X, 37)
+    w = inc._w
+    ref, _ = knn(X, w)
+    table = inc._bufs["knn"][: len(inc), :w]
+    assert np.array_equal(np.sort(table, 1), np.sort(np.asarray(ref), 1))
+
+
+def test_stream_with_context_equals_batch_predict(data):
+    est, X, _ = data
+    inc, _ = streamed(est, X, 41, context=True)
+    assert same_partition(inc.labels_, est.predict(X))
+
+
+def test_stream_scores_only_new_faces_and_rows_they_enter(data):
+    est, X, _ = data
+    inc, reports = streamed(est, X, 50)
+    later = reports[3:]
+    assert all(50 <= r.rescored < len(inc) for r in later)
+    assert all(r.region <= len(inc) for r in later)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "faiss-hnsw"])
+def test_faiss_backends_stream(data, backend):
+    pytest.importorskip("faiss")
+    est, X, _ = data
+    inc, _ = streamed(est, X, 60, backend=backend)
+    ref, _ = streamed(est, X, 60, backend="torch")
+    assert bcubed_fscore(ref.labels_, inc.labels_)[2] > 0.95
+
+
+def test_ids_are_stable_across_additions(data):
+    est, X, _ = data
+    inc, _ = streamed(est, X[:200], 50)
+    before = inc.labels_
+    report = inc.add(X[200:230])
+    after = inc.labels_[:200]
+    changed = before != after
+    assert changed.sum() == report.changed_faces
+    # a face changes id only when its cluster merged (reported) or split
+    for old, new in zip(before[changed], after[changed]):
+        assert report.merged.get(int(old)) == int(new) or int(old) in report.split
+    # every id still present names (mostly) the same faces
+    assert set(np.unique(after)) - set(np.unique(before)) <= set(report.labels.tolist()) | {
+        i for ids in report.split.values() for i in ids
+    }
+
+
+def test_face_ids_increase_and_are_never_reused(data):
+    est, X, _ = data
+    inc = IncrementalClusterer(est)
+    first = inc.add(X[:30]).face_ids
+    inc.remove(first[-5:])
+    second = inc.add(X[30:40]).face_ids
+    assert second.tolist() == list(range(30, 40))
+    assert inc.face_ids_.tolist() == list(range(25)) + list(range(30, 40))
+
+
+def bridge_fixture(est):
+    """Two tight groups of 12 far apart (more than k1 = 8 each: no kNN link between them),
+    then two faces between them, one nearer each group: a chain A - p - q - B."""
+    rng = np.random.default_rng(0)
+    d = est.n_features_in_
+    a, b = np.zeros(d, np.float32), np.zeros(d, np.float32)
+    a[0], b[1] = 1.0, 1.0
+    group_a = a + 0.02 * rng.standard_normal((12, d)).astype(np.float32)
+    group_b = b + 0.02 * rng.standard_normal((12, d)).astype(np.float32)
+    bridge = np.stack([0.55 * a + 0.45 * b, 0.45 * a + 0.55 * b])
+    return group_a, group_b, bridge
+
+
+def test_bridging_faces_merge_two_clusters_and_it_is_reported(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)  # every scored link kept: merges guaranteed
+    inc.add(np.concatenate([group_a, group_b]))
+    ids_a, ids_b = inc.labels_[:12], inc.labels_[12:]
+    assert len(set(ids_a)) == 1 and len(set(ids_b)) == 1 and ids_a[0] != ids_b[0]
+    report = inc.add(bridge)
+    assert len(np.unique(inc.labels_)) == 1
+    survivor = int(inc.labels_[0])
+    assert survivor == min(ids_a[0], ids_b[0])  # same size: the older id survives
+    loser = int(max(ids_a[0], ids_b[0]))
+    assert report.merged == {loser: survivor}
+    assert report.changed_faces == report.merged_faces == 12
+
+
+def test_the_larger_cluster_keeps_its_id(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(np.concatenate([group_a[:9], group_b]))  # a: 9 faces (older id), b: 12
+    id_b = int(inc.labels_[-1])
+    report = inc.add(bridge)
+    assert len(np.unique(inc.labels_)) == 1 and int(inc.labels_[0]) == id_b
+    assert list(report.merged.values()) == [id_b]
+
+
+# ------------------------------------------------------------------ names
+
+
+def test_two_names_never_share_a_cluster(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(np.concatenate([group_a, group_b]))
+    inc.name([0, 12], ["Ann", "Bob"])
+    inc.add(bridge)
+    labels, names = inc.labels_, inc.names_
+    assert labels[0] != labels[12]
+    for c in np.unique(labels):
+        assert len({n for n in names[labels == c] if n is not None}) <= 1
+    # the cannot-link is in the merge: re-cutting at any threshold keeps it
+    for th in (0.0, 0.3, 0.9):
+        inc.recut(th)
+        assert inc.labels_[0] != inc.labels_[12]
+
+
+def test_unnamed_faces_join_a_named_person(data):
+    est, _, _ = data
+    group_a, _, _ = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(group_a[:6])
+    inc.name(0, "Ann")
+    report = inc.add(group_a[6:])
+    person = inc.persons()["Ann"]
+    assert set(report.labels.tolist()) == {person}
+
+
+def test_named_face_keeps_its_person(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(group_a)
+    inc.name([0, 1], "Ann")
+    ann = inc.persons()["Ann"]
+    inc.add(np.concatenate([group_b, bridge]))
+    inc.name(12, "Bob")
+    inc.recut(0.99)  # nearly every link cut: named faces of one name stay one person
+    assert inc.labels_of([0, 1]).tolist() == [ann, ann]
+    assert inc.persons()["Ann"] == ann
+
+
+def test_rename_onto_another_name_merges_the_persons(data):
+    est, _, _ = data
+    group_a, group_b, _ = bridge_fixture(est)
+    inc = IncrementalClusterer(est)
+    inc.add(np.concatenate([group_a, group_b]))
+    inc.name([0, 12], ["Ann", "Annie"])
+    assert inc.labels_[0] != inc.labels_[12]
+    inc.rename("Annie", "Ann")
+    assert inc.labels_[0] == inc.labels_[12]
+    assert set(inc.persons()) == {"Ann"}
+    inc.rename("Ann", "Anna")  # plain rename: nothing moves
+    assert set(inc.persons()) == {"Anna"}
+
+
+def test_unnaming_frees_the_constraint(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(np.concatenate([group_a, group_b, bridge]))
+    inc.name([0, 12], ["Ann", "Bob"])
+    assert inc.labels_[0] != inc.labels_[12]
+    inc.name(12, None)
+    assert inc.labels_[0] == inc.labels_[12]
+
+
+# ------------------------------------------------------------------ removal
+
+
+def test_removal_repairs_rows_and_splits_at_the_bridge(data):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(np.concatenate([group_a, group_b, bridge]))
+    assert len(np.unique(inc.labels_)) == 1
+    report = inc.remove([24, 25])  # the bridge photos are deleted
+    assert len(inc) == 24 and len(np.unique(inc.labels_)) == 2
+    assert report.split and report.changed_faces == 12
+    # the kNN table is what a fresh search gives
+    ref, _ = knn(np.concatenate([group_a, group_b]), inc._w)
+    table = inc._bufs["knn"][:24, : inc._w]
+    assert np.array_equal(np.sort(table, 1), np.sort(np.asarray(ref), 1))
+
+
+def test_removal_of_a_whole_cluster_is_reported(data):
+    est, _, _ = data
+    group_a, group_b, _ = bridge_fixture(est)
+    inc = IncrementalClusterer(est)
+    inc.add(np.concatenate([group_a, group_b]))
+    id_b = int(inc.labels_[-1])
+    report = inc.remove(np.arange(12, 24))
+    assert report.removed == [id_b] and id_b not in inc.labels_
+
+
+# ------------------------------------------------------------------ re-cut
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.4, 0.6, 0.95])
+def test_recut_equals_merging_the_stored_scores(data, threshold):
+    est, X, _ = data
+    inc, _ = streamed(est, X, 60)
+    edge_index, scores = inc.pair_scores()
+    inc.recut(threshold)
+    assert same_partition(inc.labels_, threshold_components(edge_index, scores, len(X), threshold))
+    inc.name([0, 5], ["A", "B"])
+    names = np.where(np.isin(inc.face_ids_, [0, 5]), np.searchsorted([0, 5], inc.face_ids_), -1)
+    want = constrained_components(edge_index, scores, len(X), threshold, names)
+    assert same_partition(inc.labels_, want)
+
+
+def test_recut_back_and_forth_keeps_ids(data):
+    est, X, _ = data
+    inc, _ = streamed(est, X, 60)
+    start = inc.labels_
+    inc.recut(0.99)
+    inc.recut(est.threshold_)
+    assert np.array_equal(inc.labels_, start)
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def test_save_load_round_trip(data, tmp_path):
+    est, X, _ = data
+    inc, _ = streamed(est, X[:150], 50)
+    inc.name([3, 4], ["Ann", "Bob"])
+    path = inc.save(tmp_path / "state.npz")
+    back = IncrementalClusterer.load(path, est)
+    for name in ("face_ids_", "labels_", "names_"):
+        assert np.array_equal(getattr(back, name), getattr(inc, name))
+    assert back.threshold_ == inc.threshold_ and repr(back) == repr(inc)
+    # both go on identically
+    r1, r2 = inc.add(X[150:]), back.add(X[150:])
+    assert np.array_equal(r1.labels, r2.labels) and np.array_equal(back.labels_, inc.labels_)
+
+
+def test_save_refuses_to_overwrite(data, tmp_path):
+    est, X, _ = data
+    inc = IncrementalClusterer(est)
+    inc.add(X[:20])
+    path = inc.save(tmp_path / "state.npz")
+    before = path.read_bytes()
+    inc.add(X[20:30])
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        inc.save(path)
+    assert path.read_bytes() == before
+    inc.save(path, overwrite=True)
+    assert len(IncrementalClusterer.load(path, est)) == 30
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.fixture
+def saved(data, tmp_path):
+    est, X, _ = data
+    inc = IncrementalClusterer(est)
+    inc.add(X[:40])
+    path = inc.save(tmp_path / "state.npz")
+    return inc, path, path.read_bytes()
+
+
+def test_unknown_face_ids_are_refused(saved):
+    inc, path, before = saved
+    labels = inc.labels_
+    for call in (lambda: inc.name([1, 999], "Ann"), lambda: inc.remove([999]),
+                 lambda: inc.labels_of([-1])):  # fmt: skip
+        with pytest.raises(ValueError, match="unknown face id"):
+            call()
+    assert np.array_equal(inc.labels_, labels) and len(inc) == 40
+    assert path.read_bytes() == before
+
+
+def test_conflicting_names_on_one_face_are_refused(saved):
+    inc, _, _ = saved
+    with pytest.raises(ValueError, match="two different names"):
+        inc.name([3, 3], ["Ann", "Bob"])
+    with pytest.raises(ValueError, match="non-empty string"):
+        inc.name([3], [""])
+    with pytest.raises(ValueError, match="one name per face"):
+        inc.name([3, 4], ["Ann"])
+    assert inc.persons() == {}
+
+
+def test_wrong_feature_width_is_refused(saved):
+    inc, path, before = saved
+    labels = inc.labels_
+    with pytest.raises(ValueError, match="features"):
+        inc.add(np.zeros((3, inc.n_features_in_ + 1), dtype=np.float32))
+    with pytest.raises(ValueError):
+        inc.add(np.full((2, inc.n_features_in_), np.nan, dtype=np.float32))
+    assert len(inc) == 40 and np.array_equal(inc.labels_, labels)
+    assert path.read_bytes() == before
+
+
+def test_failed_addition_changes_nothing(saved, monkeypatch):
+    inc, _, _ = saved
+    est = inc.clusterer
+    labels, table = inc.labels_, inc._bufs["knn"][:40].copy()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr("linkage_gcn.incremental.predict_links", boom)
+    with pytest.raises(RuntimeError):
+        inc.add(np.random.default_rng(0).standard_normal((5, est.n_features_in_)))
+    assert len(inc) == 40 and np.array_equal(inc.labels_, labels)
+    assert np.array_equal(inc._bufs["knn"][:40], table)
+
+
+def test_state_of_another_model_is_refused(saved):
+    inc, path, before = saved
+    X, y = make_identities(60, random_state=1)
+    other = LinkageClusterer(random_state=1, **TINY).fit(X, y)
+    assert model_fingerprint(other) != inc.fingerprint_
+    with pytest.raises(ValueError, match="another model"):
+        IncrementalClusterer.load(path, other)
+    wide = LinkageClusterer(random_state=0, **TINY).fit(np.hstack([X, X]), y)
+    with pytest.raises(ValueError, match="-dimensional embeddings"):
+        IncrementalClusterer.load(path, wide)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "text", "pickle", "foreign_npz"])
+def test_corrupted_or_foreign_file_is_refused(saved, tmp_path, damage):
+    inc, path, before = saved
+    bad = tmp_path / "bad.npz"
+    if damage == "truncate":
+        bad.write_bytes(before[: len(before) // 2])
+    elif damage == "flip":
+        data = bytearray(before)
+        data[len(data) // 3] ^= 0xFF
+        bad.write_bytes(bytes(data))
+    elif damage == "text":
+        bad.write_text("not a state\n")
+    elif damage == "pickle":
+        np.savez(bad, header=np.array([{"format": "x"}], dtype=object))
+    else:
+        np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match=str(bad.name)):
+        IncrementalClusterer.load(bad, inc.clusterer)
+    assert path.read_bytes() == before
+
+
+def test_missing_state_file(data, tmp_path):
+    est, _, _ = data
+    with pytest.raises(FileNotFoundError):
+        IncrementalClusterer.load(tmp_path / "nope.npz", est)
+
+
+def test_construction_errors(data):
+    est, _, _ = data
+    with pytest.raises(ValueError, match="backend"):
+        IncrementalClusterer(est, backend="annoy")
+    with pytest.raises(ValueError, match="merge='threshold'"):
+        IncrementalClusterer(copy.deepcopy(est).set_params(merge="propagation"))
+    with pytest.raises(Exception, match="not fitted"):
+        IncrementalClusterer(LinkageClusterer())
+
+
+# ------------------------------------------------------------------ small things
+
+
+def test_tiny_collections_and_repr(data):
+    est, X, _ = data
+    inc = IncrementalClusterer(est)
+    assert len(inc) == 0 and "n_faces=0" in repr(inc)
+    inc.add(X[:1])
+    assert inc.labels_.tolist() == [0]
+    inc.add(X[1:3])
+    inc.add(X[3:30])  # the kNN width grows: everything is rebuilt, ids kept
+    assert len(inc) == 30 and isinstance(inc.add(X[30:32]), UpdateReport)
+    inc.remove(inc.face_ids_[2:])
+    assert len(inc) == 2
+
+
+def test_swappable_merge_rule(data):
+    est, X, _ = data
+    calls = []
+
+    def merge(edge_index, scores, num_nodes, threshold, names):
+        calls.append(num_nodes)
+        return threshold_components(edge_index, scores, num_nodes, threshold)
+
+    inc = IncrementalClusterer(est, merge=merge)
+    inc.add(X[:50])
+    assert calls == [50]
+    assert torch.get_num_threads() >= 1
