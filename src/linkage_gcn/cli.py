@@ -1,4 +1,4 @@
-"""The ``linkage-gcn`` command: kNN graphs, train, test/predict, evaluate, demo, imbalance grid.
+"""The ``linkage-gcn`` command: kNN graphs, train, test/predict, evaluate, add, demo, imbalance.
 
 Accepts the flags of the reference L-GCN scripts (``--feat_path``,
 ``--knn_graph_path``, ``--labels_path``, ``--val_feat_path``,
@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import errno
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -51,7 +52,7 @@ __all__ = ["build_parser", "main"]
 LOGGER_NAME = "linkage_gcn"
 
 #: Sub-commands that compute (they get ``--threads``).
-_COMPUTING = ("knn", "train", "test", "predict", "demo", "imbalance")
+_COMPUTING = ("knn", "train", "test", "predict", "add", "demo", "imbalance")
 
 #: Exceptions that mean bad usage or bad input: exit status 2.
 _INPUT_ERRORS = (
@@ -287,6 +288,30 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "overwrite", action="store_true", help="replace an existing metrics file")
     _common_options(p, "evaluate")
 
+    p = command("add", "add faces to a saved clustering (ids kept)",
+                "Add new embeddings to a growing clustered collection (a state file written "
+                "by linkage_gcn.incremental.IncrementalClusterer): only the new faces' "
+                "neighbourhoods are scored, existing clusters keep their ids, names given "
+                "to persons are respected. The state is updated in place (atomically) unless "
+                "--out-state is given; --init creates it.")  # fmt: skip
+    _opt(p, "checkpoint", required=True, help="the model saved by `linkage-gcn train`")
+    _opt(p, "state", required=True, help="the collection's state file (.npz)")
+    _opt(p, "feat_path", required=True, help="the new faces' embeddings (.npy, N x D)")
+    _opt(p, "init", action="store_true",
+         help="create --state (which must not exist) instead of reading it")  # fmt: skip
+    _opt(p, "out_state", help="write the updated state here instead of replacing --state")
+    _opt(p, "ids_out",
+         help="where to write the new faces' ids (.npy, N x 2 int64: face id, "
+              "cluster id)")  # fmt: skip
+    _opt(p, "threshold", type=_unit_float,
+         help="re-cut the collection at this link threshold before adding (default: the "
+              "state's; with --init the model's)")  # fmt: skip
+    _opt(p, "backend", choices=["auto", "torch", "faiss", "faiss-hnsw"], default="auto",
+         help="nearest-neighbour search of a new state (--init); a saved state keeps its "
+              "own")  # fmt: skip
+    _opt(p, "overwrite", action="store_true", help="replace existing --out-state / --ids-out")
+    _common_options(p, "add")
+
     p = command("demo", "train on built-in data, cluster held-out identities",
                 "Train on synthetic long-tailed identities, cluster identities never seen in "
                 "training, and compare with the kNN-threshold baseline.")  # fmt: skip
@@ -362,6 +387,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "knn": _cmd_knn, "train": _cmd_train, "test": _cmd_test, "predict": _cmd_test,
         "evaluate": _cmd_evaluate, "demo": _cmd_demo, "imbalance": _cmd_imbalance,
+        "add": _cmd_add,
     }  # fmt: skip
     flags = _flag_names(parser, args.command)
     try:
@@ -667,6 +693,74 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.metrics_out:
         _write_json(args.metrics_out, metrics, overwrite=args.overwrite)
         print(f"metrics -> {args.metrics_out}")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from .estimator import LinkageClusterer
+    from .incremental import IncrementalClusterer
+    from .io import load_features
+
+    state = Path(args.state)
+    inputs = [args.checkpoint, args.feat_path] + ([] if args.init else [args.state])
+    if args.init and state.exists():
+        raise FileExistsError(
+            f"--state {state} already exists; drop --init to add to it (or remove the file)."
+        )
+    if not args.init and not state.is_file():
+        raise FileNotFoundError(
+            f"--state {state}: no such state file; pass --init to create a new collection."
+        )
+    _check_outputs(
+        [("--out-state", args.out_state), ("--ids-out", args.ids_out)],
+        overwrite=args.overwrite,
+        inputs=inputs,
+    )
+    if args.out_state is None:  # the state itself is replaced: its directory must be writable
+        if state.is_dir():
+            raise ValueError(f"--state {state} is a directory; give a file name.")
+        if not state.parent.is_dir():
+            raise FileNotFoundError(f"--state {state}: directory {state.parent} does not exist.")
+        if not os.access(state.parent, os.W_OK | os.X_OK):
+            raise PermissionError(
+                errno.EACCES, f"--state {state}: directory {state.parent} is not writable."
+            )
+    est = LinkageClusterer.load(args.checkpoint)
+    est.set_params(verbose=False)
+    X = load_features(args.feat_path)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"--feat-path {args.feat_path} has {X.shape[1]} features per row but the model "
+            f"--checkpoint {args.checkpoint} expects {est.n_features_in_}."
+        )
+    if args.init:
+        library = IncrementalClusterer(est, threshold=args.threshold, backend=args.backend)
+    else:
+        try:
+            library = IncrementalClusterer.load(state, est)
+        except ValueError as exc:
+            raise ValueError(f"--state {exc}") from None
+        if args.threshold is not None:
+            library.recut(args.threshold)
+    n_before = len(library)
+    report = library.add(X)
+    target = args.out_state or args.state
+    library.save(target, overwrite=args.overwrite or args.out_state is None)
+    if args.ids_out:
+        from ._files import atomic_write
+
+        table = np.stack([report.face_ids, report.labels], 1).astype(np.int64)
+        buffer = io.BytesIO()
+        np.save(buffer, table)
+        atomic_write(args.ids_out, lambda f: f.write(buffer.getvalue()), overwrite=args.overwrite)
+    joined = np.isin(report.labels, library.labels_[:n_before]).sum() if n_before else 0
+    first, last = (int(report.face_ids[0]), int(report.face_ids[-1])) if len(X) else (0, -1)
+    print(f"added {len(X)} faces (face ids {first}..{last}) in {report.seconds:.1f}s: "
+          f"{joined} joined existing clusters, {len(report.merged)} clusters merged into "
+          f"others; {len(library)} faces in {len(np.unique(library.labels_))} clusters "
+          f"(threshold {library.threshold_:.4g}) -> {target}")  # fmt: skip
+    if args.ids_out:
+        print(f"ids -> {args.ids_out}")
     return 0
 
 
