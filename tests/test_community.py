@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from linkage_gcn import community
 from linkage_gcn.community import INFOMAP_INSTALL_HINT, chinese_whispers, infomap
 from linkage_gcn.metrics import bcubed_fscore
 
@@ -290,3 +291,33 @@ def _first(labels):
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first)] = np.arange(first.size)
     return rank[inverse]
+
+
+def test_consensus_keeps_the_links_most_runs_agree_on(monkeypatch):
+    # a path 0-1-2-3-4; three runs cut it at different places
+    edge_index = np.array([[0, 1, 2, 3], [1, 2, 3, 4]])
+    runs = iter(
+        [
+            np.array([0, 0, 0, 1, 1]),  # cuts 2-3
+            np.array([0, 0, 1, 1, 1]),  # cuts 1-2
+            np.array([0, 0, 0, 1, 1]),  # cuts 2-3
+        ]
+    )
+    monkeypatch.setattr(community, "chinese_whispers", lambda *a, **k: next(runs))
+    labels = community.consensus_chinese_whispers(edge_index, None, 6, n_runs=3, random_state=0)
+    # votes per edge: 0-1 3/3, 1-2 2/3, 2-3 1/3, 3-4 3/3; node 5 is in no edge
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 2])
+
+
+def test_consensus_is_deterministic_and_finds_clear_communities():
+    rng = np.random.default_rng(0)
+    blocks = [np.arange(0, 30), np.arange(30, 50), np.arange(50, 56)]
+    pairs = [np.array(np.triu_indices(b.size, 1)) + b[0] for b in blocks]
+    edge_index = np.concatenate([*pairs, [[5, 40], [31, 52]]], axis=1)
+    weights = np.concatenate([rng.uniform(0.8, 1.0, p.shape[1]) for p in pairs] + [[0.1, 0.1]])
+    a = community.consensus_chinese_whispers(edge_index, weights, 57, n_runs=5, random_state=3)
+    b = community.consensus_chinese_whispers(edge_index, weights, 57, n_runs=5, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, np.repeat([0, 1, 2, 3], [30, 20, 6, 1]))
+    with pytest.raises(ValueError, match="n_runs"):
+        community.consensus_chinese_whispers(edge_index, weights, 57, n_runs=0)
