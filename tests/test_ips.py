@@ -337,3 +337,33 @@ def test_on_gpu_equals_cpu_and_devices_must_agree(rng):
     with pytest.raises(ValueError, match="pivots is on cpu but x is on cuda"):
         build_ips(args[0].cuda(), args[1].cuda(), args[2], args[3].cuda(), k2=2,
                   active_connection=2)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ips_graph_has_the_structure_of_build_ips(seed):
+    from linkage_gcn.ips import IPSGraph, build_ips_graph
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 50))
+    k = int(rng.integers(1, min(n - 1, 10) + 1))
+    x, index, _ = random_graph(rng, n, k)
+    k1, k2, u = int(rng.integers(1, k + 1)), int(rng.integers(0, k + 3)), int(rng.integers(1, 5))
+    pivots = torch.from_numpy(rng.choice(n, size=min(n, 6), replace=False))
+    index_t = torch.from_numpy(index)
+    hop1 = index_t[pivots, :k1]
+    batch = build_ips(torch.from_numpy(x), index_t, pivots, hop1, k2=k2, active_connection=u)
+    graph = build_ips_graph(index_t, pivots, hop1, k2=k2, active_connection=u)
+    assert isinstance(graph, IPSGraph) and graph.num_nodes == batch.num_nodes
+    assert torch.equal(graph.n_id, batch.n_id) and torch.equal(graph.batch, batch.batch)
+    assert torch.equal(graph.pivot_index, batch.pivot_index)
+    assert torch.equal(graph.hop1_index, batch.hop1_index)
+    assert torch.equal(graph.edge_index(), batch.edge_index)
+    # CSR rows: the neighbours of each node, sorted; D^-1 A averages them (degree 0 -> 0)
+    assert graph.rowptr.shape == (graph.num_nodes + 1,) and int(graph.rowptr[-1]) == len(graph.col)
+    h = torch.randn(graph.num_nodes, 3, dtype=torch.float64)
+    mean = torch.zeros_like(h)
+    src, dst = batch.edge_index
+    mean.index_add_(0, src, h[dst])
+    deg = torch.bincount(src, minlength=graph.num_nodes).clamp_min(1).unsqueeze(1)
+    got = torch.sparse.mm(graph.mean_adjacency(torch.float64), h)
+    torch.testing.assert_close(got, mean / deg)

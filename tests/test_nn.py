@@ -112,3 +112,83 @@ def test_configurable_and_repr():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LinkageGCN(**kwargs)
+
+
+def _model_with_statistics(d, hidden, input_norm=True, seed=0):
+    """An eval model whose batch-norm shift/scale and biases are far from the identity."""
+    torch.manual_seed(seed)
+    model = LinkageGCN(d, hidden_channels=hidden, input_norm=input_norm).eval()
+    with torch.no_grad():
+        if input_norm:
+            model.norm.running_mean.copy_(torch.randn(d))
+            model.norm.running_var.copy_(torch.rand(d) + 0.5)
+        for conv in model.convs:
+            conv.lin_l.bias.normal_()
+    return model
+
+
+@pytest.mark.parametrize("pivot_similarity", [False, True])
+@pytest.mark.parametrize("table", [False, True])
+@pytest.mark.parametrize("hidden,input_norm", [((16,), True), ((16, 12, 8), True), ((8, 8), False)])
+@pytest.mark.parametrize("k_at_hop,u", [((4, 3), 3), ((6, 0), 1), ((3, 8), 2)])
+def test_link_scorer_equals_the_plain_forward(pivot_similarity, table, hidden, input_norm,
+                                               k_at_hop, u):  # fmt: skip
+    from linkage_gcn.ips import build_ips, build_ips_graph
+    from linkage_gcn.knn import knn
+
+    torch.manual_seed(1)
+    x = torch.randn(80, 12) + 3.0  # off-centre features: the pivot shift matters
+    index, _ = knn(x, 8)
+    model = _model_with_statistics(12 + pivot_similarity, hidden, input_norm)
+    (k1, k2), pivots = k_at_hop, torch.tensor([0, 7, 7, 31, 79, 50])
+    hop1 = index[pivots, :k1]
+    batch = build_ips(x, index, pivots, hop1, k2=k2, active_connection=u,
+                      pivot_similarity=pivot_similarity)  # fmt: skip
+    graph = build_ips_graph(index, pivots, hop1, k2=k2, active_connection=u)
+    with torch.no_grad():
+        plain = model(batch.x, batch.edge_index, batch.hop1_index)
+    # u = 1 and k2 = 0 leave degree-0 nodes: they aggregate to 0 (no pivot shift either)
+    scorer = model.link_scorer(x, pivot_similarity=pivot_similarity, table=table)
+    fast = scorer.logits(graph)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    approx = model.link_scorer(x, pivot_similarity=pivot_similarity, precision="bf16")
+    diff = (approx.logits(graph).softmax(1) - plain.softmax(1)).abs().max()
+    assert diff < 2e-2
+
+
+def test_link_scorer_refuses_models_it_cannot_reproduce():
+    class Custom(LinkageGCN):
+        def forward(self, x, edge_index, hop1_index):
+            return super().forward(x, edge_index, hop1_index) * 2
+
+    x = torch.randn(5, 4)
+    with pytest.raises(TypeError, match="unmodified LinkageGCN"):
+        Custom(4, hidden_channels=(4,)).link_scorer(x)
+    model = LinkageGCN(4, hidden_channels=(4,))
+    with pytest.raises(ValueError, match=r"expects 4 input features .* x has 4 \+ 1"):
+        model.link_scorer(x, pivot_similarity=True)
+    with pytest.raises(ValueError, match="precision"):
+        model.link_scorer(x, precision="fp16")
+    scorer = model.link_scorer(x, table=True)
+    assert not model.training  # switched to eval mode
+    assert repr(scorer).startswith("LinkScorer(LinkageGCN(4, ") and "'all nodes'" in repr(scorer)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_link_scorer_on_gpu(precision):
+    from linkage_gcn.ips import build_ips, build_ips_graph
+    from linkage_gcn.knn import knn
+
+    x = torch.randn(200, 32, device="cuda")
+    index, _ = knn(x, 10)
+    model = _model_with_statistics(33, (64, 64, 32)).cuda()
+    pivots = torch.arange(0, 200, 3, device="cuda")
+    hop1 = index[pivots, :6]
+    batch = build_ips(x, index, pivots, hop1, k2=4, active_connection=4, pivot_similarity=True)
+    graph = build_ips_graph(index, pivots, hop1, k2=4, active_connection=4)
+    with torch.no_grad():
+        plain = model(batch.x, batch.edge_index, batch.hop1_index).softmax(1)
+    fast = model.link_scorer(x, pivot_similarity=True, precision=precision).logits(graph)
+    tol = 1e-4 if precision == "fp32" else 2e-2
+    assert (fast.softmax(1) - plain).abs().max() < tol

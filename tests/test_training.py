@@ -224,3 +224,63 @@ def test_predict_links_of_chosen_pivots_equal_the_full_run():
     torch.testing.assert_close(pscore, s[rows])
     with pytest.raises(ValueError, match="pivots"):
         predict_links(model, x, index, k1=4, k2=2, active_connection=2, pivots=[40])
+
+
+def plain_scores(model, x, index, k1, k2, u, pivots, pivot_similarity=False):
+    """predict_links written with the plain forward on build_ips batches."""
+    from linkage_gcn.ips import build_ips
+
+    batch = build_ips(x, index, pivots, index[pivots, :k1], k2=k2, active_connection=u,
+                      pivot_similarity=pivot_similarity)  # fmt: skip
+    with torch.no_grad():
+        return torch.softmax(model(batch.x, batch.edge_index, batch.hop1_index), 1)[:, 1]
+
+
+@pytest.mark.parametrize("pivot_similarity", [False, True])
+@pytest.mark.parametrize("all_pivots", [True, False])  # all: one projection table for all nodes
+def test_fast_scoring_path_gives_the_plain_forward_scores(pivot_similarity, all_pivots):
+    x, index, y = small_problem()
+    model, _ = train(x, index, y, 0, epochs=1, pivot_similarity=pivot_similarity)
+    model.eval()
+    pivots = torch.arange(x.shape[0]) if all_pivots else torch.tensor([3, 1, 40, 41])
+    want = plain_scores(model, x, index, 6, 3, 3, pivots, pivot_similarity)
+    for batch_size in (None, 1, 7, 1000):
+        _, _, got = predict_links(model, x, index, k1=6, k2=3, active_connection=3,
+                                  batch_size=batch_size, pivot_similarity=pivot_similarity,
+                                  pivots=None if all_pivots else pivots)  # fmt: skip
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_other_models_take_the_plain_path_and_precision_is_checked():
+    x, index, y = small_problem()
+    model, _ = train(x, index, y, 0, epochs=1)
+    model.eval()
+
+    class Doubled(LinkageGCN):  # not a plain LinkageGCN: scored through its own forward
+        def forward(self, x, edge_index, hop1_index):
+            return 2 * super().forward(x, edge_index, hop1_index)
+
+    other = Doubled(x.shape[1], hidden_channels=(32, 32))
+    other.load_state_dict(model.state_dict())
+    other.eval()
+    pivots = torch.arange(x.shape[0])
+    with torch.no_grad():
+        want = plain_scores(other, x, index, 6, 3, 3, pivots)
+    got = predict_links(other, x, index, k1=6, k2=3, active_connection=3)[2]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    approx = predict_links(other, x, index, k1=6, k2=3, active_connection=3, precision="bf16")[2]
+    assert (approx - want).abs().max() < 5e-2
+    approx = predict_links(model, x, index, k1=6, k2=3, active_connection=3, precision="bf16")[2]
+    assert (approx - plain_scores(model, x, index, 6, 3, 3, pivots)).abs().max() < 5e-2
+    with pytest.raises(ValueError, match="precision"):
+        predict_links(model, x, index, k1=6, k2=3, active_connection=3, precision="half")
+
+
+def test_default_inference_batch_size_bounds_the_nodes_per_batch():
+    from linkage_gcn.training import default_inference_batch_size
+
+    assert default_inference_batch_size(20, 5) == 4096 // 121
+    assert default_inference_batch_size(200, 10) == 1  # never 0
+    assert default_inference_batch_size(20, 5, torch.device("cuda")) == (1 << 18) // 121
+    with pytest.raises(ValueError, match="k1"):
+        default_inference_batch_size(0, 5)

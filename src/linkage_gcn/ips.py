@@ -13,8 +13,9 @@ tensor operations only (no Python loop per pivot or per node), on any device.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -36,8 +37,10 @@ from .samplers import NeighborSampler, resolve_sampler
 
 __all__ = [
     "IPSDataset",
+    "IPSGraph",
     "IPSTransform",
     "build_ips",
+    "build_ips_graph",
     "check_k_at_hop",
     "check_knn_index",
     "iter_ips_batches",
@@ -251,6 +254,19 @@ def _raise_outside(t: torch.Tensor, n: int, name: str) -> None:
     )
 
 
+def _ips_nodes(
+    knn_index: torch.Tensor, pivots: torch.Tensor, hop1: torch.Tensor, k2: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The de-duplicated nodes of a batch of IPS: sorted keys, ids, graphs, pivot and 1-hop rows."""
+    num_b, k1 = hop1.shape
+    hop2 = knn_index[hop1, : min(k2, knn_index.shape[1])].reshape(num_b, -1)
+    cand = torch.cat([pivots.unsqueeze(1), hop1, hop2], dim=1)  # (B, M)
+    graph = torch.arange(num_b, device=knn_index.device).unsqueeze(1)
+    keys, inverse = torch.unique(graph * n + cand, sorted=True, return_inverse=True)
+    n_id, batch = keys % n, keys // n
+    return keys, n_id, batch, inverse[:, 0], inverse[:, 1 : 1 + k1].reshape(-1)
+
+
 def _build_ips(
     x: torch.Tensor,
     knn_index: torch.Tensor,
@@ -265,18 +281,16 @@ def _build_ips(
     """:func:`build_ips` on inputs already validated (callers that checked them once)."""
     n, num_b = x.shape[0], pivots.shape[0]
     k1 = hop1.shape[1]
-    hop2 = knn_index[hop1, : min(k2, knn_index.shape[1])].reshape(num_b, -1)
-    cand = torch.cat([pivots.unsqueeze(1), hop1, hop2], dim=1)  # (B, M)
-    graph = torch.arange(num_b, device=x.device).unsqueeze(1)
-    keys, inverse = torch.unique(graph * n + cand, sorted=True, return_inverse=True)
-    n_id, batch = keys % n, keys // n
-    edge_index = _ips_edges(keys, n_id, batch, knn_index, n, active_connection)
-    pivot_index = inverse[:, 0]
-    hop1_index = inverse[:, 1 : 1 + k1].reshape(-1)
+    keys, n_id, batch, pivot_index, hop1_index = _ips_nodes(knn_index, pivots, hop1, k2, n)
+    pair = _ips_pairs(keys, n_id, batch, knn_index, n, active_connection)
+    num_nodes = keys.shape[0]
+    edge_index = torch.stack([pair // num_nodes, pair % num_nodes])
     hop1_pivot_index = pivot_index.repeat_interleave(k1)
-    feats = x[n_id] - x[pivots][batch]
+    # index_select: advanced indexing of rows is several times slower on the CPU
+    x_v, x_p = x.index_select(0, n_id), x.index_select(0, pivots.index_select(0, batch))
+    feats = x_v - x_p
     if pivot_similarity:
-        feats = torch.cat([feats, _cosine(x[n_id], x[pivots][batch]).unsqueeze(1)], dim=1)
+        feats = torch.cat([feats, _cosine(x_v, x_p).unsqueeze(1)], dim=1)
     out = Batch(
         x=feats,
         edge_index=edge_index,
@@ -293,23 +307,116 @@ def _build_ips(
     return out
 
 
+class IPSGraph(NamedTuple):
+    """A batch of IPS as bare tensors: node ids and a CSR adjacency, no features.
+
+    The input of the fast paths (:meth:`linkage_gcn.nn.LinkageGCN.link_scorer`,
+    the training step): it skips the ``(V, D)`` pivot-relative feature
+    matrix and PyG's collation bookkeeping, and needs fewer host
+    synchronisations than :func:`build_ips` (none outside the three
+    dynamic-size steps: the node de-duplication, the edges inside each IPS
+    and their de-duplication). Build it with :func:`build_ips_graph`.
+
+    Attributes
+    ----------
+    n_id : torch.LongTensor of shape (V,)
+        Global id of each node, graph after graph (the order of :func:`build_ips`).
+    batch : torch.LongTensor of shape (V,)
+        Graph (position of its pivot in ``pivots``) of each node.
+    rowptr, col : torch.LongTensor of shapes (V + 1,) and (E,)
+        Symmetric adjacency in CSR form: the neighbours of node ``i`` are
+        ``col[rowptr[i]:rowptr[i + 1]]`` (sorted); the same edges as
+        :func:`build_ips`'s ``edge_index``.
+    pivot_index : torch.LongTensor of shape (B,)
+        Position of each pivot.
+    hop1_index : torch.LongTensor of shape (B * k1,)
+        Positions of the labelled 1-hop nodes, ``k1`` per graph.
+    """
+
+    n_id: torch.Tensor
+    batch: torch.Tensor
+    rowptr: torch.Tensor
+    col: torch.Tensor
+    pivot_index: torch.Tensor
+    hop1_index: torch.Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        """``V``, the number of nodes."""
+        return int(self.n_id.shape[0])
+
+    def edge_index(self) -> torch.Tensor:
+        """The ``(2, E)`` edge list (row-major, as :func:`build_ips` gives it)."""
+        deg = self.rowptr[1:] - self.rowptr[:-1]
+        row = torch.repeat_interleave(
+            torch.arange(self.num_nodes, device=self.col.device), deg, output_size=self.col.numel()
+        )
+        return torch.stack([row, self.col])
+
+    def mean_adjacency(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``D^-1 A`` as a sparse CSR tensor (rows of degree 0 are empty: they average to 0)."""
+        deg = self.rowptr[1:] - self.rowptr[:-1]
+        return _csr(self.rowptr, self.col, deg, self.num_nodes, dtype)
+
+
+def _csr(
+    rowptr: torch.Tensor, col: torch.Tensor, deg: torch.Tensor, v: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """A CSR ``D^-1 A`` from its index arrays and the degrees ``deg`` (V,)."""
+    inv = (1.0 / deg.clamp_min(1).to(dtype)).repeat_interleave(deg, output_size=col.numel())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(rowptr, col, inv, (v, v), check_invariants=False)
+
+
+def build_ips_graph(
+    knn_index: torch.Tensor,
+    pivots: torch.Tensor,
+    hop1: torch.Tensor,
+    *,
+    k2: int,
+    active_connection: int,
+) -> IPSGraph:
+    """The structure of :func:`build_ips`'s batch (ids, CSR edges), on validated inputs.
+
+    No check is made here (it is meant for loops whose inputs were checked
+    once: :func:`~linkage_gcn.training.predict_links`, the training loops);
+    ``knn_index`` (N, K), ``pivots`` (B,) and ``hop1`` (B, k1) must satisfy
+    :func:`build_ips`'s rules.
+
+    Examples
+    --------
+    >>> knn_index = torch.tensor([[1, 2], [0, 3], [3, 1], [2, 1]])
+    >>> pivots = torch.tensor([0, 2])
+    >>> g = build_ips_graph(knn_index, pivots, knn_index[pivots, :1], k2=2, active_connection=1)
+    >>> g.n_id.tolist(), g.rowptr.tolist(), g.col.tolist(), g.hop1_index.tolist()
+    ([0, 1, 3, 1, 2, 3], [0, 1, 2, 2, 2, 3, 4], [1, 0, 5, 4], [1, 5])
+    >>> g.edge_index().tolist()  # as build_ips gives it
+    [[0, 1, 4, 5], [1, 0, 5, 4]]
+    """
+    n = knn_index.shape[0]
+    keys, n_id, batch, pivot_index, hop1_index = _ips_nodes(knn_index, pivots, hop1, k2, n)
+    pair = _ips_pairs(keys, n_id, batch, knn_index, n, active_connection)
+    num_nodes = keys.shape[0]
+    row, col = pair // num_nodes, pair % num_nodes
+    rowptr = torch.searchsorted(row, torch.arange(num_nodes + 1, device=row.device))
+    return IPSGraph(n_id, batch, rowptr, col, pivot_index, hop1_index)
+
+
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
-def _ips_edges(keys, n_id, batch, knn_index, n, active_connection):
-    """Symmetric u-NN edges between the nodes of each IPS (positions into ``keys``)."""
+def _ips_pairs(keys, n_id, batch, knn_index, n, active_connection):
+    """Symmetric u-NN edges inside each IPS as sorted keys ``src * V + dst`` (positions)."""
     num_nodes = keys.shape[0]
     u = min(active_connection, knn_index.shape[1])
     target = batch.unsqueeze(1) * n + knn_index[n_id, :u]  # (V, u) keys of u-NN
     pos = torch.searchsorted(keys, target).clamp_max(num_nodes - 1)
-    inside = keys[pos] == target
-    src = torch.arange(num_nodes, device=keys.device).unsqueeze(1).expand_as(pos)[inside]
-    dst = pos[inside]
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
-    pair = torch.unique(torch.cat([src * num_nodes + dst, dst * num_nodes + src]))
-    return torch.stack([pair // num_nodes, pair % num_nodes])
+    src = torch.arange(num_nodes, device=keys.device).unsqueeze(1).expand_as(pos)
+    inside = (keys[pos] == target) & (pos != src)  # one mask: inside the IPS, no self-loop
+    src, dst = src[inside], pos[inside]
+    return torch.unique(torch.cat([src * num_nodes + dst, dst * num_nodes + src]))
 
 
 def _ptr(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
