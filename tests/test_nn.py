@@ -192,3 +192,22 @@ def test_link_scorer_on_gpu(precision):
     fast = model.link_scorer(x, pivot_similarity=True, precision=precision).logits(graph)
     tol = 1e-4 if precision == "fp32" else 2e-2
     assert (fast.softmax(1) - plain).abs().max() < tol
+
+
+def test_forward_takes_a_csr_adjacency():
+    from linkage_gcn.ips import build_ips_graph
+    from linkage_gcn.knn import knn
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 6)
+    index, _ = knn(x, 5)
+    pivots = torch.arange(0, 40, 4)
+    graph = build_ips_graph(index, pivots, index[pivots, :3], k2=2, active_connection=2)
+    feats = graph.features(x, pivots)
+    model = _model_with_statistics(6, (8, 8))
+    with torch.no_grad():
+        want = model(feats, graph.edge_index(), graph.hop1_index)
+        got = model(feats, graph.adj_t(), graph.hop1_index)
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match=r"sparse adjacency must have shape \(V, V\)"):
+        model(feats[:-1], graph.adj_t(), graph.hop1_index)

@@ -284,3 +284,29 @@ def test_default_inference_batch_size_bounds_the_nodes_per_batch():
     assert default_inference_batch_size(20, 5, torch.device("cuda")) == (1 << 18) // 121
     with pytest.raises(ValueError, match="k1"):
         default_inference_batch_size(0, 5)
+
+
+def test_csr_training_step_equals_the_edge_list_one():
+    # a plain LinkageGCN trains with a CSR adj_t; a subclass (its forward overridden) with the
+    # edge list of build_ips: with the same seed both runs give the same losses and weights
+    x, index, y = small_problem()
+
+    class ViaEdgeList(LinkageGCN):
+        def forward(self, x, edge_index, hop1_index):
+            assert edge_index.layout == torch.strided and edge_index.shape[0] == 2
+            return super().forward(x, edge_index, hop1_index)
+
+    runs = []
+    for cls in (LinkageGCN, ViaEdgeList):
+        torch.manual_seed(0)
+        model = cls(x.shape[1] + 1, hidden_channels=(32, 32))
+        history = train_linkage_gcn(
+            model, x, index, y, sampler=RIWSSampler(6, 2.0), k2=3, active_connection=3,
+            epochs=2, batch_size=8, loss="cb-graph", pivot_similarity=True,
+            generator=torch.Generator().manual_seed(0), verbose=False,
+        )  # fmt: skip
+        runs.append((model, history))
+    (m1, h1), (m2, h2) = runs
+    np.testing.assert_allclose([h.loss for h in h1], [h.loss for h in h2], rtol=1e-4)
+    for (name, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)

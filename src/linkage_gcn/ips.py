@@ -353,6 +353,33 @@ class IPSGraph(NamedTuple):
         )
         return torch.stack([row, self.col])
 
+    def adj_t(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The adjacency as a sparse CSR tensor of ones, for PyG layers (``SAGEConv(x, adj_t)``).
+
+        The edges are symmetric, so it is its own transpose.
+        """
+        ones = torch.ones(self.col.numel(), dtype=dtype, device=self.col.device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                self.rowptr, self.col, ones, (self.num_nodes, self.num_nodes),
+                check_invariants=False,
+            )  # fmt: skip
+
+    def features(
+        self, x: torch.Tensor, pivots: torch.Tensor, pivot_similarity: bool = False
+    ) -> torch.Tensor:
+        """The pivot-relative features ``x_v - x_p`` (and ``cos(x_v, x_p)``) of :func:`build_ips`.
+
+        ``pivots`` are the global ids the graph was built for.
+        """
+        x_v = x.index_select(0, self.n_id)
+        x_p = x.index_select(0, pivots.index_select(0, self.batch))
+        feats = x_v - x_p
+        if pivot_similarity:
+            feats = torch.cat([feats, _cosine(x_v, x_p).unsqueeze(1)], dim=1)
+        return feats
+
     def mean_adjacency(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``D^-1 A`` as a sparse CSR tensor (rows of degree 0 are empty: they average to 0)."""
         deg = self.rowptr[1:] - self.rowptr[:-1]

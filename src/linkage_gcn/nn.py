@@ -155,8 +155,10 @@ class LinkageGCN(nn.Module):
         ----------
         x : torch.Tensor of shape (V, in_channels)
             Pivot-relative node features of a batch of IPS.
-        edge_index : torch.LongTensor of shape (2, E)
-            Symmetric IPS edges.
+        edge_index : torch.LongTensor of shape (2, E), or a sparse (V, V) tensor
+            Symmetric IPS edges, as an edge list or as a sparse adjacency
+            ``adj_t`` (e.g. :meth:`~linkage_gcn.ips.IPSGraph.adj_t`, CSR:
+            faster mean aggregation, the same output).
         hop1_index : torch.LongTensor of shape (P,)
             Positions of the 1-hop nodes whose link to their pivot is scored.
 
@@ -169,8 +171,8 @@ class LinkageGCN(nn.Module):
         ------
         ValueError
             When the shapes do not fit (checked on shapes only, no pass over
-            the values): ``x`` not (V, in_channels), ``edge_index`` not
-            (2, E), ``hop1_index`` not 1-D.
+            the values): ``x`` not (V, in_channels), ``edge_index`` neither
+            (2, E) nor a sparse (V, V), ``hop1_index`` not 1-D.
         """
         self._check_shapes(x, edge_index, hop1_index)
         return self.head(self.embed(x, edge_index)[hop1_index])
@@ -190,7 +192,14 @@ class LinkageGCN(nn.Module):
                 f"{type(self).__name__} expects x with {self.in_channels} features per node, "
                 f"got {got}{hint}."
             )
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        if edge_index.layout != torch.strided:
+            v = x.shape[0]
+            if tuple(edge_index.shape) != (v, v):
+                raise ValueError(
+                    f"a sparse adjacency must have shape (V, V) = ({v}, {v}), got "
+                    f"{tuple(edge_index.shape)}."
+                )
+        elif edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}.")
         if hop1_index.dim() != 1:
             raise ValueError(f"hop1_index must be 1-D, got shape {tuple(hop1_index.shape)}.")

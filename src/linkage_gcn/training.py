@@ -221,6 +221,7 @@ def train_linkage_gcn(
     history = []
     n = x.shape[0]
     all_nodes = torch.arange(n, device=x.device)
+    sparse = _is_plain_linkage_gcn(model)  # a plain LinkageGCN takes a CSR adj_t
     n_steps = math.ceil(n / batch_size)
     for epoch in range(epochs):
         model.train()
@@ -236,15 +237,12 @@ def train_linkage_gcn(
         try:
             for i in bar:
                 pivots = order[i * batch_size : (i + 1) * batch_size]
-                batch = _build_ips(
-                    x, knn_index, pivots, hop1[pivots], k2=k2,
-                    active_connection=active_connection, labels=labels,
-                    pivot_similarity=pivot_similarity,
+                logits, target, group = _train_forward(
+                    model, x, knn_index, labels, pivots, hop1, k2, active_connection,
+                    pivot_similarity, sparse,
                 )  # fmt: skip
-                logits = model(batch.x, batch.edge_index, batch.hop1_index)
-                target = batch.edge_label.long()
                 if uses_groups:
-                    value = criterion(logits, target, group=batch.batch[batch.hop1_index])
+                    value = criterion(logits, target, group=group)
                 else:
                     value = criterion(logits, target)
                 optimizer.zero_grad(set_to_none=True)
@@ -275,6 +273,38 @@ def train_linkage_gcn(
         if callback is not None:
             callback(stats)
     return history
+
+
+def _train_forward(
+    model: nn.Module,
+    x: Tensor,
+    knn_index: Tensor,
+    labels: Tensor,
+    pivots: Tensor,
+    hop1: Tensor,
+    k2: int,
+    active_connection: int,
+    pivot_similarity: bool,
+    sparse: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Logits, targets and subgraph of each labelled pair, for one training step.
+
+    The subgraphs are built as bare tensors (:func:`~linkage_gcn.ips.build_ips_graph`:
+    three host synchronisations, no PyG collation bookkeeping); a plain
+    :class:`~linkage_gcn.nn.LinkageGCN` aggregates with a CSR ``adj_t``,
+    another model gets the ``edge_index`` of :func:`~linkage_gcn.ips.build_ips`.
+    """
+    rows = hop1.index_select(0, pivots)
+    graph = build_ips_graph(knn_index, pivots, rows, k2=k2, active_connection=active_connection)
+    feats = graph.features(x, pivots, pivot_similarity)
+    adjacency = graph.adj_t(feats.dtype) if sparse else graph.edge_index()
+    logits = model(feats, adjacency, graph.hop1_index)
+    k1 = rows.shape[1]
+    target = labels.index_select(0, rows.reshape(-1)) == labels.index_select(
+        0, pivots
+    ).repeat_interleave(k1)
+    group = torch.arange(pivots.shape[0], device=x.device).repeat_interleave(k1)
+    return logits, target.long(), group
 
 
 def _diverged(
