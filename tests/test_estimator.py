@@ -19,6 +19,7 @@ from linkage_gcn.merge import pool_pair_scores, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 
 TINY = dict(
+    calibration="train",  # the identity-disjoint CV calibration trains 3 more models
     k_at_hop=(6, 3),
     active_connection=3,
     hidden_channels=(16, 16),
@@ -277,7 +278,7 @@ def test_info_log_of_each_stage(data, caplog):
     assert messages[0].startswith(f"fit: {len(X)} samples, {X.shape[1]} features")
     assert [m.split(":")[0] for m in messages[1:3]] == ["epoch 1/2", "epoch 2/2"]
     assert messages[3].startswith(f"scored {len(X) * 6} links of {len(X)} items")
-    assert messages[4].startswith(f"threshold calibrated on the training labels: {est.threshold_}")
+    assert messages[4].startswith(f"link cut calibrated on training set: {est.threshold_:.4f}")
     n_clusters = est.labels_.max() + 1
     assert messages[5].startswith(f"merged {len(X)} items into {n_clusters} clusters")
     caplog.clear()
@@ -445,7 +446,7 @@ def test_preprocessing_option_is_checked(data):
 
 def test_threshold_set_after_fit_takes_effect(fitted, data):
     _, _, Xt, _ = data
-    est = copy.deepcopy(fitted)
+    est = copy.deepcopy(fitted).set_params(merge="threshold")
     edge_index, scores = est.predict_edges(Xt)
     for threshold in (0.0, 0.5, 1.0):
         est.set_params(threshold=threshold)
@@ -453,3 +454,60 @@ def test_threshold_set_after_fit_takes_effect(fitted, data):
             est.predict(Xt), threshold_components(edge_index, scores, len(Xt), threshold)
         )
     assert est.threshold_ == fitted.threshold_  # the fitted calibration is kept
+
+
+def test_cv_calibration_scores_each_fold_with_a_model_that_never_saw_it(data, monkeypatch):
+    X, y, _, _ = data
+    seen = []
+    real_train = LinkageClusterer._train
+
+    def spy_train(self, x, index, labels, cfg, seed):
+        seen.append(("train", x.shape[0], set(labels.tolist())))
+        return real_train(self, x, index, labels, cfg, seed)
+
+    def spy_calibrate(self, scored, cfg, where):
+        seen.append(("calibrate", scored, where))
+        return 0.5
+
+    monkeypatch.setattr(LinkageClusterer, "_train", spy_train)
+    monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
+    params = {**TINY, "calibration": "cv", "cv_folds": 3}
+    est = LinkageClusterer(random_state=0, **params).fit(X, y)
+    assert est.threshold_ == 0.5
+    trains = [s for s in seen if s[0] == "train"]
+    ((_, scored, where),) = [s for s in seen if s[0] == "calibrate"]
+    assert len(trains) == 4 and trains[0][1] == len(X)  # the final model, then 3 fold models
+    assert where == "3 identity-disjoint folds" and len(scored) == 3
+    held_ids = [set(fold_labels.tolist()) for _, _, fold_labels in scored]
+    for (_, _, fit_ids), held in zip(trains[1:], held_ids):
+        assert not fit_ids & held  # the fold was never seen by its model
+        assert fit_ids | held == set(y.tolist())
+    assert sum(len(fold_labels) for _, _, fold_labels in scored) == len(X)
+
+
+@pytest.mark.parametrize("merge", ["chinese-whispers", "threshold", "infomap"])
+def test_merges_cluster_the_links_above_the_cut(merge, fitted, data):
+    from linkage_gcn import community
+
+    if merge == "infomap":
+        pytest.importorskip("infomap")
+    _, _, Xt, _ = data
+    est = copy.deepcopy(fitted).set_params(merge=merge, threshold=0.6, merge_runs=3)
+    edge_index, scores = est.predict_edges(Xt)
+    keep = scores >= 0.6
+    expected = {
+        "threshold": lambda: threshold_components(edge_index, scores, len(Xt), 0.6),
+        "chinese-whispers": lambda: community.consensus_chinese_whispers(
+            edge_index[:, keep], scores[keep], len(Xt), n_runs=3, random_state=0
+        ),
+        "infomap": lambda: community.infomap(
+            edge_index[:, keep], scores[keep], len(Xt), random_state=0, num_trials=3
+        ),
+    }[merge]()
+    np.testing.assert_array_equal(est.predict(Xt), expected)
+
+
+def test_cv_calibration_needs_enough_identities():
+    X, y = make_identities(5, min_size=4, max_size=4, random_state=0)
+    with pytest.raises(ValueError, match="cv_folds"):
+        LinkageClusterer(**{**TINY, "calibration": "cv"}).fit(X, y)

@@ -25,6 +25,7 @@ from .io import load_reference
 
 __all__ = [
     "find_shared_lfw",
+    "identity_folds",
     "load_lfw_dlib",
     "make_identities",
     "make_imbalanced_subset",
@@ -344,6 +345,51 @@ def split_identities(
     in_test[order[:n_test]] = True
     mask = in_test[inverse.reshape(-1)]
     return np.flatnonzero(~mask).astype(np.int64), np.flatnonzero(mask).astype(np.int64)
+
+
+def identity_folds(y: Any, n_folds: int, random_state: RandomStateLike = None) -> np.ndarray:
+    """Assign every sample to one of ``n_folds`` identity-disjoint folds of similar size.
+
+    Identities are dealt to the folds in order of decreasing size (random order
+    among equal sizes), in a snake order (0, 1, ..., k-1, k-1, ..., 0, ...), so
+    that every fold gets large and small identities alike and about the same
+    number of samples; an identity is never split.
+
+    Parameters
+    ----------
+    y : array-like of shape (N,)
+        Identity labels.
+    n_folds : int
+        Number of folds (at least 2, at most the number of identities).
+    random_state : None, int, numpy.random.Generator or RandomState
+        Order among identities of equal size.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        The fold of each sample.
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 2, 2, 3])
+    >>> folds = identity_folds(y, 2, random_state=0)
+    >>> np.bincount(folds).tolist()
+    [5, 4]
+    >>> all(len(set(folds[y == i])) == 1 for i in range(4))
+    True
+    """
+    y = check_labels(y, name="y")
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    n_folds = check_int(n_folds, "n_folds", minimum=2, maximum=max(counts.shape[0], 2))
+    if counts.shape[0] < n_folds:
+        raise ValueError(f"{n_folds} identity-disjoint folds need at least {n_folds} identities.")
+    keys = _check_random_state(random_state).random(counts.shape[0])
+    order = np.lexsort((keys, -counts))  # largest first, random among equal sizes
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    lap, pos = np.divmod(rank, n_folds)
+    fold = np.where(lap % 2 == 0, pos, n_folds - 1 - pos)
+    return fold[inverse.reshape(-1)].astype(np.int64)
 
 
 # --------------------------------------------------------------------------- LFW

@@ -31,6 +31,8 @@ from ._validation import (
     check_real,
     resolve_device,
 )
+from .community import consensus_chinese_whispers, infomap
+from .datasets import identity_folds
 from .ips import check_k_at_hop
 from .knn import BACKENDS, METRICS, check_knn_index, knn
 from .losses import resolve_loss
@@ -45,10 +47,11 @@ __all__ = ["LinkageClusterer"]
 
 logger = logging.getLogger(__name__)
 
-MERGES = ("threshold", "propagation")
+MERGES = ("chinese-whispers", "threshold", "infomap", "propagation")
 _FORMAT = "linkage-gcn-checkpoint"
-#: Thresholds tried when ``threshold="auto"``.
-_GRID = np.round(np.arange(0.05, 0.99, 0.0125), 4)
+CALIBRATIONS = ("cv", "train")
+#: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
+_COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
 
 
 class LinkageClusterer(ClusterMixin, BaseEstimator):
@@ -105,14 +108,34 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Backend of :func:`linkage_gcn.knn.knn`.
     pool : {"mean", "max"}
         How the two directed scores of a pair are combined.
-    merge : {"threshold", "propagation"}
+    merge : {"chinese-whispers", "threshold", "infomap", "propagation"}
+        How scored links become clusters. ``"chinese-whispers"``: the links
+        scoring at least ``threshold``, weighted by their scores, clustered by
+        Chinese whispers, ``merge_runs`` runs voting
+        (:func:`~linkage_gcn.community.consensus_chinese_whispers`).
         ``"threshold"``: connected components of the links scoring at least
-        ``threshold``. ``"propagation"``: the reference pseudo-label
-        propagation with ``max_size`` and ``step``.
+        ``threshold``. ``"infomap"``: the map equation on the same weighted
+        links (the optional ``infomap`` package, GPL-3.0:
+        ``pip install "linkage-gcn[infomap]"``). ``"propagation"``: the
+        reference pseudo-label propagation with ``max_size`` and ``step``.
     threshold : float or "auto"
-        Link threshold of ``merge="threshold"``. ``"auto"`` picks, at fit
-        time, the threshold that maximises B-Cubed F on the training set
-        (test labels are never needed).
+        Link cut of the ``"chinese-whispers"``, ``"threshold"`` and
+        ``"infomap"`` merges. ``"auto"`` picks at fit time the cut that
+        maximises B-Cubed F of the merge on training identities (test labels
+        are never needed), see ``calibration``.
+    calibration : {"cv", "train"}
+        Where ``threshold="auto"`` is chosen: ``"cv"`` trains ``cv_folds``
+        models on identity-disjoint folds of the training set and picks the
+        cut on the links of the people each model did not see (how a model
+        scores new people; the final model is then trained on all of it);
+        ``"train"`` picks it on the final model's scores of its own training
+        set (faster, but links the model has fitted score higher than new
+        ones, so the cut comes out too strict and varies between seeds).
+    cv_folds : int
+        Identity-disjoint folds of ``calibration="cv"`` (>= 2).
+    merge_runs : int
+        Chinese-whispers runs that vote (``"chinese-whispers"``), or Infomap
+        trials (``"infomap"``).
     max_size, step : int, float
         Parameters of ``merge="propagation"`` (reference: 900, 0.6).
     inference_batch_size : int
@@ -184,8 +207,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n_neighbors: Optional[int] = None,
         knn_backend: str = "auto",
         pool: str = "mean",
-        merge: str = "threshold",
+        merge: str = "chinese-whispers",
         threshold: Union[float, str] = "auto",
+        calibration: str = "cv",
+        cv_folds: int = 3,
+        merge_runs: int = 5,
         max_size: int = 900,
         step: float = 0.6,
         inference_batch_size: int = 256,
@@ -214,6 +240,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.pool = pool
         self.merge = merge
         self.threshold = threshold
+        self.calibration = calibration
+        self.cv_folds = cv_folds
+        self.merge_runs = merge_runs
         self.max_size = max_size
         self.step = step
         self.inference_batch_size = inference_batch_size
@@ -344,42 +373,106 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n_ids = np.unique(labels).shape[0]
         if n_ids < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
+        self._check_trainable(x.shape[0], labels, cfg)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        x_dev = x.to(cfg["device"])
+        index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
+        logger.info(
+            "fit: %d samples, %d features, %d identities; %r, k_at_hop=%s, %d epochs on %s",
+            x.shape[0], x.shape[1], n_ids, cfg["sampler"], cfg["k_at_hop"], cfg["epochs"],
+            cfg["device"],
+        )  # fmt: skip
+        model, history = self._train(x_dev, index, labels, cfg, seed)
+        self.history_ = [vars(h) for h in history]
+        self.model_ = model.cpu().eval()
+        edge_index, scores = self._edges(x_dev, index, cfg)
+        if cfg["threshold"] != "auto" or cfg["merge"] == "propagation":
+            # the propagation sets its own thresholds; threshold_ is then unused
+            self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
+        elif cfg["calibration"] == "cv":
+            self.threshold_ = self._calibrate_cv(x, labels, cfg, seed)
+        else:
+            self.threshold_ = self._calibrate([(edge_index, scores, labels)], cfg, "training set")
+        self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
+        return self
+
+    def _check_trainable(self, n: int, labels: np.ndarray, cfg: dict[str, Any]) -> None:
+        """Refuse a training set too small for the sampler or for the calibration folds."""
         sampler = cfg["sampler"]
         pool = sampler.pool_size()
-        if sampler.needs_labels and x.shape[0] <= pool:
+        if sampler.needs_labels and n <= pool:
             raise ValueError(
-                f"X has {x.shape[0]} samples, too few for {sampler!r}, which draws from "
+                f"X has {n} samples, too few for {sampler!r}, which draws from "
                 f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
                 "gamma, or sampler='topk'."
             )
-        device = cfg["device"]
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if (
+            cfg["threshold"] == "auto"
+            and cfg["calibration"] == "cv"
+            and cfg["merge"] != "propagation"
+        ):
+            folds = cfg["cv_folds"]
+            if np.unique(labels).shape[0] < 2 * folds:
+                raise ValueError(
+                    f"calibration='cv' with cv_folds={folds} needs at least {2 * folds} "
+                    f"identities in y (two per fold), got {np.unique(labels).shape[0]}; use "
+                    "fewer cv_folds, calibration='train' or a fixed threshold."
+                )
+
+    def _train(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        labels: np.ndarray,
+        cfg: dict[str, Any],
+        seed: int,
+    ) -> tuple[LinkageGCN, list[Any]]:
+        """Train a fresh network on ``x`` (seeded by ``seed``); return it and its history."""
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_model(x.shape[1], cfg)
-        model = model.to(device)
-        x_dev = x.to(device)
-        index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
-        logger.info(
-            "fit: %d samples, %d features, %d identities; %r, k_at_hop=%s, %d epochs on %s",
-            x.shape[0], x.shape[1], n_ids, sampler, cfg["k_at_hop"], cfg["epochs"], device,
-        )  # fmt: skip
-        y_dev = torch.from_numpy(labels).to(device)
+        model = model.to(x.device)
+        y_dev = torch.from_numpy(labels).to(x.device)
         history = train_linkage_gcn(
-            model, x_dev, index, y_dev,
-            sampler=sampler, k2=cfg["k2"], active_connection=cfg["active_connection"],
+            model, x, index, y_dev,
+            sampler=cfg["sampler"], k2=cfg["k2"], active_connection=cfg["active_connection"],
             loss=cfg["loss"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
             momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
             lr_decay=cfg["lr_decay"], generator=generator, verbose=cfg["verbose"],
             pivot_similarity=cfg["pivot_similarity"],
         )  # fmt: skip
-        self.history_ = [vars(h) for h in history]
-        self.model_ = model.cpu().eval()
-        edge_index, scores = self._edges(x_dev, index, cfg)
-        self.threshold_ = self._calibrate(edge_index, scores, labels, cfg)
-        self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
-        return self
+        return model, history
+
+    def _calibrate_cv(
+        self, x: torch.Tensor, labels: np.ndarray, cfg: dict[str, Any], seed: int
+    ) -> float:
+        """Choose the cut on identity-disjoint folds, each scored by a model that never saw it."""
+        folds = identity_folds(labels, cfg["cv_folds"], random_state=seed)
+        scored = []
+        final_model = self.model_
+        try:
+            for k in range(cfg["cv_folds"]):
+                held = folds == k
+                logger.info(
+                    "calibration fold %d/%d: training on %d samples, scoring %d unseen",
+                    k + 1, cfg["cv_folds"], int((~held).sum()), int(held.sum()),
+                )  # fmt: skip
+                x_fit = x[torch.from_numpy(~held)].to(cfg["device"])
+                x_held = x[torch.from_numpy(held)].to(cfg["device"])
+                fit_labels = labels[~held]
+                self._check_trainable(x_fit.shape[0], fit_labels, {**cfg, "threshold": 0.5})
+                index = self._knn(x_fit, cfg["n_neighbors_fit"])
+                model, _ = self._train(x_fit, index, fit_labels, cfg, seed + 1 + k)
+                self.model_ = model.cpu().eval()
+                if x_held.shape[0] < 2:
+                    continue
+                held_index = self._knn(x_held, cfg["n_neighbors_predict"])
+                edge_index, scores = self._edges(x_held, held_index, cfg)
+                scored.append((edge_index, scores, labels[held]))
+        finally:
+            self.model_ = final_model
+        return self._calibrate(scored, cfg, f"{cfg['cv_folds']} identity-disjoint folds")
 
     def fit_predict(self, X: Any, y: Any = None, knn_index: Any = None) -> np.ndarray:
         """Fit on labelled ``X`` and return its clusters as predicted by the model."""
@@ -478,21 +571,33 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         return edge_index.cpu().numpy(), pooled.cpu().numpy()
 
     def _calibrate(
-        self, edge_index: np.ndarray, scores: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]
+        self,
+        scored: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        cfg: dict[str, Any],
+        where: str,
     ) -> float:
-        if cfg["threshold"] != "auto":
-            return float(cfg["threshold"])
-        n = labels.shape[0]
-        fscores = [
-            bcubed_fscore(labels, threshold_components(edge_index, scores, n, th))[2]
-            for th in _GRID
-        ]
-        best = int(np.argmax(fscores))
+        """The cut maximising the mean B-Cubed F of the merge over labelled scored sets.
+
+        A coarse grid (steps of 0.1), then a finer one (0.025) around its best.
+        """
+
+        def mean_f(th: float) -> float:
+            fs = [
+                bcubed_fscore(y, self._merge_at(e, s, y.shape[0], cfg, th))[2] for e, s, y in scored
+            ]
+            return float(np.mean(fs))
+
+        start = time.perf_counter()
+        coarse = {float(th): mean_f(th) for th in _COARSE_GRID}
+        best = max(coarse, key=coarse.get)
+        fine = np.round(np.arange(best - 0.075, best + 0.08, 0.025), 4)
+        tried = {**coarse, **{float(t): mean_f(t) for t in fine if 0 < t < 1 and t not in coarse}}
+        best = max(sorted(tried), key=tried.get)
         logger.info(
-            "threshold calibrated on the training labels: %.4f (B-Cubed F %.3f)",
-            _GRID[best], fscores[best],
+            "link cut calibrated on %s: %.4f (B-Cubed F %.4f, %s merge, %d cuts tried in %.1f s)",
+            where, best, tried[best], cfg["merge"], len(tried), time.perf_counter() - start,
         )  # fmt: skip
-        return float(_GRID[best])
+        return best
 
     def cluster_edges(self, edge_index: Any, scores: Any, n_samples: int) -> np.ndarray:
         """Merge scored links into clusters with this clusterer's merge settings.
@@ -524,24 +629,49 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
         start = time.perf_counter()
-        if cfg["merge"] == "threshold":
-            threshold = self._link_threshold(cfg)
-            labels = threshold_components(edge_index, scores, n, threshold)
-            how = f"threshold {threshold:.4g}"
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("default")
-                labels = propagate_labels(
-                    edge_index, scores, n, max_size=cfg["max_size"], step=cfg["step"]
-                )
-            how = f"propagation, max_size={cfg['max_size']}, step={cfg['step']:g}"
+        threshold = self._link_threshold(cfg)
+        labels = self._merge_at(edge_index, scores, n, cfg, threshold)
         if logger.isEnabledFor(logging.INFO):
             sizes = np.bincount(labels)
+            how = (
+                f"propagation, max_size={cfg['max_size']}, step={cfg['step']:g}"
+                if cfg["merge"] == "propagation"
+                else f"{cfg['merge']}, cut {threshold:.4g}"
+            )
             logger.info(
                 "merged %d items into %d clusters (%d singletons; %s) in %.1f s",
                 n, sizes.size, int((sizes == 1).sum()), how, time.perf_counter() - start,
             )  # fmt: skip
         return labels
+
+    def _merge_at(
+        self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any], threshold: float
+    ) -> np.ndarray:
+        """Cluster scored links with the configured merge at link cut ``threshold``."""
+        merge = cfg["merge"]
+        if merge == "threshold":
+            return threshold_components(edge_index, scores, n, threshold)
+        if merge == "propagation":
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                return propagate_labels(
+                    edge_index, scores, n, max_size=cfg["max_size"], step=cfg["step"]
+                )
+        edge_index, scores = np.asarray(edge_index), np.asarray(scores)
+        keep = scores >= threshold
+        edges, weights = edge_index[:, keep], scores[keep]
+        seed = self._merge_seed()
+        if merge == "infomap":
+            return infomap(edges, weights, n, random_state=seed, num_trials=cfg["merge_runs"])
+        return consensus_chinese_whispers(
+            edges, weights, n, n_runs=cfg["merge_runs"], random_state=seed
+        )
+
+    def _merge_seed(self) -> Optional[int]:
+        """A fixed seed for randomised merges when ``random_state`` is an int."""
+        if isinstance(self.random_state, (int, np.integer)):
+            return int(self.random_state)
+        return None
 
     # ------------------------------------------------------------------ persistence
 
@@ -795,6 +925,9 @@ _PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
     "inference_batch_size": _int(1),
     "pool": _option(POOLS),
     "merge": _option(MERGES),
+    "calibration": _option(CALIBRATIONS),
+    "cv_folds": _int(2),
+    "merge_runs": _int(1),
     "threshold": _threshold,
     "max_size": _optional(_int()),
     "step": lambda value, name: check_step(value, name),
