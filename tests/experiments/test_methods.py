@@ -18,7 +18,12 @@ def test_methods_are_the_papers_table_1():
     for name, (sampler, gamma, loss) in expected.items():
         assert METHODS[name] == {"sampler": sampler, "gamma": gamma, "loss": loss}, name
     assert EXTRA_METHODS == {"CBg+RIWS": {"sampler": "riws", "gamma": 2.0, "loss": "cb-graph"}}
-    assert PAPER_SETTINGS == {"pivot_similarity": False, "lr_decay": 0.1}
+    assert PAPER_SETTINGS == {
+        "pivot_similarity": False,
+        "lr_decay": 0.1,
+        "merge": "threshold",
+        "calibration": "train",
+    }
 
 
 def test_fl_rows_are_the_forks_focal_loss():
