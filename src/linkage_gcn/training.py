@@ -444,13 +444,50 @@ def predict_links(
         pivots = torch.arange(n, device=x.device)
     else:
         pivots = check_nodes(pivots, n, name="pivots").to(x.device)
+    scores = _score_pivots(
+        model, x, knn_index, pivots, k1=k1, k2=k2, active_connection=active_connection,
+        batch_size=batch_size, verbose=verbose, pivot_similarity=pivot_similarity,
+        precision=precision, table=_use_table(model, x, pivots.shape[0] * k1),
+    )  # fmt: skip
+    bad = torch.isnan(scores)
+    if bool(bad.any()):
+        raise FloatingPointError(
+            f"the model gave NaN link scores for {int(bad.sum())} of {bad.numel()} pairs: its "
+            "weights are not finite (a diverged training?)."
+        )
+    hop1 = knn_index[pivots, :k1]
+    return pivots.repeat_interleave(k1), hop1.reshape(-1), scores.reshape(-1)
+
+
+def _use_table(model: nn.Module, x: Tensor, n_pairs: int) -> bool:
+    """Project all N nodes at once when the IPS cover about all of them and it fits."""
+    if not _is_plain_linkage_gcn(model):
+        return False
+    width = 2 * model.convs[0].out_channels * x.element_size()
+    return n_pairs >= x.shape[0] and x.shape[0] * width <= _TABLE_BYTES
+
+
+def _score_pivots(
+    model: nn.Module,
+    x: Tensor,
+    knn_index: Tensor,
+    pivots: Tensor,
+    *,
+    k1: int,
+    k2: int,
+    active_connection: int,
+    batch_size: int,
+    verbose: Optional[bool],
+    pivot_similarity: bool,
+    precision: str,
+    table: bool,
+) -> Tensor:
+    """The ``(P, k1)`` link probabilities of validated inputs (no host sync in the loop)."""
     model.eval()
     hop1 = knn_index[pivots, :k1]
     p = pivots.shape[0]
     scorer = None
     if _is_plain_linkage_gcn(model):
-        width = 2 * model.convs[0].out_channels * x.element_size()
-        table = p * k1 >= n and n * width <= _TABLE_BYTES  # the IPS cover ~all nodes
         scorer = model.link_scorer(
             x, pivot_similarity=pivot_similarity, table=table, precision=precision
         )
@@ -472,10 +509,4 @@ def predict_links(
             with _autocast(precision, x.device):
                 logits = model(batch.x, batch.edge_index, batch.hop1_index)
         scores[rows] = torch.softmax(logits.float(), dim=1)[:, 1].view(-1, k1)
-    bad = torch.isnan(scores)
-    if bool(bad.any()):
-        raise FloatingPointError(
-            f"the model gave NaN link scores for {int(bad.sum())} of {bad.numel()} pairs: its "
-            "weights are not finite (a diverged training?)."
-        )
-    return pivots.repeat_interleave(k1), hop1.reshape(-1), scores.reshape(-1)
+    return scores

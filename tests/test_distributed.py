@@ -1,0 +1,136 @@
+"""Two CPU processes (gloo) give what one process gives: scores bitwise, training up to rounding."""
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import distributed as dist
+
+from linkage_gcn.datasets import make_identities
+from linkage_gcn.distributed import (
+    epoch_generators,
+    predict_links_distributed,
+    rank_pivots,
+    train_distributed,
+)
+from linkage_gcn.knn import knn
+from linkage_gcn.merge import pool_pair_scores, threshold_components
+from linkage_gcn.nn import LinkageGCN
+from linkage_gcn.samplers import RIWSSampler
+from linkage_gcn.training import predict_links
+
+N, K1, K2, U = 144, 6, 3, 3  # 144 = 9 steps of 8 pivots on each of 2 ranks
+
+
+def problem():
+    X, y = make_identities(60, max_size=15, random_state=0)
+    x, y = torch.from_numpy(X[:N]), torch.from_numpy(y[:N])
+    index, _ = knn(x, 12)
+    return x, index, y
+
+
+def scoring_model(d):
+    torch.manual_seed(0)
+    model = LinkageGCN(d + 1, hidden_channels=(16, 16)).eval()
+    with torch.no_grad():
+        model.norm.running_mean.normal_()
+        model.norm.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def training_model(d):
+    # no input batch norm: in training mode it would normalise each rank's batch by itself
+    torch.manual_seed(1)
+    return LinkageGCN(d + 1, hidden_channels=(16, 16), input_norm=False)
+
+
+def train(model, x, index, y, batch_size):
+    return train_distributed(
+        model, x, index, y, sampler=RIWSSampler(K1, 2.0), k2=K2, active_connection=U,
+        loss="ce", epochs=2, batch_size=batch_size, lr=0.05, seed=7, pivot_similarity=True,
+        verbose=False,
+    )  # fmt: skip
+
+
+def _worker(rank, world, port, out):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        x, index, y = problem()
+        model = scoring_model(x.shape[1])
+        common = dict(k1=K1, k2=K2, active_connection=U, batch_size=10, pivot_similarity=True)
+        everywhere = predict_links_distributed(model, x, index, **common)
+        on_zero = predict_links_distributed(model, x, index, dst=0, **common)
+        assert (on_zero is None) == (rank != 0)
+        model = training_model(x.shape[1])
+        history = train(model, x, index, y, batch_size=8)
+        if rank == 0:
+            torch.save(
+                {
+                    "scores": everywhere,
+                    "scores_on_zero": on_zero,
+                    "state_dict": model.state_dict(),
+                    "losses": [h.loss for h in history],
+                    "n_pairs": [h.n_pairs for h in history],
+                },
+                out,
+            )
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_equal_one(tmp_path):
+    out = tmp_path / "rank0.pt"
+    # fork where there is one: the children inherit the imported torch and PyG instead of
+    # importing them again (seconds each on a busy machine); spawn elsewhere
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(_worker, args=(2, free_port(), str(out)), nprocs=2, start_method=method)
+    got = torch.load(out, weights_only=False)
+    x, index, y = problem()
+
+    # scoring: bitwise the single-process scores, hence the same clusters
+    model = scoring_model(x.shape[1])
+    src, dst, scores = predict_links(model, x, index, k1=K1, k2=K2, active_connection=U,
+                                     batch_size=10, pivot_similarity=True)  # fmt: skip
+    for part in ("scores", "scores_on_zero"):
+        g_src, g_dst, g_scores = got[part]
+        assert torch.equal(g_src, src) and torch.equal(g_dst, dst)
+        assert torch.equal(g_scores, scores)
+    pairs, pooled = pool_pair_scores(src, dst, scores, num_nodes=N)
+    g_pairs, g_pooled = pool_pair_scores(*got["scores"], num_nodes=N)
+    np.testing.assert_array_equal(
+        threshold_components(g_pairs, g_pooled, N, 0.5), threshold_components(pairs, pooled, N, 0.5)
+    )
+
+    # training: 2 ranks x 8 pivots per step == 1 process x 16 pivots per step
+    model = training_model(x.shape[1])
+    history = train(model, x, index, y, batch_size=16)
+    assert got["n_pairs"] == [h.n_pairs for h in history] == [N * K1] * 2
+    np.testing.assert_allclose(got["losses"], [h.loss for h in history], rtol=1e-5)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(got["state_dict"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_rank_pivots_cover_each_single_process_batch():
+    order = torch.randperm(37, generator=epoch_generators(3, 0)[0])
+    world, b = 3, 4
+    shards = [rank_pivots(order, r, world) for r in range(world)]
+    assert {s.numel() for s in shards} == {13}  # padded: every rank makes the same steps
+    for i in range(3):  # step i of the ranks together == step i of one process, batch b * W
+        step = torch.cat([s[i * b : (i + 1) * b] for s in shards])
+        assert sorted(step.tolist()) == sorted(order[i * b * world : (i + 1) * b * world].tolist())
+    # without a process group everything runs as one process
+    x, index, _ = problem()
+    with pytest.raises(ValueError, match="dst must be a rank"):
+        predict_links_distributed(scoring_model(x.shape[1]), x, index, k1=K1, k2=K2,
+                                  active_connection=U, pivot_similarity=True, dst=1)  # fmt: skip
