@@ -12,7 +12,9 @@ from linkage_gcn.cli import build_parser, main
 from linkage_gcn.datasets import make_identities, split_identities
 from linkage_gcn.incremental import IncrementalClusterer
 
-TINY = dict(k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,))
+TINY = dict(
+    k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,), merge="threshold"
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ from linkage_gcn.knn import knn
 from linkage_gcn.merge import constrained_components, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 
-TINY = dict(k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,))
+TINY = dict(
+    k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,), merge="threshold"
+)
 
 
 @pytest.fixture(scope="module")
@@ -405,7 +407,7 @@ def test_construction_errors(data):
     est, _, _ = data
     with pytest.raises(ValueError, match="backend"):
         IncrementalClusterer(est, backend="annoy")
-    with pytest.raises(ValueError, match="merge='threshold'"):
+    with pytest.warns(UserWarning, match="calibrated for the other merge"):
         IncrementalClusterer(copy.deepcopy(est).set_params(merge="propagation"))
     with pytest.raises(Exception, match="not fitted"):
         IncrementalClusterer(LinkageClusterer())

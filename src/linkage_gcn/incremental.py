@@ -47,6 +47,7 @@ import io as _io
 import json
 import logging
 import time
+import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -141,10 +142,13 @@ class IncrementalClusterer:
     Parameters
     ----------
     clusterer : LinkageClusterer
-        A fitted clusterer (``merge="threshold"``): its model scores the
-        links, its preprocessing and metric apply, its threshold (the
-        ``threshold`` parameter, or the fitted ``threshold_`` when
-        ``"auto"``) is the starting threshold.
+        A fitted clusterer: its model scores the links, its preprocessing and
+        metric apply, its link cut (the ``threshold`` parameter, or the fitted
+        ``threshold_`` when ``"auto"``) is the starting threshold. Its own
+        ``merge`` is not used (``merge`` below is): with ``merge="threshold"``
+        an addition of everything at once gives ``clusterer.predict``; with
+        another merge a :class:`UserWarning` says that the cut was calibrated
+        for that merge (pass ``threshold``).
     threshold : float, optional
         Link threshold (default: the clusterer's).
     backend : {"auto", "torch", "faiss", "faiss-hnsw"}
@@ -195,7 +199,8 @@ class IncrementalClusterer:
     >>> from linkage_gcn.datasets import make_identities
     >>> X, y = make_identities(30, random_state=0)
     >>> clusterer = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
-    ...                              hidden_channels=(16,), random_state=0).fit(X, y)
+    ...                              hidden_channels=(16,), merge="threshold",
+    ...                              random_state=0).fit(X, y)
     >>> library = IncrementalClusterer(clusterer)
     >>> first = library.add(X[:40])
     >>> report = library.add(X[40:50])
@@ -218,10 +223,14 @@ class IncrementalClusterer:
     ) -> None:
         check_is_fitted(clusterer, "model_")
         cfg = clusterer._check_params()
-        if cfg["merge"] != "threshold":
-            raise ValueError(
-                f"IncrementalClusterer merges with merge='threshold' (the local merge); the "
-                f"clusterer has merge={cfg['merge']!r}: set_params(merge='threshold')."
+        if cfg["merge"] != "threshold" and threshold is None and merge is None:
+            warnings.warn(
+                f"the clusterer merges with merge={cfg['merge']!r}; IncrementalClusterer merges "
+                "with its own rule (threshold components with name constraints) at the "
+                "clusterer's link cut, which was calibrated for the other merge: pass "
+                "threshold= (or fit with merge='threshold') to choose the cut.",
+                UserWarning,
+                stacklevel=2,
             )
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
@@ -238,7 +247,7 @@ class IncrementalClusterer:
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
         self.context = bool(context)
         self.merge = constrained_components if merge is None else merge
-        if threshold is None:
+        if threshold is None:  # the estimator's rule (LinkageClusterer._link_threshold)
             threshold = (
                 clusterer.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
             )
