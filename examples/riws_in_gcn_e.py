@@ -65,7 +65,10 @@ def load_data(
     """(name, (X_train, y_train), (X_test, y_test)) with no identity on both sides."""
     root = None if synthetic else find_shared_lfw()
     if root is not None:
-        return "LFW dlib", load_lfw_dlib(root, "train"), load_lfw_dlib(root, "test")
+        return "LFW dlib", (
+            load_lfw_dlib(root, "train", features="centred"),
+            load_lfw_dlib(root, "test", features="centred"),
+        )
     X, y = make_identities(2000, max_size=300, random_state=0)
     train, test = split_identities(y, test_size=0.5, random_state=0)
     return "synthetic", (X[train], y[train]), (X[test], y[test])

@@ -262,6 +262,11 @@ def test_lfw_subsets(lfw_dir):
     te_rows = np.load(lfw_dir / "test" / "index.npy")
     np.testing.assert_array_equal(X[tr_rows], Xtr)
     assert np.intersect1d(y[tr_rows], y[te_rows]).size == 0
+    # raw descriptors by default (norm about 1.42); the centred copy is unit-norm
+    np.testing.assert_array_equal(Xte, np.load(lfw_dir / "test" / "features_raw.npy"))
+    Xc, _ = load_lfw_dlib(lfw_dir, subset="test", features="centred")
+    np.testing.assert_allclose(np.linalg.norm(Xc, axis=1), 1.0, rtol=1e-4)
+    assert 1.3 < np.linalg.norm(Xte, axis=1).mean() < 1.5
 
 
 def test_lfw_missing_root(tmp_path):
@@ -294,8 +299,10 @@ def test_find_shared_lfw_walks_up_from_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv(LFW_ENV, raising=False)
     monkeypatch.chdir(deep)
     assert find_shared_lfw() == fake
-    X, y = load_lfw_dlib(find_shared_lfw())
+    X, y = load_lfw_dlib(find_shared_lfw(), features="centred")
     assert X.shape == (2, 2) and y.tolist() == [0, 1]
+    with pytest.raises(FileNotFoundError, match=r"features_raw\.npy"):
+        load_lfw_dlib(find_shared_lfw())
 
 
 def test_find_shared_lfw_real(lfw_dir, monkeypatch):

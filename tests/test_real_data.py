@@ -11,6 +11,11 @@ from linkage_gcn.datasets import load_lfw_dlib
 
 @pytest.fixture(scope="module")
 def lfw(lfw_dir):
+    return {s: load_lfw_dlib(lfw_dir, subset=s, features="centred") for s in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def lfw_raw(lfw_dir):
     return {s: load_lfw_dlib(lfw_dir, subset=s) for s in ("train", "test")}
 
 

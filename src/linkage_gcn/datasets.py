@@ -443,13 +443,14 @@ def find_shared_lfw(max_levels: int = 4) -> Optional[Path]:
 
 
 def load_lfw_dlib(
-    root: Union[str, os.PathLike], subset: str = "all"
+    root: Union[str, os.PathLike], subset: str = "all", features: str = "raw"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load the LFW dlib face embeddings from a local folder.
 
-    The folder (see ``shared/data/README.md``) holds ``features.npy``
-    (13,233 x 128, centred and L2-normalised dlib descriptors) and
-    ``labels.npy`` for the full set, and ``train/`` (6,615 photos, 2,998
+    The folder (see ``shared/data/README.md``) holds ``features_raw.npy``
+    (13,233 x 128 dlib descriptors as ``face_recognition.face_encodings``
+    returns them), ``features.npy`` (the same, centred on the data-set mean
+    and L2-normalised) and ``labels.npy`` for the full set, and ``train/`` (6,615 photos, 2,998
     people) and ``test/`` (6,618 photos, 2,751 people) with the same files:
     an identity-disjoint split whose labels are renumbered from 0 within
     each subset (``index.npy`` there gives the rows in the full set).
@@ -461,6 +462,10 @@ def load_lfw_dlib(
         The ``lfw-dlib`` folder.
     subset : {"all", "train", "test"}, default="all"
         Which part to load.
+    features : {"raw", "centred"}, default="raw"
+        The raw descriptors (what users have, and what clusters best with
+        Euclidean distance) or the centred + L2-normalised copy (the input of
+        the imbalance benchmark of ``docs/imbalance.md``).
 
     Returns
     -------
@@ -480,6 +485,7 @@ def load_lfw_dlib(
     ...     assert X.shape == (6618, 128) and y.shape == (6618,)
     """
     subset = check_in_options(subset, ("all", "train", "test"), "subset")
+    features = check_in_options(features, ("raw", "centred"), "features")
     folder = Path(root) if subset == "all" else Path(root) / subset
     if not _has_lfw(folder):
         raise FileNotFoundError(
@@ -487,5 +493,8 @@ def load_lfw_dlib(
             "(root must be the lfw-dlib folder holding features.npy, labels.npy, train/ and "
             "test/). Nothing is downloaded; point root at a local copy."
         )
-    X, _, y = load_reference(folder / "features.npy", labels_path=folder / "labels.npy")
+    name = "features_raw.npy" if features == "raw" else "features.npy"
+    if not (folder / name).is_file():
+        raise FileNotFoundError(f"no {name} in {folder}: features={features!r} needs it.")
+    X, _, y = load_reference(folder / name, labels_path=folder / "labels.npy")
     return X, y
