@@ -42,3 +42,11 @@ def test_flop_count_of_one_layer():
     model = LinkageGCN(8, hidden_channels=(4,), head_channels=3)
     # one SAGE layer: two (8 x 4) products per node; head: (4 x 3) and (3 x 2) per pair
     assert bench.sage_flops(model, 10, 2) == 2 * 2 * 10 * 8 * 4 + 2 * 2 * (4 * 3 + 3 * 2)
+
+
+def test_fast_path_flop_count_skips_the_first_layer_and_trims_the_last():
+    bench = _bench()
+    model = LinkageGCN(8, hidden_channels=(4, 6), head_channels=3)
+    # layer 1: no product (per-node projections); layer 2 (last): on the 2 pair rows only
+    want = 2 * 2 * 2 * 4 * 6 + 2 * 2 * (6 * 3 + 3 * 2)
+    assert bench.fast_flops(model, 10, 2) == want

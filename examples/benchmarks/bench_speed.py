@@ -1,25 +1,35 @@
 """Speed of the L-GCN stages against the dense 2019 design and against the hardware.
 
 For k_at_hop [20,5] u=5, [80,5] u=5 and [200,10] u=10, on synthetic 128-D data with a
-randomly initialised LinkageGCN (eval mode), in one run:
+randomly initialised LinkageGCN (eval mode), in one run (each time the best of a few
+repeats, so that other processes on the machine disturb it less):
 
-- IPS build: ``build_ips`` throughput (IPS/s);
-- forward: ``LinkageGCN`` on a built batch (IPS/s) and its achieved GFLOP/s, next to the
-  GFLOP/s of a plain fp32 matmul of the same width measured in the same run;
+- IPS build: ``build_ips`` (features, ``edge_index``, PyG batch) and ``build_ips_graph``
+  (ids and CSR only, what the fast paths use), IPS/s;
+- forward: ``LinkageGCN`` on a built batch (the plain path) and ``LinkScorer.logits`` (the
+  eval fast path), IPS/s, and their achieved GFLOP/s (``sage_flops``: every product of the
+  plain forward; ``fast_flops``: the products the fast path computes), next to the GFLOP/s
+  of a plain fp32 matmul of the same width measured in the same run;
 - dense 2019 design: the same weights applied the way the reference code does it, every
   IPS zero-padded to ``k1 * (k2 + 1) + 1`` nodes with a dense row-normalised adjacency and
   ``bmm`` aggregation (``DenseLGCN`` below; ``tests/test_bench_speed.py`` proves equal
-  scores with equal weights); the ratio of end-to-end scoring throughput;
-- training step: build + forward + backward + SGD step with labels (IPS/s);
-- predict: ``predict_links`` end to end over all pivots (pivots/s);
+  scores with equal weights), timed on fewer pivots at [200,10]; the ratios of end-to-end
+  scoring throughput (build + forward) of the plain and the fast path to it;
+- training step: build + forward + backward + SGD step with labels (IPS/s), the former
+  way (``build_ips`` batch, edge-list aggregation) and the training loop's (bare IPS
+  tensors, CSR ``adj_t``);
+- predict: ``predict_links`` end to end on the timed pivots (pivots/s);
 - peak resident memory of the process (each configuration runs in its own process).
 
-``--scaling`` instead prints, for N in ``--sizes`` synthetic faces, the time and peak
-memory of every stage of ``LinkageClusterer.predict`` (kNN, scoring, merge).
+All paths use the same batch size, by default ``default_inference_batch_size`` (about
+4096 IPS nodes). ``--sweep 8 16 32 64 128 256`` instead prints the fast path's pivots/s
+against the batch size. ``--scaling`` prints, for N in ``--sizes`` synthetic faces, the
+time and peak memory of every stage of scoring (kNN, scoring, merge).
 
 Usage::
 
     python examples/benchmarks/bench_speed.py [--threads 1] [--n 20000] [--pivots 512]
+    python examples/benchmarks/bench_speed.py --sweep 8 16 32 64 128 256
     python examples/benchmarks/bench_speed.py --scaling --sizes 10000 100000 [--knn-backend auto]
 
 Pin the threads (``--threads``) and run on a quiet machine: torch's default threads slow
@@ -39,10 +49,10 @@ import time
 import torch
 from torch import nn
 
-from linkage_gcn.ips import build_ips
+from linkage_gcn.ips import build_ips, build_ips_graph
 from linkage_gcn.knn import knn
 from linkage_gcn.nn import LinkageGCN
-from linkage_gcn.training import predict_links
+from linkage_gcn.training import _train_forward, default_inference_batch_size, predict_links
 
 CONFIGS = {"20,5": (20, 5, 5), "80,5": (80, 5, 5), "200,10": (200, 10, 10)}
 
@@ -86,12 +96,32 @@ def sage_flops(model: LinkageGCN, n_nodes: int, n_pairs: int) -> float:
     return flops
 
 
+def fast_flops(model: LinkageGCN, n_nodes: int, n_pairs: int) -> float:
+    """FLOPs of the products the fast path (LinkScorer) computes per batch.
+
+    No product in the first layer (its per-node projections are computed once for all N,
+    timed apart), the middle layers on all nodes, the last layer and the head on the
+    1-hop rows only.
+    """
+    flops = 0.0
+    convs = list(model.convs)
+    for i, conv in enumerate(convs[1:], start=2):
+        rows = n_pairs if i == len(convs) else n_nodes
+        flops += 2 * 2 * rows * conv.in_channels * conv.out_channels
+    h = model.head_channels
+    flops += 2 * n_pairs * (model.hidden_channels[-1] * h + h * 2)
+    return flops
+
+
 def timed(fn, repeat: int) -> float:
+    """Best of ``repeat`` runs after a warm-up: the least disturbed by other processes."""
     fn()  # warm-up
-    start = time.perf_counter()
+    best = float("inf")
     for _ in range(repeat):
+        start = time.perf_counter()
         fn()
-    return (time.perf_counter() - start) / repeat
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def matmul_gflops(rows: int, width: int) -> float:
@@ -104,7 +134,7 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_config(name: str, n: int, n_pivots: int, batch_size: int) -> dict:
+def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3) -> dict:
     k1, k2, u = CONFIGS[name]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, 128, generator=gen)
@@ -112,62 +142,117 @@ def run_config(name: str, n: int, n_pivots: int, batch_size: int) -> dict:
     index, _ = knn(x, max(k1, k2, u))
     torch.manual_seed(0)
     model = LinkageGCN(128).eval()
+    batch_size = batch_size or default_inference_batch_size(k1, k2)
+    max_nodes = k1 * (k2 + 1) + 1
     pivots = torch.arange(min(n_pivots, n))
     chunks = pivots.split(batch_size)
+    # the dense design on fewer pivots (it is slow at [200,10]); its rate is per pivot
+    dense_chunks = pivots[: max(8, min(n_pivots, 60_000 // max_nodes))].split(batch_size)
 
-    def build():
-        return [build_ips(x, index, p, index[p, :k1], k2=k2, active_connection=u) for p in chunks]
+    def build(parts=chunks):
+        return [build_ips(x, index, p, index[p, :k1], k2=k2, active_connection=u) for p in parts]
 
-    t_build = timed(build, 1)
-    batches = build()
+    def build_graphs():
+        return [build_ips_graph(index, p, index[p, :k1], k2=k2, active_connection=u)
+                for p in chunks]  # fmt: skip
+
+    t_build = timed(build, repeat)
+    t_graph = timed(build_graphs, repeat)
+    batches, graphs = build(), build_graphs()
     n_nodes = sum(b.num_nodes for b in batches)
     n_pairs = sum(b.hop1_index.numel() for b in batches)
     with torch.no_grad():
-        t_fwd = timed(lambda: [model(b.x, b.edge_index, b.hop1_index) for b in batches], 2)
+        t_fwd = timed(lambda: [model(b.x, b.edge_index, b.hop1_index) for b in batches], repeat)
+        t_table = timed(lambda: model.link_scorer(x, table=True), 1)  # once per predict call
+        scorer = model.link_scorer(x, table=True)
+        t_fast = timed(lambda: [scorer.logits(g) for g in graphs], repeat)
         dense = DenseLGCN(model).eval()
 
         def dense_scores():
-            return [dense(*DenseLGCN.densify(b, k1, k2)) for b in build()]
+            return [dense(*DenseLGCN.densify(b, k1, k2)) for b in build(dense_chunks)]
 
-        t_dense = timed(dense_scores, 1)
-        t_ours = t_build + t_fwd
+        t_dense = timed(dense_scores, 1) / sum(c.numel() for c in dense_chunks)
+        t_plain = t_build + t_fwd
+        t_ours = t_graph + t_fast + t_table * pivots.numel() / n  # table amortised over N
         t_pred = timed(
             lambda: predict_links(model, x, index, k1=k1, k2=k2, active_connection=u,
-                                  batch_size=batch_size, verbose=False),
+                                  verbose=False, pivots=pivots),
             1,
-        ) if n <= 20_000 else float("nan")  # fmt: skip
+        )  # fmt: skip
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
+    train_chunks = chunks[: max(1, 128 // batch_size)]
 
-    def train_steps():
-        for p in chunks[:8]:
-            b = build_ips(x, index, p, index[p, :k1], k2=k2, active_connection=u, labels=labels)
-            loss = nn.functional.cross_entropy(
-                model(b.x, b.edge_index, b.hop1_index), b.edge_label.long()
-            )
+    def train_steps(new: bool):
+        for p in train_chunks:
+            if new:  # the training loop's step: bare IPS tensors, CSR adj_t
+                logits, target, _ = _train_forward(model, x, index, labels, p, index[:, :k1],
+                                                   k2, u, False, True)  # fmt: skip
+            else:  # build_ips batch, edge-list aggregation
+                b = build_ips(x, index, p, index[p, :k1], k2=k2, active_connection=u,
+                              labels=labels)  # fmt: skip
+                logits = model(b.x, b.edge_index, b.hop1_index)
+                target = b.edge_label.long()
+            loss = nn.functional.cross_entropy(logits, target)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-    t_train = timed(train_steps, 1)
-    n_train = sum(p.numel() for p in chunks[:8])
+    t_train_old = timed(lambda: train_steps(False), 1)
+    t_train = timed(lambda: train_steps(True), 1)
+    n_train = sum(p.numel() for p in train_chunks)
     gflops = sage_flops(model, n_nodes, n_pairs) / t_fwd / 1e9
+    gflops_fast = fast_flops(model, n_nodes, n_pairs) / t_fast / 1e9
     ref = matmul_gflops(max(n_nodes // len(batches), 512), 512)
+    p = pivots.numel()
     return {
         "config": name,
-        "nodes_per_ips": n_nodes / pivots.numel(),
-        "build_ips_per_s": pivots.numel() / t_build,
-        "forward_ips_per_s": pivots.numel() / t_fwd,
-        "ours_ips_per_s": pivots.numel() / t_ours,
-        "dense_ips_per_s": pivots.numel() / t_dense,
-        "ratio_vs_dense": t_dense / t_ours,
+        "batch": batch_size,
+        "nodes_per_ips": n_nodes / p,
+        "max_nodes": max_nodes,
+        "build_ips_per_s": p / t_build,
+        "graph_ips_per_s": p / t_graph,
+        "forward_ips_per_s": p / t_fwd,
+        "fast_forward_ips_per_s": p / t_fast,
+        "plain_ips_per_s": p / t_plain,
+        "fast_ips_per_s": p / t_ours,
+        "dense_ips_per_s": 1 / t_dense,
+        "plain_vs_dense": t_dense * p / t_plain,
+        "fast_vs_dense": t_dense * p / t_ours,
         "forward_gflops": gflops,
+        "fast_gflops": gflops_fast,
         "matmul_gflops": ref,
         "share_of_matmul": gflops / ref,
+        "fast_share_of_matmul": gflops_fast / ref,
+        "train_old_ips_per_s": n_train / t_train_old,
         "train_ips_per_s": n_train / t_train,
-        "predict_pivots_per_s": n / t_pred,
+        "predict_pivots_per_s": p / t_pred,
         "peak_mib": peak_mib(),
     }
+
+
+def batch_sweep(name: str, n: int, sizes, n_pivots: int) -> dict:
+    """Fast-path scoring throughput (IPS build + logits, pivots/s) against the batch size."""
+    k1, k2, u = CONFIGS[name]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 128, generator=gen)
+    index, _ = knn(x, max(k1, k2, u))
+    torch.manual_seed(0)
+    model = LinkageGCN(128).eval()
+    scorer = model.link_scorer(x, table=True)
+    pivots = torch.arange(min(n_pivots, n))
+
+    def run(bs):
+        for p in pivots.split(bs):
+            scorer.logits(build_ips_graph(index, p, index[p, :k1], k2=k2, active_connection=u))
+
+    best = {bs: float("inf") for bs in sizes}
+    for _ in range(3):  # interleaved, best of 3: drifting load hits every size alike
+        for bs in sizes:
+            start = time.perf_counter()
+            run(bs)
+            best[bs] = min(best[bs], time.perf_counter() - start)
+    return {"config": name, **{str(bs): pivots.numel() / t for bs, t in best.items()}}
 
 
 def scaling(sizes, backend: str, threads: int) -> None:
@@ -198,8 +283,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--n", type=int, default=20_000, help="synthetic points")
     ap.add_argument("--pivots", type=int, default=512, help="pivots timed per stage")
-    ap.add_argument("--batch-size", type=int, default=64, help="IPS per batch")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="IPS per batch (default: default_inference_batch_size)")  # fmt: skip
     ap.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    ap.add_argument("--sweep", type=int, nargs="*", help="fast-path pivots/s per batch size")
     ap.add_argument("--scaling", action="store_true", help="stage times against N")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--knn-backend", default="auto")
@@ -209,21 +296,35 @@ def main() -> None:
         scaling(args.sizes, args.knn_backend, args.threads)
         return
     if args.config:
-        print(json.dumps(run_config(args.config, args.n, args.pivots, args.batch_size)))
+        if args.sweep:
+            row = batch_sweep(args.config, args.n, args.sweep, args.pivots)
+        else:
+            row = run_config(args.config, args.n, args.pivots, args.batch_size)
+        print(json.dumps(row))
         return
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), N={args.n}, {args.pivots} pivots, batch {args.batch_size}")  # fmt: skip
-    cols = ["config", "nodes_per_ips", "build_ips_per_s", "forward_ips_per_s", "ours_ips_per_s",
-            "dense_ips_per_s", "ratio_vs_dense", "forward_gflops", "matmul_gflops",
-            "share_of_matmul", "train_ips_per_s", "predict_pivots_per_s", "peak_mib"]  # fmt: skip
+          f"{args.threads} thread(s), N={args.n}, {args.pivots} pivots, "
+          f"batch {args.batch_size or 'default'}")  # fmt: skip
+    if args.sweep:
+        cols = ["config", *map(str, args.sweep)]
+    else:
+        cols = ["config", "batch", "nodes_per_ips", "max_nodes", "build_ips_per_s",
+                "graph_ips_per_s", "forward_ips_per_s", "fast_forward_ips_per_s",
+                "plain_ips_per_s", "fast_ips_per_s", "dense_ips_per_s", "plain_vs_dense",
+                "fast_vs_dense", "forward_gflops", "fast_gflops", "matmul_gflops",
+                "share_of_matmul", "fast_share_of_matmul", "train_old_ips_per_s",
+                "train_ips_per_s", "predict_pivots_per_s", "peak_mib"]  # fmt: skip
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for name in CONFIGS:
-        out = subprocess.run(
-            [sys.executable, __file__, "--config", name, "--threads", str(args.threads),
-             "--n", str(args.n), "--pivots", str(args.pivots),
-             "--batch-size", str(args.batch_size)],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+    for name, (k1, k2, _) in CONFIGS.items():
+        # as many IPS nodes per configuration as [20,5] gets (at least 32 pivots)
+        n_pivots = max(32, args.pivots * 121 // (k1 * (k2 + 1) + 1))
+        cmd = [sys.executable, __file__, "--config", name, "--threads", str(args.threads),
+               "--n", str(args.n), "--pivots", str(n_pivots)]  # fmt: skip
+        if args.batch_size:
+            cmd += ["--batch-size", str(args.batch_size)]
+        if args.sweep:
+            cmd += ["--sweep", *map(str, args.sweep)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
         print("| " + " | ".join(cells) + " |", flush=True)
