@@ -19,7 +19,6 @@ from linkage_gcn.merge import pool_pair_scores, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 
 TINY = dict(
-    calibration="train",  # the identity-disjoint CV calibration trains 3 more models
     k_at_hop=(6, 3),
     active_connection=3,
     hidden_channels=(16, 16),
