@@ -141,8 +141,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         trials (``"infomap"``).
     max_size, step : int, float
         Parameters of ``merge="propagation"`` (reference: 900, 0.6).
-    inference_batch_size : int
-        Pivots per batch when scoring links (bounds memory).
+    inference_batch_size : int, optional
+        Pivots per batch when scoring links (bounds memory); by default a
+        size measured fastest for the device and ``k_at_hop``
+        (:func:`~linkage_gcn.training.default_inference_batch_size`).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to compute.
     random_state : int, RandomState or None
@@ -217,7 +219,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         merge_runs: int = 5,
         max_size: int = 900,
         step: float = 0.6,
-        inference_batch_size: int = 256,
+        inference_batch_size: Optional[int] = None,
         device: Any = "auto",
         random_state: Any = None,
         verbose: Optional[bool] = None,
@@ -925,7 +927,7 @@ _PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
     "dropout": _dropout,
     "pivot_similarity": check_bool,
     # scoring and merging
-    "inference_batch_size": _int(1),
+    "inference_batch_size": _optional(_int(1)),
     "pool": _option(POOLS),
     "merge": _option(MERGES),
     "calibration": _option(CALIBRATIONS),
