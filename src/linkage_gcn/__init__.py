@@ -6,22 +6,32 @@ module where it lives (``linkage_gcn.knn``, ``linkage_gcn.ips``, ...).
 
 __version__ = "0.1.0"
 
+from .community import chinese_whispers, consensus_chinese_whispers
 from .estimator import LinkageClusterer
+from .incremental import IncrementalClusterer
 from .ips import IPSDataset, IPSTransform, build_ips
 from .knn import knn
 from .loader import RIWSNodeSampler
 from .losses import ClassBalancedLoss, FocalLoss, class_balanced_loss, focal_loss
-from .merge import pool_pair_scores, propagate_labels, threshold_components
+from .merge import (
+    constrained_components,
+    pool_pair_scores,
+    propagate_labels,
+    threshold_components,
+)
 from .metrics import bcubed_fscore, edge_ap, evaluate, nmi, pairwise_fscore
 from .nn import LinkageGCN
+from .preprocessing import EmbeddingPreprocessor
 from .samplers import ReSampler, RIWSSampler, TopKSampler
 from .transforms import RIWSTransform
 
 __all__ = [
     "ClassBalancedLoss",
+    "EmbeddingPreprocessor",
     "FocalLoss",
     "IPSDataset",
     "IPSTransform",
+    "IncrementalClusterer",
     "LinkageClusterer",
     "LinkageGCN",
     "RIWSNodeSampler",
@@ -32,7 +42,10 @@ __all__ = [
     "__version__",
     "bcubed_fscore",
     "build_ips",
+    "chinese_whispers",
     "class_balanced_loss",
+    "consensus_chinese_whispers",
+    "constrained_components",
     "edge_ap",
     "evaluate",
     "focal_loss",
