@@ -240,7 +240,7 @@ def test_removal_repairs_rows_and_splits_at_the_bridge(data):
 def test_removal_of_a_whole_cluster_is_reported(data):
     est, _, _ = data
     group_a, group_b, _ = bridge_fixture(est)
-    inc = IncrementalClusterer(est)
+    inc = IncrementalClusterer(est, threshold=0.0)  # each group one cluster
     inc.add(np.concatenate([group_a, group_b]))
     id_b = int(inc.labels_[-1])
     report = inc.remove(np.arange(12, 24))
