@@ -332,7 +332,7 @@ def test_bad_labels_are_clear_errors(sampler, rng):
         sampler.sample(index, np.stack([labels, labels], 1))
     with pytest.raises(ValueError, match="labels contains NaN"):
         sampler.sample(index, np.where(labels == 0, np.nan, labels))
-    with pytest.raises(TypeError, match="labels must be numeric"):
+    with pytest.raises(ValueError, match="labels must hold integer identities"):
         sampler.sample(index, labels.astype(str))
     with pytest.raises(ValueError, match="needs identity labels"):
         sampler.sample(index)

@@ -15,7 +15,15 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from ._validation import ArrayLike, as_tensor, check_in_options, check_int, check_real, to_like
+from ._validation import (
+    ArrayLike,
+    as_tensor,
+    check_in_options,
+    check_int,
+    check_labels,
+    check_real,
+    to_like,
+)
 
 __all__ = [
     "SAMPLERS",
@@ -65,24 +73,10 @@ def _check_ids(index: Tensor, width: int) -> None:
 
 def _check_labels(labels: Any, n: int, device: torch.device) -> Tensor:
     """Integer identity labels of shape (N,) or (N, 1), as an int64 (N,) tensor on ``device``."""
-    y, _ = as_tensor(labels, name="labels")
-    if y.is_complex():
-        raise TypeError(f"labels must hold integer identities, got dtype {y.dtype}.")
-    if y.dim() == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.dim() != 1:
-        raise ValueError(f"labels must have shape (N,) or (N, 1), got shape {tuple(y.shape)}.")
-    if y.is_floating_point():
-        if not bool(torch.isfinite(y).all()):
-            raise ValueError("labels contains NaN or infinity.")
-        if not bool((y == y.round()).all()):
-            raise ValueError(
-                "labels must hold integer identities, got non-integer floats "
-                "(they would be truncated)."
-            )
+    y = check_labels(labels, name="labels", allow_negative=True, return_tensor=True)
     if y.shape[0] != n:
         raise ValueError(f"labels has {y.shape[0]} entries but knn_index has {n} rows.")
-    return y.long().to(device)
+    return y.to(device)
 
 
 class NeighborSampler:
