@@ -321,3 +321,25 @@ def test_consensus_is_deterministic_and_finds_clear_communities():
     np.testing.assert_array_equal(a, np.repeat([0, 1, 2, 3], [30, 20, 6, 1]))
     with pytest.raises(ValueError, match="n_runs"):
         community.consensus_chinese_whispers(edge_index, weights, 57, n_runs=0)
+
+
+def test_constrained_chinese_whispers_keeps_names_apart_and_together():
+    # a 6-clique (nodes 0-5), a triangle (6-8), and a weak link 5-6 below the cut
+    clique = np.array(np.triu_indices(6, 1))
+    tri = np.array([[6, 6, 7], [7, 8, 8]])
+    edge_index = np.concatenate([clique, tri, [[5], [6]]], axis=1)
+    scores = np.concatenate([np.full(clique.shape[1] + 3, 0.9), [0.2]])
+    free = community.constrained_chinese_whispers(edge_index, scores, 9, 0.5, random_state=0)
+    keep = scores >= 0.5
+    expected = community.consensus_chinese_whispers(
+        edge_index[:, keep], scores[keep], 9, random_state=0
+    )
+    np.testing.assert_array_equal(free, expected)  # without names: the plain merge
+    np.testing.assert_array_equal(free, [0] * 6 + [1] * 3)
+    names = np.array([5, -1, -1, 7, -1, -1, 5, -1, -1])  # 0 and 6 share a name, 3 another
+    labels = community.constrained_chinese_whispers(
+        edge_index, scores, 9, 0.5, names, random_state=0
+    )
+    assert labels[0] != labels[3]  # cannot-link inside the merge
+    assert labels[0] == labels[6]  # the same name is one person (must-link)
+    np.testing.assert_array_equal(labels[[6, 7, 8]], labels[6])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -48,6 +49,21 @@ def test_one_addition_equals_batch_predict(data):
     assert same_partition(inc.labels_, est.predict(X))
     assert report.face_ids.tolist() == list(range(len(X)))
     assert np.array_equal(report.labels, inc.labels_)
+
+
+def test_chinese_whispers_clusterer_keeps_its_merge(data):
+    est, X, _ = data
+    cw = copy.deepcopy(est).set_params(merge="chinese-whispers", merge_runs=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own merge: no warning
+        inc = IncrementalClusterer(cw)
+    inc.add(X)
+    assert same_partition(inc.labels_, cw.predict(X))
+    # names stay apart inside the Chinese-whispers merge too
+    ids = inc.face_ids_
+    inc.name(ids[:2], ["ann", "bob"])
+    persons = inc.labels_[:2]
+    assert persons[0] != persons[1]
 
 
 def test_stream_keeps_the_exact_knn_table(data):

@@ -27,9 +27,21 @@ import numpy as np
 
 from ._validation import ArrayLike, as_tensor, check_int, check_real
 from .datasets import RandomStateLike, _check_random_state
-from .merge import _MAX_PAIR_NODES, _check_ids, _components, _first_appearance
+from .merge import (
+    _MAX_PAIR_NODES,
+    _check_ids,
+    _components,
+    _first_appearance,
+    constrained_components,
+)
 
-__all__ = ["INFOMAP_INSTALL_HINT", "chinese_whispers", "consensus_chinese_whispers", "infomap"]
+__all__ = [
+    "INFOMAP_INSTALL_HINT",
+    "chinese_whispers",
+    "consensus_chinese_whispers",
+    "constrained_chinese_whispers",
+    "infomap",
+]
 
 #: What the ImportError of :func:`infomap` tells the user to run.
 INFOMAP_INSTALL_HINT = (
@@ -356,6 +368,76 @@ def consensus_chinese_whispers(
     keep = (2 * votes > n_runs) & (u != v)
     comp, _ = _components(u[keep], v[keep], num_nodes)
     return _first_appearance(comp)
+
+
+def constrained_chinese_whispers(
+    edge_index: ArrayLike,
+    scores: ArrayLike,
+    num_nodes: int,
+    threshold: float,
+    names: Optional[ArrayLike] = None,
+    *,
+    n_runs: int = 5,
+    random_state: RandomStateLike = None,
+) -> np.ndarray:
+    """:func:`consensus_chinese_whispers` of the links above a cut, with names as constraints.
+
+    The merge rule of ``LinkageClusterer(merge="chinese-whispers")`` when some
+    items carry names (a person named by the user): first the components of
+    :func:`~linkage_gcn.merge.constrained_components` at ``threshold``, where
+    no union joins two different names (cannot-link, inside the merge);
+    then Chinese whispers, ``n_runs`` runs voting, on the links scoring at
+    least ``threshold`` inside each component, weighted by their scores (it can
+    only split a component); last, the pieces that carry the same name are
+    joined again, so a named item never leaves its person (must-link).
+    Without names it equals ``consensus_chinese_whispers`` of the links
+    scoring at least ``threshold``.
+
+    Parameters
+    ----------
+    edge_index, scores, num_nodes, threshold, names
+        As :func:`~linkage_gcn.merge.constrained_components` (``names``: one
+        int per item, ``-1`` for no name).
+    n_runs : int
+        Chinese-whispers runs that vote.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seeds the runs.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int64, shape (N,)
+
+    Examples
+    --------
+    Two triangles joined by a strong link, whose ends carry different names:
+
+    >>> edge_index = np.array([[0, 0, 1, 3, 3, 4, 2], [1, 2, 2, 4, 5, 5, 3]])
+    >>> scores = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.95])
+    >>> constrained_chinese_whispers(edge_index, scores, 6, 0.5, random_state=0)
+    array([0, 0, 0, 0, 0, 0])
+    >>> names = np.array([-1, -1, 0, 1, -1, -1])
+    >>> constrained_chinese_whispers(edge_index, scores, 6, 0.5, names, random_state=0)
+    array([0, 0, 0, 1, 1, 1])
+    """
+    u, v, w = _graph_numpy(edge_index, scores, num_nodes)
+    comp = constrained_components(np.stack([u, v]), w, num_nodes, threshold, names)
+    keep = (w >= threshold) & (comp[u] == comp[v])
+    labels = consensus_chinese_whispers(
+        np.stack([u[keep], v[keep]]), w[keep], num_nodes, n_runs=n_runs,
+        random_state=random_state,
+    )  # fmt: skip
+    if names is None:
+        return labels
+    named = np.flatnonzero(np.asarray(names).reshape(-1) >= 0)
+    if named.size == 0:
+        return labels
+    # join the pieces that hold the same name (the constrained components keep names apart)
+    name_of = np.asarray(names).reshape(-1)[named]
+    first = np.unique(name_of, return_index=True)[1]
+    hub = labels[named[first]][np.searchsorted(name_of[first], name_of)]
+    n_labels = int(labels.max()) + 1
+    joined, _ = _components(labels[named], hub, n_labels)
+    return _first_appearance(joined[labels])
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -41,6 +41,7 @@ the whole collection is the reference):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import io as _io
@@ -64,6 +65,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from ._files import atomic_write
 from ._validation import check_int, check_real
+from .community import constrained_chinese_whispers
 from .knn import knn
 from .merge import constrained_components, pool_pair_scores
 from .training import predict_links
@@ -144,11 +146,12 @@ class IncrementalClusterer:
     clusterer : LinkageClusterer
         A fitted clusterer: its model scores the links, its preprocessing and
         metric apply, its link cut (the ``threshold`` parameter, or the fitted
-        ``threshold_`` when ``"auto"``) is the starting threshold. Its own
-        ``merge`` is not used (``merge`` below is): with ``merge="threshold"``
-        an addition of everything at once gives ``clusterer.predict``; with
-        another merge a :class:`UserWarning` says that the cut was calibrated
-        for that merge (pass ``threshold``).
+        ``threshold_`` when ``"auto"``) is the starting threshold. Its
+        ``merge="threshold"`` or ``"chinese-whispers"`` is applied with names
+        as constraints (an addition of everything at once gives
+        ``clusterer.predict``); with another merge, threshold components are
+        used and a :class:`UserWarning` says that the cut was calibrated for
+        that merge (pass ``threshold``).
     threshold : float, optional
         Link threshold (default: the clusterer's).
     backend : {"auto", "torch", "faiss", "faiss-hnsw"}
@@ -172,8 +175,11 @@ class IncrementalClusterer:
         changed.
     merge : callable, optional
         The merge rule ``merge(edge_index, scores, num_nodes, threshold,
-        names) -> labels`` (default:
-        :func:`~linkage_gcn.merge.constrained_components`). It must work one
+        names) -> labels``. By default the clusterer's own merge with names as
+        constraints: :func:`~linkage_gcn.community.constrained_chinese_whispers`
+        for ``merge="chinese-whispers"`` (seeded by the clusterer's
+        ``random_state``), :func:`~linkage_gcn.merge.constrained_components`
+        otherwise. It must work one
         connected component of the kept links at a time (the updates
         re-merge only the touched components).
 
@@ -223,12 +229,13 @@ class IncrementalClusterer:
     ) -> None:
         check_is_fitted(clusterer, "model_")
         cfg = clusterer._check_params()
-        if cfg["merge"] != "threshold" and threshold is None and merge is None:
+        own_rule = cfg["merge"] in ("threshold", "chinese-whispers")
+        if not own_rule and threshold is None and merge is None:
             warnings.warn(
                 f"the clusterer merges with merge={cfg['merge']!r}; IncrementalClusterer merges "
-                "with its own rule (threshold components with name constraints) at the "
-                "clusterer's link cut, which was calibrated for the other merge: pass "
-                "threshold= (or fit with merge='threshold') to choose the cut.",
+                "with threshold components with name constraints at the clusterer's link "
+                "cut, which was calibrated for the other merge: pass threshold= (or fit with "
+                "merge='threshold' or 'chinese-whispers') to choose the cut.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -246,7 +253,7 @@ class IncrementalClusterer:
         )
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
         self.context = bool(context)
-        self.merge = constrained_components if merge is None else merge
+        self.merge = _merge_rule(clusterer, cfg) if merge is None else merge
         if threshold is None:  # the estimator's rule (LinkageClusterer._link_threshold)
             threshold = (
                 clusterer.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
@@ -1166,3 +1173,14 @@ def _read_state(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if missing:
         raise ValueError(f"{p} has an incomplete header: missing {', '.join(missing)}.")
     return header, arrays
+
+
+def _merge_rule(clusterer: Any, cfg: dict[str, Any]) -> MergeRule:
+    """The clusterer's own merge with names as constraints (threshold components otherwise)."""
+    if cfg["merge"] != "chinese-whispers":
+        return constrained_components
+    return functools.partial(
+        constrained_chinese_whispers,
+        n_runs=cfg["merge_runs"],
+        random_state=clusterer._merge_seed(),
+    )
