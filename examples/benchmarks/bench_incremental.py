@@ -30,7 +30,6 @@ import torch
 from linkage_gcn import LinkageClusterer
 from linkage_gcn.datasets import find_shared_lfw, make_identities
 from linkage_gcn.incremental import IncrementalClusterer
-from linkage_gcn.merge import threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 
 print = functools.partial(print, flush=True)
@@ -74,32 +73,34 @@ def stream(est, X, order, batch, **kwargs):
                              cpu_seconds=cpu)  # fmt: skip
 
 
-def threshold_merge(est, X, y):
-    """Switch a fitted clusterer to merge="threshold", its cut chosen on training data.
+def use_merge(est, X, y, merge):
+    """Switch a fitted clusterer to ``merge``, its cut calibrated again on the training faces.
 
-    The default merge is Chinese whispers, whose cut is calibrated for it; the incremental
-    merge is threshold components, so the cut is chosen again the same way (B-Cubed F on
-    the training faces, the estimator's grid), from one scoring of the training set.
+    The same rule as ``LinkageClusterer(calibration="train")``: B-Cubed F of the merge on
+    the training faces, from one scoring of the training set (a cached model may have
+    been fitted with another merge).
     """
     edge_index, scores = est.predict_edges(X)
-    grid = np.round(np.arange(0.05, 0.99, 0.0125), 4)
-    f = [bcubed_fscore(y, threshold_components(edge_index, scores, len(X), t))[2] for t in grid]
-    est.set_params(merge="threshold", threshold=float(grid[int(np.argmax(f))]))
-    return float(grid[int(np.argmax(f))])
+    est.set_params(merge=merge, threshold="auto")
+    est.threshold_ = est._calibrate([(edge_index, scores, y)], est._check_params(), "train")
+    return est.threshold_
 
 
-def lfw(root, seed, epochs, model_dir, context_too):
+def lfw(root, seed, epochs, model_dir, context_too, merge):
     est, fit_s = trained(root, seed, epochs, model_dir)
     X, y = load_raw(root, "test")
+    if merge is not None and est.merge != merge:
+        Xtr, ytr = load_raw(root, "train")
+        print(f"  merge {merge!r}: cut {use_merge(est, Xtr, ytr, merge):.4f} chosen on train")
     default_merge = est.merge
     start = time.perf_counter()
     f_default = bcubed_fscore(y, est.predict(X))[2]
     print(f"\n[seed {seed}] the model's own merge ({default_merge!r}, cut {est.threshold_:.4f}) "
           f"on the whole test half: B-Cubed F {f_default:.4f} "
           f"({time.perf_counter() - start:.1f}s)")  # fmt: skip
-    if default_merge != "threshold":
+    if default_merge not in ("threshold", "chinese-whispers"):
         Xtr, ytr = load_raw(root, "train")
-        cut = threshold_merge(est, Xtr, ytr)
+        cut = use_merge(est, Xtr, ytr, "threshold")
         print(f"  threshold merge: cut {cut:.4f} chosen on the train half")
     start, cpu = time.perf_counter(), time.process_time()
     batch_labels = est.predict(X)
@@ -111,7 +112,7 @@ def lfw(root, seed, epochs, model_dir, context_too):
     out = {"seed": seed, "fit_seconds": fit_s, "predict_seconds": predict_s,
            "f_batch": f_batch, "threshold": cut, "default_merge": default_merge,
            "f_default_merge": f_default}  # fmt: skip
-    print(f"  model: fit {fit_s:.0f}s (0: loaded), threshold merge at {cut:.4f}; "
+    print(f"  model: fit {fit_s:.0f}s (0: loaded), {est.merge} merge at {cut:.4f}; "
           f"whole test half at once: B-Cubed F {f_batch:.4f} ({predict_s:.1f}s wall, "
           f"{predict_cpu:.1f}s CPU)")  # fmt: skip
     for ctx in (False, True) if context_too else (False,):
@@ -233,6 +234,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 4)")
     ap.add_argument("--model-dir", default=None, help="cache the trained models here")
     ap.add_argument("--context", action="store_true", help="also stream with context=True")
+    ap.add_argument(
+        "--merge",
+        default=None,
+        choices=["threshold", "chinese-whispers"],
+        help="merge of the model (default: its own; a cached model is recalibrated)",
+    )
     ap.add_argument("--skip-lfw", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -255,7 +262,9 @@ def main():
         if root is None:
             raise SystemExit("no lfw-dlib data found: pass --data PATH")
         for seed in args.seeds:
-            figures["lfw"].append(lfw(root, seed, args.epochs, args.model_dir, args.context))
+            figures["lfw"].append(
+                lfw(root, seed, args.epochs, args.model_dir, args.context, args.merge)
+            )
     if not args.skip_scale:
         print("\nsynthetic faces (dim 128), random-weights model of the default size:")
         figures["scale"] = scale(args.sizes, args.backend)
