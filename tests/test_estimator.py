@@ -510,3 +510,21 @@ def test_cv_calibration_needs_enough_identities():
     X, y = make_identities(5, min_size=4, max_size=4, random_state=0)
     with pytest.raises(ValueError, match="cv_folds"):
         LinkageClusterer(**{**TINY, "calibration": "cv"}).fit(X, y)
+
+
+def test_threads_apply_during_the_call_only(data, monkeypatch):
+    X, y, Xt, _ = data
+    seen = []
+    real = estimator_module.LinkageClusterer._score
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(estimator_module.LinkageClusterer, "_score", spy)
+    before = torch.get_num_threads()
+    est = LinkageClusterer(random_state=0, threads=1, **TINY).fit(X, y)
+    est.predict(Xt)
+    assert seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        LinkageClusterer(threads=0, **TINY).fit(X, y)

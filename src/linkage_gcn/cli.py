@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import importlib.util
 import io
 import json
 import logging
@@ -45,6 +44,7 @@ from typing import Any, Callable, NoReturn, Optional
 import numpy as np
 
 from . import __version__
+from ._threads import cpu_threads
 
 __all__ = ["build_parser", "main"]
 
@@ -514,33 +514,12 @@ def _logging(*, quiet: bool) -> Iterator[None]:
         logger.propagate = state[1]
 
 
-@contextlib.contextmanager
-def _threads(args: argparse.Namespace) -> Iterator[None]:
+def _threads(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """Apply ``--threads`` to torch (and faiss, when installed); restore the previous values."""
     n = getattr(args, "threads", None)
-    if n is None:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    faiss = None
-    if importlib.util.find_spec("faiss") is not None:
-        import faiss  # type: ignore[no-redef]
-
-        faiss_previous = faiss.omp_get_max_threads()
-    torch.set_num_threads(n)
-    if faiss is not None:
-        faiss.omp_set_num_threads(n)
-    logging.getLogger(LOGGER_NAME).info(
-        "using %d CPU thread(s) for torch%s", n, " and faiss" if faiss is not None else ""
-    )
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-        if faiss is not None:
-            faiss.omp_set_num_threads(faiss_previous)
+    if n is not None:
+        logging.getLogger(LOGGER_NAME).info("using %d CPU thread(s)", n)
+    return cpu_threads(n)
 
 
 def _check_outputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io as _io
 import logging
 import pickle
@@ -21,6 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import __version__
 from ._files import atomic_write
+from ._threads import cpu_threads
 from ._validation import (
     as_index,
     check_bool,
@@ -52,6 +54,17 @@ _FORMAT = "linkage-gcn-checkpoint"
 CALIBRATIONS = ("cv", "train")
 #: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
+
+
+def _with_threads(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an estimator method with the estimator's ``threads`` CPU threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: LinkageClusterer, *args: Any, **kwargs: Any) -> Any:
+        with cpu_threads(_optional(_int(1))(self.threads, "threads")):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class LinkageClusterer(ClusterMixin, BaseEstimator):
@@ -147,6 +160,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         (:func:`~linkage_gcn.training.default_inference_batch_size`).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to compute.
+    threads : int, optional
+        CPU threads of torch (and faiss) during ``fit`` and ``predict``,
+        restored afterwards; ``None`` keeps torch's setting. On a machine
+        shared with other jobs, 1 or 2 avoids threads waiting on each other.
     random_state : int, RandomState or None
         Seeds weight initialisation, pivot order and sampling (the global
         torch random state is left untouched).
@@ -221,6 +238,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         step: float = 0.6,
         inference_batch_size: Optional[int] = None,
         device: Any = "auto",
+        threads: Optional[int] = None,
         random_state: Any = None,
         verbose: Optional[bool] = None,
     ) -> None:
@@ -252,6 +270,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.step = step
         self.inference_batch_size = inference_batch_size
         self.device = device
+        self.threads = threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -336,6 +355,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit / predict
 
+    @_with_threads
     def fit(self, X: Any, y: Any = None, knn_index: Any = None) -> LinkageClusterer:
         """Train the link classifier on labelled embeddings.
 
@@ -483,6 +503,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         """Fit on labelled ``X`` and return its clusters as predicted by the model."""
         return self.fit(X, y, knn_index=knn_index).labels_
 
+    @_with_threads
     def predict(self, X: Any, knn_index: Any = None) -> np.ndarray:
         """Cluster a new set of embeddings.
 
@@ -505,6 +526,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         edge_index, scores = self._score(x, knn_index, cfg)
         return self._merge(edge_index, scores, x.shape[0], cfg)
 
+    @_with_threads
     def predict_edges(self, X: Any, knn_index: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Score the links between each item and its ``k1`` nearest neighbours.
 
@@ -938,6 +960,7 @@ _PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
     "step": lambda value, name: check_step(value, name),
     # running
     "device": lambda value, name: resolve_device(value),
+    "threads": _optional(_int(1)),
     "random_state": _random_state,
     "verbose": _optional(check_bool),
 }
