@@ -271,7 +271,7 @@ def scaling(sizes, backend: str, threads: int) -> None:
 
     print("| N | kNN s | scoring s | merge s | peak MiB |\n|---|---|---|---|---|")
     for n in sizes:
-        X, _ = make_identities(n // 4, dim=128, random_state=0)
+        X, _ = make_identities(n, dim=128, random_state=0)  # about 1.6 n faces
         X = torch.from_numpy(X[:n])
         torch.manual_seed(0)
         model = LinkageGCN(128).eval()
