@@ -25,12 +25,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._validation import ArrayLike, as_tensor, check_int, check_real
+from ._validation import ArrayLike, check_int, check_real, check_scores
 from .datasets import RandomStateLike, _check_random_state
 from .merge import (
     _MAX_PAIR_NODES,
-    _check_ids,
     _components,
+    _edge_rows,
     _first_appearance,
     constrained_components,
 )
@@ -448,27 +448,11 @@ def _graph_numpy(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate a weighted edge list; return its rows (int64) and weights (float64)."""
     num_nodes = check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
-    e, _ = as_tensor(edge_index, name="edge_index")
-    if e.dim() != 2 or e.shape[0] != 2:
-        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
-        raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
-    e = _check_ids(e, "edge_index", num_nodes).detach().cpu().numpy().astype(np.int64)
+    e = _edge_rows(edge_index, num_nodes).detach().cpu().numpy()
     if weights is None:
         return e[0], e[1], np.ones(e.shape[1], dtype=np.float64)
-    t, _ = as_tensor(weights, name="weights")
-    if t.dim() != 1 or t.shape[0] != e.shape[1]:
-        raise ValueError(
-            f"weights must have shape (E,) = ({e.shape[1]},) to match edge_index, "
-            f"got shape {tuple(t.shape)}."
-        )
-    if t.is_complex():
-        raise ValueError(f"weights must be real numbers, got dtype {t.dtype}.")
-    w = t.detach().cpu().numpy().astype(np.float64)
-    if not np.isfinite(w).all():
-        nan = int(np.isnan(w).sum())
-        what = f"{nan} NaN value(s)" if nan else f"{int(np.isinf(w).sum())} infinite value(s)"
-        raise ValueError(f"weights contains {what}.")
-    return e[0], e[1], w
+    w = check_scores(weights, name="weights", n_edges=e.shape[1], unit_interval=False)
+    return e[0], e[1], w.detach().cpu().numpy().astype(np.float64)
 
 
 def _cw_round(

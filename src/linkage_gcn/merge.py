@@ -513,16 +513,21 @@ def _check_ids(t: torch.Tensor, name: str, num_nodes: int) -> torch.Tensor:
     return t
 
 
+def _edge_rows(edge_index: ArrayLike, num_nodes: int) -> torch.Tensor:
+    """Validate an ``edge_index`` of shape (2, E) with ids in ``[0, num_nodes)``; int64 out."""
+    e, _ = as_tensor(edge_index, name="edge_index")
+    if e.dim() != 2 or e.shape[0] != 2:
+        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
+        raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
+    return _check_ids(e, "edge_index", num_nodes)
+
+
 def _edges_numpy(
     edge_index: ArrayLike, scores: ArrayLike, num_nodes: int, *, unit_interval: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate an edge set and return its rows and scores as int64 / float64 numpy arrays."""
     num_nodes = check_int(num_nodes, "num_nodes", minimum=1)
-    e, _ = as_tensor(edge_index, name="edge_index")
-    if e.dim() != 2 or e.shape[0] != 2:
-        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
-        raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
-    e = _check_ids(e, "edge_index", num_nodes)
+    e = _edge_rows(edge_index, num_nodes)
     w = check_scores(scores, name="scores", n_edges=e.shape[1], unit_interval=unit_interval)
     e_np = e.detach().cpu().numpy()
     s_np = w.detach().cpu().numpy().astype(np.float64, copy=False)
