@@ -423,14 +423,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _check_trainable(self, n: int, labels: np.ndarray, cfg: dict[str, Any]) -> None:
         """Refuse a training set too small for the sampler or for the calibration folds."""
-        sampler = cfg["sampler"]
-        pool = sampler.pool_size()
-        if sampler.needs_labels and n <= pool:
-            raise ValueError(
-                f"X has {n} samples, too few for {sampler!r}, which draws from "
-                f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
-                "gamma, or sampler='topk'."
-            )
+        self._check_sampler_pool(n, cfg)
         if (
             cfg["threshold"] == "auto"
             and cfg["calibration"] == "cv"
@@ -443,6 +436,18 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                     f"identities in y (two per fold), got {np.unique(labels).shape[0]}; use "
                     "fewer cv_folds, calibration='train' or a fixed threshold."
                 )
+
+    @staticmethod
+    def _check_sampler_pool(n: int, cfg: dict[str, Any]) -> None:
+        """Refuse a training set no wider than the sampler's candidate pool."""
+        sampler = cfg["sampler"]
+        pool = sampler.pool_size()
+        if sampler.needs_labels and n <= pool:
+            raise ValueError(
+                f"X has {n} samples, too few for {sampler!r}, which draws from "
+                f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
+                "gamma, or sampler='topk'."
+            )
 
     def _train(
         self,
@@ -486,7 +491,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 x_fit = x[torch.from_numpy(~held)].to(cfg["device"])
                 x_held = x[torch.from_numpy(held)].to(cfg["device"])
                 fit_labels = labels[~held]
-                self._check_trainable(x_fit.shape[0], fit_labels, {**cfg, "threshold": 0.5})
+                self._check_sampler_pool(x_fit.shape[0], cfg)
                 index = self._knn(x_fit, cfg["n_neighbors_fit"])
                 model, _ = self._train(x_fit, index, fit_labels, cfg, seed + 1 + k)
                 self.model_ = model.cpu().eval()
