@@ -127,7 +127,7 @@ def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def class_balanced_loss(logits: Tensor, target: Tensor, group: Optional[Tensor] = None) -> Tensor:
-    r"""Class-balance loss (Yang et al., eq. 2).
+    r"""Class-balance loss (Yang et al., equation 2).
 
     :math:`(\frac{1}{N_P}\sum_{y=1} \mathrm{CE} + \frac{1}{N_N}\sum_{y=0}
     \mathrm{CE}) / 2`: the mean cross-entropy over positive pairs and over
@@ -201,7 +201,7 @@ def focal_loss(
     reduction: str = "mean",
     variant: str = "standard",
 ) -> Tensor:
-    r"""Focal loss for link prediction (Yang et al., eq. 3; Lin et al. 2017).
+    r"""Focal loss for link prediction (Yang et al., equation 3; Lin et al. 2017).
 
     With :math:`p_P` the predicted probability of a link, :math:`p_N = 1 - p_P`
     and :math:`y` the target:

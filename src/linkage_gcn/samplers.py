@@ -229,7 +229,7 @@ def _uniform(shape: tuple[int, ...], generator: Optional[torch.Generator], devic
 
 
 class RIWSSampler(_PoolSampler):
-    r"""Reverse-Imbalance Weighted Sampling (Yang et al., eq. 4).
+    r"""Reverse-Imbalance Weighted Sampling (Yang et al., equation 4).
 
     For each pivot, the candidate pool is its ``floor(gamma * k)`` nearest
     neighbours (eKNN, self excluded). Each candidate of the pivot's identity
@@ -296,7 +296,7 @@ RS_MODES = ("fork", "random")
 
 
 class ReSampler(_PoolSampler):
-    """Plain re-sampling (RS, Yang et al. Fig. 1b): half positives, half negatives.
+    """Plain re-sampling (RS, Yang et al., Figure 1b): half positives, half negatives.
 
     The candidates are the ``floor(gamma * k)`` nearest neighbours of the
     pivot (the pool, in order of decreasing similarity); positives share the

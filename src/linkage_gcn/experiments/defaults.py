@@ -75,7 +75,7 @@ FULL_SUBSETS: tuple[tuple[int, int], ...] = tuple((m, n) for m in (10, 20, 40, 8
 #: Subsets of ``default_grid("synthetic", quick=True)``, sized for its small data set.
 QUICK_SYNTHETIC_SUBSETS: tuple[tuple[int, int], ...] = ((2, 2), (5, 3))
 
-#: Pool expansions of the gamma sweep (Fig. 3).
+#: Pool expansions of the gamma sweep (Figure 3).
 DEFAULT_GAMMAS: tuple[float, ...] = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0)
 
 #: Pool expansions of the quick smoke test.

@@ -1,4 +1,4 @@
-"""The runs: every method on every subset (Tables 1 and 2), and the gamma sweep (Fig. 3).
+"""The runs: every method on every subset (Tables 1 and 2), and the gamma sweep (Figure 3).
 
 Every run trains one :class:`~linkage_gcn.LinkageClusterer` on an (H m, S n)
 subset of the training set and scores it on the whole held-out set, whose
@@ -369,7 +369,7 @@ def gamma_sweep(
     callback: Callback = None,
     cache: Optional[dict[str, Record]] = None,
 ) -> list[Record]:
-    """Edge AP against the pool expansion ``gamma`` of RS and RIWS (Fig. 3).
+    """Edge AP against the pool expansion ``gamma`` of RS and RIWS (Figure 3).
 
     Each sampler draws a pivot's ``k1`` 1-hop nodes from its
     ``floor(gamma * k1)`` nearest neighbours (the kNN table widens with
