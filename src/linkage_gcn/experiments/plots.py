@@ -1,4 +1,4 @@
-"""Fig. 3 of the paper: a metric against the pool expansion gamma (needs matplotlib).
+"""Figure 3 of the paper: a metric against the pool expansion gamma (needs matplotlib).
 
 matplotlib is the ``plot`` extra (``pip install 'linkage-gcn[plot]'``); it is
 imported only when a figure is drawn, and drawn without a display (Agg).
@@ -74,7 +74,7 @@ def plot_gamma_sweep(
     title: Optional[str] = None,
     overwrite: bool = False,
 ) -> Path:
-    """Draw Fig. 3: ``metric`` against gamma, RS dashed, RIWS solid, baseline dash-dot.
+    """Draw Figure 3: ``metric`` against gamma, RS dashed, RIWS solid, baseline dash-dot.
 
     Parameters
     ----------
