@@ -477,3 +477,86 @@ def test_demo_runs_small(capsys, monkeypatch):
     assert f"training on {used['n_train']} of them, clustering the {used['n_test']}" in out
     assert used["epochs"] == 1 and used["random_state"] == 3
     assert {k: tuple(used[k]) for k in demo.QUICK_PARAMS} == demo.QUICK_PARAMS
+
+
+# ------------------------------------------------------------------ figures (--plot)
+
+
+def must_not_run(*args, **kwargs):
+    raise AssertionError("computed before checking the outputs")
+
+
+def test_test_plot_writes_the_figures_once(files, model, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from linkage_gcn.plot import REPORT_FIGURES
+
+    figures = tmp_path / "figures"  # created by the command
+    argv = ["test", "--feat_path", str(files / "test_features.npy"),
+            "--labels_path", str(files / "test_labels.npy"), "--checkpoint", str(model),
+            "--plot", str(figures), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert f"figures -> {figures}" in capsys.readouterr().out
+    assert sorted(p.name for p in figures.iterdir()) == sorted(REPORT_FIGURES.values())
+    first = figures / "cluster_sizes.png"
+    data = first.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr(cli_module, "_report", must_not_run)
+    (figures / "history.png").unlink()
+    assert main(argv) == 2
+    line = error_line(capsys, "test")
+    assert f"--plot {first} already exists; pass --overwrite to replace it" in line
+    assert first.read_bytes() == data and not (figures / "history.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "make_dir", "match"),
+    [
+        (False, lambda d: d / "figures", "--plot needs the true labels"),
+        (True, lambda d: d / "exists", r"--plot .*exists is not a directory"),
+        (True, lambda d: d / "missing" / "figures", r"--plot .*directory .*missing does not"),
+    ],
+)
+def test_test_plot_errors(files, model, tmp_path, capsys, monkeypatch, labels, make_dir, match):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(cli_module, "_report", must_not_run)
+    (tmp_path / "exists").write_text("x")
+    argv = ["test", "--feat_path", str(files / "test_features.npy"), "--checkpoint", str(model),
+            "--out", str(tmp_path / "pred.npy"), "--plot", str(make_dir(tmp_path))]  # fmt: skip
+    if labels:
+        argv += ["--labels_path", str(files / "test_labels.npy")]
+    assert main(argv) == 2
+    assert re.search(match, error_line(capsys, "test"))
+    assert not (tmp_path / "pred.npy").exists()
+
+
+def test_plot_without_matplotlib_fails_before_any_work(files, model, tmp_path, capsys,
+                                                       monkeypatch):  # fmt: skip
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(cli_module, "_report", must_not_run)
+    monkeypatch.setattr("linkage_gcn.demo.run_demo", must_not_run)
+    figures = str(tmp_path / "figures")
+    test = ["test", "--feat_path", str(files / "test_features.npy"), "--checkpoint", str(model),
+            "--labels_path", str(files / "test_labels.npy"), "--plot", figures]  # fmt: skip
+    for command, argv in (("test", test), ("demo", ["demo", "--quick", "--plot", figures])):
+        assert main(argv) == 2
+        assert "pip install 'linkage-gcn[plot]'" in error_line(capsys, command)
+    assert not (tmp_path / "figures").exists()
+
+
+def test_demo_plot_writes_the_figures_once(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from linkage_gcn import demo
+    from linkage_gcn.plot import REPORT_FIGURES
+
+    figures = tmp_path / "figures"
+    argv = ["demo", "--n-identities", "40", "--epochs", "1", "--quick", "--quiet",
+            "--threads", "1", "--plot", str(figures)]  # fmt: skip
+    assert main(argv) == 0
+    assert f"figures -> {figures}" in capsys.readouterr().out
+    assert sorted(p.name for p in figures.iterdir()) == sorted(REPORT_FIGURES.values())
+    monkeypatch.setattr(demo, "make_identities", must_not_run)
+    with pytest.raises(FileExistsError, match="already exists"):
+        demo.run_demo(40, epochs=1, plot=figures)
+    monkeypatch.setattr(demo, "run_demo", must_not_run)
+    assert main(argv) == 2
+    assert "already exists; pass --overwrite to replace it" in error_line(capsys, "demo")

@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         _opt(p, "labels_path", help=argparse.SUPPRESS)
         _opt(p, "out", help="where to write the predicted labels (.npy)")
         _opt(p, "metrics_out", help="where to write the metrics (.json; needs true labels)")
+        _opt(p, "plot", metavar="DIR",
+             help="directory where to draw the figures as PNG (cluster sizes, score "
+                  "histogram, precision-recall, B-Cubed by identity size, training history; "
+                  "needs true labels and matplotlib)")  # fmt: skip
         _opt(p, "overwrite", action="store_true", help="replace existing output files")
         _model_options(p, defaults=False)
         _common_options(p, name)
@@ -323,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(p, "quick", action="store_true",
          help="a small model (k_at_hop 10 5, hidden 64 64): seconds, not minutes; "
               "numbers mean little")  # fmt: skip
+    _opt(p, "plot", metavar="DIR",
+         help="directory where to draw the model's figures on the held-out identities as PNG "
+              "(as `linkage-gcn test --plot`; needs matplotlib)")  # fmt: skip
+    _opt(p, "overwrite", action="store_true", help="replace existing figures")
     _common_options(p, "demo")
 
     p = command(
@@ -628,13 +636,15 @@ def _cmd_test(args: argparse.Namespace) -> int:
         raise ValueError("give the features to cluster with --val-feat-path (or --feat-path).")
     if args.metrics_out and not labels:
         raise ValueError("--metrics-out needs the true labels: give --val-labels-path.")
+    if args.plot and not labels:
+        raise ValueError("--plot needs the true labels: give --val-labels-path.")
     if not (args.out or labels):
         raise ValueError(
             "nothing to do: give --out to write the predicted labels and/or "
             "--val-labels-path to score them (with --metrics-out to save the metrics)."
         )
     _check_outputs(
-        [("--out", args.out), ("--metrics-out", args.metrics_out)],
+        [("--out", args.out), ("--metrics-out", args.metrics_out), *_plot_outputs(args.plot)],
         overwrite=args.overwrite,
         inputs=[args.checkpoint, feat, knn_path, labels],
     )
@@ -646,8 +656,37 @@ def _cmd_test(args: argparse.Namespace) -> int:
         overrides["active_connection"] = args.active_connection
     est.set_params(device=args.device, verbose=False if args.quiet else None, **overrides)
     X, index, y = load_reference(feat, knn_path, labels)
-    _report(est, X, index, y, args.out, args.metrics_out, overwrite=args.overwrite)
+    clustering = _report(est, X, index, y, args.out, args.metrics_out, overwrite=args.overwrite)
+    if args.plot:
+        from .plot import write_figures
+
+        write_figures(args.plot, y, *clustering, history=est.history_, overwrite=args.overwrite)
+        print(f"figures -> {args.plot}")
     return 0
+
+
+def _plot_outputs(directory: Optional[str]) -> list[tuple[str, Optional[str]]]:
+    """The ``--plot`` figures as outputs for :func:`_check_outputs` (matplotlib checked).
+
+    A directory that does not exist yet is itself the output (its parent must
+    be a writable directory); an existing one contributes its figure files.
+    """
+    if not directory:
+        return []
+    from .plot import report_paths, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    d = Path(directory)
+    if not d.exists():
+        return [("--plot", directory)]
+    if not d.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"--plot {d} is not a directory; give a directory for the figures."
+        )
+    return [("--plot", str(p)) for p in report_paths(d)]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -747,8 +786,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK_PARAMS, run_demo
 
     params = dict(QUICK_PARAMS) if args.quick else {}
+    _check_outputs(_plot_outputs(args.plot), overwrite=args.overwrite)
     run_demo(n_identities=args.n_identities, epochs=args.epochs, seed=args.seed,
-             device=args.device, verbose=False if args.quiet else None, **params)  # fmt: skip
+             device=args.device, verbose=False if args.quiet else None, plot=args.plot,
+             overwrite=args.overwrite, **params)  # fmt: skip
     return 0
 
 
@@ -894,8 +935,11 @@ def _report(
     metrics_out: Optional[str],
     *,
     overwrite: bool,
-) -> None:
-    """Cluster ``X``, write the labels to ``out`` and, given ``y``, print and save metrics."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cluster ``X``, write the labels to ``out`` and, given ``y``, print and save metrics.
+
+    Returns the predicted labels, the scored edges and their scores.
+    """
     from .io import save_labels
     from .metrics import evaluate, format_report
 
@@ -908,7 +952,7 @@ def _report(
         save_labels(out, pred, overwrite=overwrite)
         print(f"labels -> {out}")
     if y is None:
-        return
+        return pred, edge_index, scores
     metrics = evaluate(y, pred, edge_index=edge_index, scores=scores)
     metrics["seconds"] = seconds
     print(format_report(metrics))
@@ -916,6 +960,7 @@ def _report(
     if metrics_out:
         _write_json(metrics_out, metrics, overwrite=overwrite)
         print(f"metrics -> {metrics_out}")
+    return pred, edge_index, scores
 
 
 def _print_reference_lines(m: dict[str, float]) -> None:

@@ -7,7 +7,8 @@ and the notebooks.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -155,6 +156,8 @@ def run_demo(
     seed: int = 0,
     device: Any = "auto",
     verbose: Optional[bool] = None,
+    plot: Union[str, Path, None] = None,
+    overwrite: bool = False,
     **params: Any,
 ) -> dict[str, Any]:
     """Train on synthetic long-tailed identities and cluster held-out ones; print the comparison.
@@ -172,14 +175,26 @@ def run_demo(
         Where the model runs.
     verbose : bool, optional
         Progress bars (``None``: on a terminal).
+    plot : str or Path, optional
+        A directory where to write the model's figures on the held-out
+        identities (:func:`~linkage_gcn.plot.plot_report`; needs matplotlib).
+        Existing figures are refused before anything is computed.
+    overwrite : bool, default=False
+        Replace existing figures in ``plot``.
     **params
         Further :class:`LinkageClusterer` parameters, e.g. :data:`QUICK_PARAMS`.
 
     Returns
     -------
     dict
-        The result of :func:`compare_with_baseline`.
+        The result of :func:`compare_with_baseline`, with ``"figures"`` (the
+        files written) when ``plot`` is given.
     """
+    if plot is not None:
+        from .plot import _check_paths, report_paths, require_matplotlib
+
+        _check_paths(Path(plot), report_paths(plot), overwrite)
+        require_matplotlib()
     X, y = make_identities(n_identities, max_size=200, random_state=seed)
     train, test = split_identities(y, test_size=0.5, random_state=seed)
     print(
@@ -192,4 +207,9 @@ def run_demo(
     )
     result = compare_with_baseline(X[train], y[train], X[test], y[test], clusterer)
     print(format_comparison(result))
+    if plot is not None:
+        from .plot import plot_report
+
+        result["figures"] = plot_report(clusterer, X[test], y[test], plot, overwrite=overwrite)
+        print(f"figures -> {plot}")
     return result

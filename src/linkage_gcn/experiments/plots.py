@@ -1,18 +1,21 @@
 """Figure 3 of the paper: a metric against the pool expansion gamma (needs matplotlib).
 
 matplotlib is the ``plot`` extra (``pip install 'linkage-gcn[plot]'``); it is
-imported only when a figure is drawn, and drawn without a display (Agg).
+imported only when a figure is drawn, and drawn without a display (Agg). The
+axes are drawn by :func:`linkage_gcn.plot.plot_gamma_sweep`; this module puts
+them in a figure and writes it.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .. import plot as _plot
 from .._files import atomic_write
+from ..plot import require_matplotlib
 from .tables import sweep_cells
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,15 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["plot_gamma_sweep", "require_matplotlib", "sweep_figure"]
 
 #: Line style of each sampler: RS dashed, RIWS solid; the top-k baseline is dash-dot.
-LINE_STYLES = {"rs": "--", "riws": "-"}
-
-
-def require_matplotlib() -> None:
-    """Raise a helpful :class:`ImportError` when matplotlib (the ``plot`` extra) is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("plotting needs matplotlib: pip install 'linkage-gcn[plot]'") from exc
+#: (The figure is drawn by :func:`linkage_gcn.plot.plot_gamma_sweep`, its one home.)
+LINE_STYLES = _plot.LINE_STYLES
 
 
 def sweep_figure(
@@ -37,31 +33,21 @@ def sweep_figure(
 ) -> Figure:
     """The figure of :func:`plot_gamma_sweep`, not saved.
 
-    One line per swept method (points at the gammas it was run at; style by
-    its sampler, :data:`LINE_STYLES`), and the last top-k record as a
+    Drawn by :func:`linkage_gcn.plot.plot_gamma_sweep`: one line per swept
+    method (points at the gammas it was run at; style by its sampler,
+    :data:`~linkage_gcn.plot.LINE_STYLES`), and the last top-k record as a
     horizontal dash-dot baseline when it is defined.
     """
-    rows, gammas, cells, baseline = sweep_cells(records, metric)
+    sweep_cells(records, metric)  # bad records fail before the matplotlib check
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    sampler = {r["method"]: r.get("sampler") for r in records}
     fig = Figure(figsize=(5.0, 3.6))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for row in rows:
-        xs = [g for g in gammas if (row, g) in cells]
-        ys = [cells[(row, g)] for g in xs]
-        ax.plot(xs, ys, LINE_STYLES.get(sampler[row], "-"), marker="o", label=str(row))
-    if baseline is not None and math.isfinite(baseline):
-        ax.axhline(baseline, linestyle="-.", color="gray", label="L-GCN (baseline)")
-    ax.set_xlabel("gamma (1-hop pool expansion)")
-    ax.set_ylabel(metric.replace("_", " "))
-    subsets = sorted({str(r.get("subset", "")) for r in records} - {""})
-    ax.set_title(title if title is not None else " ".join(subsets))
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax = _plot.plot_gamma_sweep(records, metric=metric, ax=fig.add_subplot())
+    if title is not None:
+        ax.set_title(title)
     fig.tight_layout()
     return fig
 
