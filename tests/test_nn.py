@@ -211,3 +211,36 @@ def test_forward_takes_a_csr_adjacency():
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match=r"sparse adjacency must have shape \(V, V\)"):
         model(feats[:-1], graph.adj_t(), graph.hop1_index)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_forward_computes_last_layer_on_hop1_rows_only_same_output(training, sparse):
+    # forward skips the last layer's products on rows the head does not read: same logits
+    # and gradients as the head over the full embedding
+    torch.manual_seed(0)
+    model = LinkageGCN(16, hidden_channels=(32, 32, 24)).train(training)
+    x = torch.randn(40, 16)
+    ei = torch.unique(torch.randint(0, 40, (2, 150)), dim=1)
+    ei = torch.unique(torch.cat([ei, ei.flip(0)], 1), dim=1)
+    adj = ei
+    if sparse:
+        ones = torch.ones(ei.shape[1])
+        adj = torch.sparse_coo_tensor(ei.flip(0), ones, (40, 40)).coalesce().to_sparse_csr()
+    hop1 = torch.tensor([0, 3, 17, 39])
+    fast = model(x, adj, hop1)
+    full = model.head(model.embed(x, adj)[hop1])
+    assert torch.allclose(fast, full, atol=1e-6)
+    (g_fast,) = torch.autograd.grad(fast.sum(), model.convs[-1].lin_l.weight)
+    (g_full,) = torch.autograd.grad(full.sum(), model.convs[-1].lin_l.weight)
+    assert torch.allclose(g_fast, g_full, atol=1e-6)
+
+
+def test_forward_uses_a_subclass_embed():
+    class Zero(LinkageGCN):
+        def embed(self, x, edge_index):
+            return torch.zeros(x.shape[0], self.hidden_channels[-1])
+
+    model = Zero(8, hidden_channels=(16,)).eval()
+    out = model(torch.randn(5, 8), torch.tensor([[0, 1], [1, 0]]), torch.tensor([0, 1]))
+    assert torch.allclose(out, model.head(torch.zeros(2, 16)))

@@ -40,7 +40,7 @@ from .knn import BACKENDS, METRICS, check_knn_index, knn
 from .losses import resolve_loss
 from .merge import POOLS, check_step, pool_pair_scores, propagate_labels, threshold_components
 from .metrics import bcubed_fscore
-from .nn import LinkageGCN, check_layer_sizes
+from .nn import PRECISIONS, LinkageGCN, check_layer_sizes
 from .preprocessing import PREPROCESSING, apply_preprocessing, fit_preprocessing
 from .samplers import NeighborSampler, resolve_sampler
 from .training import predict_links, train_linkage_gcn
@@ -158,6 +158,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Pivots per batch when scoring links (bounds memory); by default a
         size measured fastest for the device and ``k_at_hop``
         (:func:`~linkage_gcn.training.default_inference_batch_size`).
+    precision : {"fp32", "bf16", "tf32"}
+        Arithmetic of link scoring at predict time. ``"fp32"`` (default) is
+        exact; ``"bf16"`` (GPUs, CPUs with native bfloat16) and ``"tf32"``
+        (CUDA matrix products) are faster where the hardware has them and
+        move link scores by up to about 1e-2 (see ``docs/scaling.md``).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to compute.
     threads : int, optional
@@ -237,6 +242,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         max_size: int = 900,
         step: float = 0.6,
         inference_batch_size: Optional[int] = None,
+        precision: str = "fp32",
         device: Any = "auto",
         threads: Optional[int] = None,
         random_state: Any = None,
@@ -269,6 +275,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.max_size = max_size
         self.step = step
         self.inference_batch_size = inference_batch_size
+        self.precision = precision
         self.device = device
         self.threads = threads
         self.random_state = random_state
@@ -589,7 +596,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 model, x, index, k1=cfg["k1"], k2=cfg["k2"],
                 active_connection=cfg["active_connection"],
                 batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
-                pivot_similarity=cfg["pivot_similarity"],
+                pivot_similarity=cfg["pivot_similarity"], precision=cfg["precision"],
             )  # fmt: skip
         finally:
             self.model_ = model.cpu()
@@ -790,6 +797,48 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         est.model_ = model.eval()
         return est
 
+    @classmethod
+    def pretrained(cls, name: str = "dlib-128", **params: Any) -> LinkageClusterer:
+        """Load a model shipped with linkage-gcn, ready to :meth:`predict`.
+
+        ``"dlib-128"`` clusters dlib's 128-D face descriptors as
+        ``face_recognition.face_encodings`` returns them (raw, not
+        normalised): its preprocessing, metric, merge and calibrated cut
+        travel inside it. It was trained on Labeled Faces in the Wild; see
+        the model card (``docs/pretrained.md``) for its figures and limits.
+
+        Parameters
+        ----------
+        name : str
+            One of :func:`linkage_gcn.pretrained.available_models`.
+        **params
+            Parameters to change after loading, as :meth:`set_params`
+            (for example ``device="cuda"``, ``threads=2``, ``threshold=0.9``).
+
+        Returns
+        -------
+        LinkageClusterer
+            The fitted clusterer.
+
+        Raises
+        ------
+        ValueError
+            When ``name`` is unknown (the message lists the shipped models).
+        OSError
+            When the shipped file is damaged (it is checked against its
+            SHA-256).
+
+        Examples
+        --------
+        >>> est = LinkageClusterer.pretrained("dlib-128")
+        >>> est.n_features_in_, est.preprocessing, est.merge
+        (128, 'none', 'chinese-whispers')
+        """
+        from .pretrained import model_path
+
+        est = cls.load(model_path(name))
+        return est.set_params(**params) if params else est
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
@@ -955,6 +1004,7 @@ _PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
     "pivot_similarity": check_bool,
     # scoring and merging
     "inference_batch_size": _optional(_int(1)),
+    "precision": _option(PRECISIONS),
     "pool": _option(POOLS),
     "merge": _option(MERGES),
     "calibration": _option(CALIBRATIONS),

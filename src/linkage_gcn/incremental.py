@@ -935,6 +935,7 @@ class IncrementalClusterer:
                     model, x_t, knn_t, k1=k1w, k2=k2, active_connection=cfg["active_connection"],
                     batch_size=cfg["inference_batch_size"], verbose=False,
                     pivot_similarity=cfg["pivot_similarity"], pivots=piv_t,
+                    precision=cfg["precision"],
                 )  # fmt: skip
                 self._keep("scores", p)
                 self._bufs["scores"][p, :k1w] = scores.view(-1, k1w).cpu().numpy()

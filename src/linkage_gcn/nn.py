@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import SAGEConv
+from torch_geometric.utils import scatter
 
 from ._validation import check_bool, check_in_options, check_int, check_real
 
@@ -143,9 +144,7 @@ class LinkageGCN(nn.Module):
         """Node embeddings after the graph convolutions."""
         h = self.norm(x)
         for conv in self.convs:
-            h = torch.relu(conv(h, edge_index))
-            if self.dropout > 0:
-                h = nn.functional.dropout(h, p=self.dropout, training=self.training)
+            h = self._activate(conv(h, edge_index))
         return h
 
     def forward(self, x: Tensor, edge_index: Tensor, hop1_index: Tensor) -> Tensor:
@@ -175,7 +174,19 @@ class LinkageGCN(nn.Module):
             (2, E) nor a sparse (V, V), ``hop1_index`` not 1-D.
         """
         self._check_shapes(x, edge_index, hop1_index)
-        return self.head(self.embed(x, edge_index)[hop1_index])
+        if type(self).embed is not LinkageGCN.embed:  # a subclass's own embedding
+            return self.head(self.embed(x, edge_index)[hop1_index])
+        # the head reads the 1-hop rows only: the last layer is computed on those rows
+        h = self.norm(x)
+        for conv in self.convs[:-1]:
+            h = self._activate(conv(h, edge_index))
+        return self.head(self._activate(_sage_rows(self.convs[-1], h, edge_index, hop1_index)))
+
+    def _activate(self, h: Tensor) -> Tensor:
+        h = torch.relu(h)
+        if self.dropout > 0:
+            h = nn.functional.dropout(h, p=self.dropout, training=self.training)
+        return h
 
     def _check_shapes(self, x: Tensor, edge_index: Tensor, hop1_index: Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
@@ -513,3 +524,20 @@ def _sage_mean(
     out = torch.addmm(b, agg, w_l.t())
     out.addmm_(x, w_r.t())
     return torch.relu_(out)
+
+
+def _sage_rows(conv: SAGEConv, x: Tensor, edge_index: Tensor, rows: Tensor) -> Tensor:
+    """``SAGEConv(aggr="mean")(x, edge_index)[rows]``, the products on ``rows`` only.
+
+    ``edge_index`` is an edge list (messages flow from ``edge_index[0]`` to
+    ``edge_index[1]``, as PyG) or a sparse ``adj_t`` of ones (rows aggregate).
+    """
+    if edge_index.layout != torch.strided:
+        adj = edge_index.to_sparse_csr() if edge_index.layout != torch.sparse_csr else edge_index
+        deg = (adj.crow_indices()[1:] - adj.crow_indices()[:-1]).clamp_min(1)
+        agg = torch.sparse.mm(adj, x) / deg.unsqueeze(1).to(x.dtype)
+    else:
+        agg = scatter(x.index_select(0, edge_index[0]), edge_index[1], dim=0,
+                      dim_size=x.shape[0], reduce="mean")  # fmt: skip
+    out = conv.lin_l(agg.index_select(0, rows))
+    return out + conv.lin_r(x.index_select(0, rows))

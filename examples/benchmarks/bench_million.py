@@ -1,0 +1,124 @@
+"""A million faces end to end on one machine: fit on a small set, ``predict`` N faces.
+
+Synthetic long-tailed 128-D faces (``make_identities``, one draw split by identity): a
+``LinkageClusterer()`` with the library's defaults (Chinese-whispers merge, cut
+calibrated on the training faces, ``knn_backend="auto"``, which picks faiss-hnsw at a
+million faces when faiss is installed) is trained on about ``--train`` faces and then
+clusters the ``--n`` test faces (identities disjoint from training). Prints the time of
+each stage (from the estimator's log lines), the peak resident memory, and B-Cubed /
+pairwise F of the result. ``--fit-only`` times training alone (e.g. ``--train 100000``).
+
+Usage:
+    python examples/benchmarks/bench_million.py --n 1000000 --threads 2 [--train 10000]
+    python examples/benchmarks/bench_million.py --fit-only --train 100000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from linkage_gcn import LinkageClusterer
+from linkage_gcn.datasets import make_identities
+from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
+
+#: make_identities(n, max_size=500) gives about 1.58 faces per identity (measured)
+FACES_PER_IDENTITY = 1.58
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StageClock(logging.Handler):
+    """Echo the estimator's INFO lines with the seconds since the start and the peak memory."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.start = time.perf_counter()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        t = time.perf_counter() - self.start
+        msg = record.getMessage()
+        self.lines.append({"t": round(t, 1), "peak_mib": round(peak_mib()), "msg": msg})
+        print(f"[{t:8.1f} s, peak {peak_mib():7,.0f} MiB] {msg}", flush=True)
+
+
+def faces(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, ...]:
+    """One draw of ``n_train + n_test`` faces split by identity (train first, test after)."""
+    need = n_train + n_test
+    X, y = make_identities(int(need / FACES_PER_IDENTITY * 1.02) + 10, dim=128, max_size=500,
+                           random_state=seed)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(int(y.max()) + 1)
+    order = np.argsort(np.argsort(ids)[y], kind="stable")  # faces grouped by shuffled identity
+    X, y = X[order], y[order]
+    cut = int(np.searchsorted(np.cumsum(np.bincount(y, minlength=y.max() + 1)[ids]), n_train))
+    train_ids = ids[: cut + 1]
+    is_train = np.isin(y, train_ids)
+    X_train, y_train = X[is_train], y[is_train]
+    X_test, y_test = X[~is_train][:n_test], y[~is_train][:n_test]
+    if len(X_test) < n_test:
+        raise SystemExit(f"drew only {len(X_test):,} test faces; raise FACES_PER_IDENTITY margin")
+    return X_train.astype(np.float32), y_train, X_test.astype(np.float32), y_test
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="faces to cluster")
+    ap.add_argument("--train", type=int, default=10_000, help="training faces (about)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fit-only", action="store_true", help="time training only")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    torch.set_num_threads(args.threads)
+    clock = StageClock()
+    log = logging.getLogger("linkage_gcn")
+    log.setLevel(logging.INFO)
+    log.addHandler(clock)
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    t0 = time.perf_counter()
+    X_train, y_train, X_test, y_test = faces(args.train, 0 if args.fit_only else args.n,
+                                             args.seed)  # fmt: skip
+    print(f"data: {len(X_train):,} training faces ({len(np.unique(y_train)):,} identities), "
+          f"{len(X_test):,} test faces ({len(np.unique(y_test)):,} identities) in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+    est = LinkageClusterer(random_state=args.seed, threads=args.threads, verbose=False)
+    t0 = time.perf_counter()
+    est.fit(X_train, y_train)
+    fit_s = time.perf_counter() - t0
+    print(f"fit: {fit_s:.0f} s ({len(X_train):,} faces, {est.epochs} epochs), cut "
+          f"{est.threshold_:.3f}, peak {peak_mib():,.0f} MiB", flush=True)  # fmt: skip
+    out: dict[str, Any] = {"train_faces": len(X_train), "fit_seconds": fit_s,
+                           "threads": args.threads}  # fmt: skip
+    if not args.fit_only:
+        t0 = time.perf_counter()
+        labels = est.predict(X_test)
+        predict_s = time.perf_counter() - t0
+        bc, pw = bcubed_fscore(y_test, labels), pairwise_fscore(y_test, labels)
+        print(f"predict: {len(X_test):,} faces in {predict_s:.0f} s ({predict_s / 60:.1f} min), "
+              f"peak {peak_mib():,.0f} MiB; B-Cubed F {bc[2]:.4f} (P {bc[0]:.4f}, R {bc[1]:.4f}), "
+              f"pairwise F {pw[2]:.4f}; {len(np.unique(labels)):,} clusters for "
+              f"{len(np.unique(y_test)):,} identities", flush=True)  # fmt: skip
+        out.update(test_faces=len(X_test), predict_seconds=predict_s, bcubed=bc, pairwise=pw)
+    out.update(peak_mib=peak_mib(), log=clock.lines)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
