@@ -148,6 +148,7 @@ def test_params_clone_and_set_params():
         ({"random_state": "seed"}, "random_state must be None, an int"),
         ({"knn_backend": "annoy"}, "unknown knn_backend"),
         ({"inference_batch_size": 0}, "inference_batch_size"),
+        ({"precision": "fp16"}, "unknown precision"),
         ({"lr": 0}, "lr"),
         ({"lr_decay": 2}, "lr_decay"),
     ],
@@ -528,3 +529,13 @@ def test_threads_apply_during_the_call_only(data, monkeypatch):
     assert seen == [1] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         LinkageClusterer(threads=0, **TINY).fit(X, y)
+
+
+def test_precision_bf16_scores_close_to_fp32(fitted, data):
+    est = copy.deepcopy(fitted)
+    X_test = data[2]
+    labels32 = est.predict(X_test)
+    labels16 = est.set_params(precision="bf16").predict(X_test)
+    # bf16 moves scores by ~1e-2: a few links near the cut may flip, most clusters stay
+    agree = bcubed_fscore(labels32, labels16)[2]
+    assert agree > 0.9
