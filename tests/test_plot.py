@@ -123,7 +123,8 @@ def test_bcubed_by_size_bars(rng):
     for bars, key in zip(ax.containers, ("precision", "recall", "fscore")):
         np.testing.assert_allclose([bar.get_height() for bar in bars], [r[key] for r in rows])
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks == [f"{r['sizes']}\n{r['n_identities']} ids" for r in rows]
+    assert ticks == [f"{r['sizes']}\n{r['n_identities']} id{'s' * (r['n_identities'] > 1)}"
+                     for r in rows]  # fmt: skip
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["precision", "recall", "F"]
 
 

@@ -303,6 +303,11 @@ def plot_precision_recall(scores: Any, same: Any, *, ax: Optional[Axes] = None) 
 _BCUBED_BARS = {"precision": "precision", "recall": "recall", "fscore": "F"}
 
 
+def _identities(n: int) -> str:
+    """``"1 id"``, ``"5 ids"``."""
+    return f"{n} id" if n == 1 else f"{n} ids"
+
+
 def plot_bcubed_by_size(
     labels_true: Any,
     labels_pred: Any,
@@ -351,11 +356,11 @@ def plot_bcubed_by_size(
         heights = [r[key] for r in rows]
         ax.bar(x + (k - 1) * width, heights, width, label=label)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{r['sizes']}\n{r['n_identities']} ids" for r in rows])
-    ax.set_ylim(0.0, 1.05)
+    ax.set_xticklabels([f"{r['sizes']}\n{_identities(r['n_identities'])}" for r in rows])
+    ax.set_ylim(0.0, 1.2)
     ax.set_xlabel("identity size (items)")
     ax.set_ylabel("B-Cubed")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncol=len(_BCUBED_BARS))
     return ax
 
 
@@ -486,7 +491,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], *, ax: Optional[Axes] = N
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
-    ax.legend(handles=handles, loc="center right")
+    ax.legend(handles=handles, loc="best")
     return ax
 
 
