@@ -11,6 +11,7 @@ PyG and scikit-learn documentation (intersphinx) need the network: they are reso
 ``LINKAGE_GCN_DOCS_ONLINE=1``.
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -29,8 +30,9 @@ NOTEBOOKS = DOCS / "notebooks"
 def copy_notebooks(source: Path = EXAMPLES, target: Path = NOTEBOOKS) -> list[str]:
     """Mirror ``source/*.ipynb`` into ``target`` (whatever the notebooks are called today).
 
-    A notebook is copied only when its content changed (so Sphinx does not re-read the
-    others) and copies whose notebook is gone are removed. Returns the names copied.
+    The copies are highlighted as IPython (``!command`` and ``%magic`` lines are valid
+    there). A notebook is written only when its copy changed (so Sphinx does not re-read
+    the others) and copies whose notebook is gone are removed. Returns the names copied.
     """
     target.mkdir(exist_ok=True)
     wanted = {p.name: p for p in sorted(source.glob("*.ipynb"))}
@@ -38,13 +40,20 @@ def copy_notebooks(source: Path = EXAMPLES, target: Path = NOTEBOOKS) -> list[st
         if stale.name not in wanted:
             stale.unlink()
     for name, src in wanted.items():
+        notebook = json.loads(src.read_text(encoding="utf-8"))
+        info = notebook.setdefault("metadata", {}).setdefault("language_info", {})
+        info.setdefault("pygments_lexer", "ipython3")
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         dst = target / name
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
-            shutil.copyfile(src, dst)
+        if not dst.exists() or dst.read_text(encoding="utf-8") != text:
+            dst.write_text(text, encoding="utf-8")
     return list(wanted)
 
 
 copy_notebooks()
+# autosummary writes a page per API name into generated/ but never removes the page of a
+# name that left docs/api.md (Sphinx would then warn that it is in no toctree): start afresh.
+shutil.rmtree(DOCS / "generated", ignore_errors=True)
 
 extensions = [
     "sphinx.ext.autodoc",

@@ -140,12 +140,16 @@ def public_names() -> list[tuple[str, str]]:
 # --------------------------------------------------------------------- the API page
 
 
+#: A single object documented outside autosummary (``.. py:data:: linkage_gcn.x.Y``).
+_DIRECTIVE = re.compile(r"\.\. (?:auto|py:)(?:data|function|class|attribute):: ([\w.]+)")
+
+
 def documented_names(text: str) -> list[str]:
     """The dotted names listed in the page's autosummary tables."""
     names, current, in_table = [], "", False
     for line in text.splitlines():
         stripped = line.strip()
-        directive = re.fullmatch(r"\.\. auto(?:data|function|class|attribute):: ([\w.]+)", stripped)
+        directive = _DIRECTIVE.fullmatch(stripped)
         if directive:
             name = directive.group(1)
             names.append(name if name.startswith("linkage_gcn") else f"{current}.{name}")
@@ -364,3 +368,19 @@ def test_sphinx_build(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
+
+
+def test_every_public_name_has_a_summary():
+    """Each public function and class has a docstring, each constant a ``#:`` comment.
+
+    Without one, autosummary shows the docstring of the value's type ("Built-in immutable
+    sequence.") as the constant's summary.
+    """
+    documented = {where for where, _ in docstrings()}
+    missing = sorted(
+        {canonical(m, n) for m, n in public_names()}
+        - documented
+        - {f"{m}.{n}" for m, n in public_names() if _module_path(f"{m}.{n}") is not None}
+    )
+    missing = [w for w in missing if w.startswith("linkage_gcn")]
+    assert not missing, f"public names without a docstring or #: comment: {missing}"

@@ -35,7 +35,9 @@ __all__ = [
 
 logger = logging.getLogger("linkage_gcn")
 
+#: Metrics of :func:`knn`: cosine similarity, or minus the Euclidean distance (``"l2"``).
 METRICS = ("cosine", "l2")
+#: Backends of :func:`knn` (see its ``backend`` parameter; ``"auto"``: :func:`choose_backend`).
 BACKENDS = ("auto", "torch", "faiss", "faiss-ivf", "faiss-hnsw", "torch_cluster")
 
 #: Largest similarity tile (query rows x database rows) held at once by the torch backend.
