@@ -31,10 +31,6 @@ from linkage_gcn import LinkageClusterer
 from linkage_gcn.datasets import make_identities
 from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
 
-#: make_identities(n, max_size=500) gives about 1.58 faces per identity (measured)
-FACES_PER_IDENTITY = 1.58
-
-
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -55,22 +51,30 @@ class StageClock(logging.Handler):
 
 
 def faces(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, ...]:
-    """One draw of ``n_train + n_test`` faces split by identity (train first, test after)."""
+    """``n_train`` (about) and ``n_test`` faces of disjoint identities, the same distribution.
+
+    Independent draws of ``make_identities(2000, max_size=500)`` (about 9,400 faces each,
+    the shape of a photo collection: a few people with hundreds of photos, most with one
+    to three) are stacked until there are enough; identities are then shuffled and taken
+    whole into training until it holds ``n_train`` faces, the rest is the test set.
+    """
     need = n_train + n_test
-    X, y = make_identities(int(need / FACES_PER_IDENTITY * 1.02) + 10, dim=128, max_size=500,
-                           random_state=seed)  # fmt: skip
+    parts, total, offset, i = [], 0, 0, 0
+    while total < need + 500:
+        X, y = make_identities(2000, dim=128, max_size=500, random_state=seed * 100_003 + i)
+        parts.append((X.astype(np.float32), y + offset))
+        total, offset, i = total + len(y), offset + int(y.max()) + 1, i + 1
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
     rng = np.random.default_rng(seed)
-    ids = rng.permutation(int(y.max()) + 1)
-    order = np.argsort(np.argsort(ids)[y], kind="stable")  # faces grouped by shuffled identity
-    X, y = X[order], y[order]
-    cut = int(np.searchsorted(np.cumsum(np.bincount(y, minlength=y.max() + 1)[ids]), n_train))
-    train_ids = ids[: cut + 1]
-    is_train = np.isin(y, train_ids)
-    X_train, y_train = X[is_train], y[is_train]
-    X_test, y_test = X[~is_train][:n_test], y[~is_train][:n_test]
-    if len(X_test) < n_test:
-        raise SystemExit(f"drew only {len(X_test):,} test faces; raise FACES_PER_IDENTITY margin")
-    return X_train.astype(np.float32), y_train, X_test.astype(np.float32), y_test
+    ids = rng.permutation(offset)
+    sizes = np.bincount(y, minlength=offset)[ids]
+    n_ids = int(np.searchsorted(np.cumsum(sizes), n_train)) + 1
+    is_train = np.isin(y, ids[:n_ids])
+    test = rng.permutation(np.flatnonzero(~is_train))[:n_test]
+    if len(test) < n_test:
+        raise SystemExit(f"drew only {len(test):,} test faces")
+    return X[is_train], y[is_train], X[test], y[test]
 
 
 def main() -> None:
