@@ -31,6 +31,7 @@ from linkage_gcn import LinkageClusterer
 from linkage_gcn.datasets import make_identities
 from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
 
+
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
