@@ -286,12 +286,12 @@ def _topk_chunk(
     return best_idx, best_sim
 
 
-def _require(module: str, backend: str, extra: str) -> Any:
+def _require(module: str, backend: str, install: str) -> Any:
     """Import ``module`` for ``backend``, with a clear error when it is not installed."""
     if importlib.util.find_spec(module) is None:
         raise ValueError(
             f"backend {backend!r} needs the package {module!r}, which is not installed; "
-            f"install it (pip install 'linkage-gcn[{extra}]') or use backend='torch'."
+            f"install it ({install}) or use backend='torch'."
         )
     return importlib.import_module(module)
 
@@ -300,7 +300,7 @@ def _knn_faiss(
     t: torch.Tensor, k: int, metric: str, backend: str, nprobe: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Search with a faiss index (flat, IVF or HNSW); results back on ``t``'s device."""
-    faiss = _require("faiss", backend, "faiss")
+    faiss = _require("faiss", backend, "pip install 'linkage-gcn[faiss]'")
     x = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
     n, d = x.shape
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
@@ -330,7 +330,11 @@ def _knn_faiss(
 
 def _knn_torch_cluster(t: torch.Tensor, k: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Search with ``torch_cluster.knn`` and sort each row by decreasing similarity."""
-    tc = _require("torch_cluster", "torch_cluster", "accel")
+    tc = _require(
+        "torch_cluster",
+        "torch_cluster",
+        "a wheel matching your torch from https://data.pyg.org/whl/, see the install guide",
+    )
     # torch_cluster.knn(x, y, k) returns (y_pos, x_pos) pairs: for each row of y, k rows of x.
     _, col = tc.knn(t, t, k + 1, cosine=False)
     idx = col.view(t.shape[0], k + 1)
