@@ -560,3 +560,17 @@ def test_demo_plot_writes_the_figures_once(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(demo, "run_demo", must_not_run)
     assert main(argv) == 2
     assert "already exists; pass --overwrite to replace it" in error_line(capsys, "demo")
+
+
+def test_merge_and_precision_options_reach_the_estimator():
+    from linkage_gcn.cli import _merge_overrides, build_parser
+
+    args = build_parser().parse_args(
+        ["test", "--checkpoint", "m.pt", "--val-feat-path", "x.npy", "--out", "o.npy",
+         "--merge", "chinese-whispers", "--precision", "bf16"]
+    )
+    assert _merge_overrides(args) == {"merge": "chinese-whispers", "precision": "bf16"}
+    args = build_parser().parse_args(["test", "--checkpoint", "m.pt", "--val-feat-path", "x"])
+    assert _merge_overrides(args) == {}  # the saved model's settings stay
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["test", "--checkpoint", "m", "--precision", "fp16"])

@@ -185,14 +185,18 @@ def _model_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     opt("active_connection", "u: edges to the u nearest neighbours inside an IPS", 5, "5",
         type=_positive_int, metavar="U")  # fmt: skip
     # the merge options stay None unless given, so that the estimator's defaults apply
-    opt("merge", "how links become clusters: connected components above a threshold, or "
-        "the reference's pseudo-label propagation", None, "threshold",
-        choices=["threshold", "propagation"])  # fmt: skip
+    opt("merge", "how links become clusters: Chinese whispers on the links above the cut "
+        "(five runs voting), connected components above it, Infomap (GPL extra), or the "
+        "reference's pseudo-label propagation", None, "chinese-whispers",
+        choices=["chinese-whispers", "threshold", "infomap", "propagation"])  # fmt: skip
     opt("threshold", "link threshold in [0, 1], or 'auto' (calibrated on the training data)",
         None, "auto", type=_threshold)  # fmt: skip
     opt("max_size", "largest cluster of the propagation merge", None, "900",
         type=_positive_int)  # fmt: skip
     opt("step", "threshold step of the propagation merge", None, "0.6", type=_unit_float)
+    opt("precision", "arithmetic of link scoring: fp32 (exact), bf16 or tf32 (approximate, "
+        "faster on hardware that has them)", None, "fp32",
+        choices=["fp32", "bf16", "tf32"])  # fmt: skip
     _opt(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
@@ -482,6 +486,7 @@ _PARAMETERS = {
     "threshold": "threshold",
     "max_size": "max_size",
     "step": "step",
+    "precision": "precision",
     "device": "device",
     "sampler": "sampler",
     "gamma": "gamma",
@@ -918,7 +923,7 @@ def _write_text(path: str, text: str, *, overwrite: bool) -> None:
 def _merge_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The merge options given on the command line, as estimator parameters."""
     out: dict[str, Any] = {}
-    for name in ("merge", "max_size", "step"):
+    for name in ("merge", "max_size", "step", "precision"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "threshold", None) is not None:
