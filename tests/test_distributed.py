@@ -134,3 +134,32 @@ def test_rank_pivots_cover_each_single_process_batch():
     with pytest.raises(ValueError, match="dst must be a rank"):
         predict_links_distributed(scoring_model(x.shape[1]), x, index, k1=K1, k2=K2,
                                   active_connection=U, pivot_similarity=True, dst=1)  # fmt: skip
+
+
+def test_cli_train_under_torchrun(tmp_path):
+    # `torchrun ... linkage-gcn train`: both ranks train the estimator on their share of the
+    # pivots (DDP) and score with the sharded scorer; rank 0 alone reports and saves
+    import os
+    import subprocess
+    import sys
+
+    from linkage_gcn import LinkageClusterer
+    from linkage_gcn.metrics import bcubed_fscore
+
+    X, y = make_identities(60, max_size=15, random_state=0)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    ckpt = tmp_path / "m.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "linkage_gcn.cli", "train", "--feat_path", str(tmp_path / "x.npy"),
+           "--labels_path", str(tmp_path / "y.npy"), "--checkpoint", str(ckpt),
+           "--k-at-hop", "4", "2", "--active_connection", "2", "--epochs", "1",
+           "--batch-size", "8", "--threads", "1", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("saved ") == 1  # rank 0 only
+    est = LinkageClusterer.load(ckpt)
+    assert est.history_[0]["extra"]["world_size"] == 2
+    labels = est.set_params(verbose=False).predict(X)
+    assert bcubed_fscore(y, labels)[2] > 0.5

@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", "train a LinkageClusterer on labelled features",
                 "Train the link classifier on labelled embeddings (the reference's train.py "
                 "flags are accepted), save it, and optionally cluster and score a validation "
-                "set.")  # fmt: skip
+                "set. Launched by torchrun (e.g. torchrun --nproc_per_node 2 -m "
+                "linkage_gcn.cli train ...), every process trains on its share of the pivots "
+                "(DDP, --batch-size per process) and rank 0 saves.")  # fmt: skip
     _opt(p, "feat_path", required=True, help="training features.npy")
     _opt(p, "labels_path", required=True, help="training labels.npy")
     _opt(p, "knn_graph_path", help="training knn.npy (self first); computed when omitted")
@@ -595,6 +597,22 @@ def _cmd_knn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_torchrun(device: Any) -> tuple[int, Any]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1), join its process group.
+
+    Returns this process's rank and its device (the rank's own GPU when
+    ``device`` is ``"auto"``); ``(0, device)`` otherwise.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, device
+    from torch import distributed as dist
+
+    from .distributed import init_distributed
+
+    rank_device = init_distributed()
+    return dist.get_rank(), rank_device if device == "auto" else device
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .estimator import LinkageClusterer
     from .io import load_reference
@@ -610,14 +628,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         validation = load_reference(
             args.val_feat_path, args.val_knn_graph_path, args.val_labels_path
         )
+    rank, device = _join_torchrun(args.device)
     est = LinkageClusterer(
         k_at_hop=tuple(args.k_at_hop), active_connection=args.active_connection,
         sampler=args.sampler, gamma=args.gamma, loss=args.loss, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, device=args.device, random_state=args.seed,
-        verbose=False if args.quiet else None, **_merge_overrides(args),
+        batch_size=args.batch_size, lr=args.lr, device=device, random_state=args.seed,
+        verbose=False if args.quiet or rank else None, **_merge_overrides(args),
     )  # fmt: skip
     start = time.perf_counter()
     est.fit(X, y, knn_index=index)
+    if rank:  # under torchrun every rank trains; rank 0 reports and saves
+        return 0
     for h in est.history_:
         print(f"epoch {h['epoch'] + 1}: loss {h['loss']:.4f}  link precision {h['precision']:.4f}  "
               f"recall {h['recall']:.4f}  ({h['seconds']:.1f}s)")  # fmt: skip

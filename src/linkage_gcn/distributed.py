@@ -86,6 +86,7 @@ __all__ = [
     "predict_links_distributed",
     "rank_pivots",
     "train_distributed",
+    "world_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,20 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def world_size() -> int:
+    """The number of processes of the initialised process group; 1 without one.
+
+    :class:`~linkage_gcn.LinkageClusterer` trains with :func:`train_distributed`
+    and scores with :func:`predict_links_distributed` when it is above 1.
+
+    Examples
+    --------
+    >>> world_size()
+    1
+    """
+    return _world()[1]
 
 
 def init_distributed(backend: Optional[str] = None) -> torch.device:

@@ -35,6 +35,7 @@ from ._validation import (
 )
 from .community import consensus_chinese_whispers, infomap
 from .datasets import identity_folds
+from .distributed import predict_links_distributed, train_distributed, world_size
 from .ips import check_k_at_hop
 from .knn import BACKENDS, METRICS, check_knn_index, knn
 from .losses import resolve_loss
@@ -164,7 +165,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         (CUDA matrix products) are faster where the hardware has them and
         move link scores by up to about 1e-2 (see ``docs/scaling.md``).
     device : {"auto", "cpu", "cuda"} or torch.device
-        Where to compute.
+        Where to compute. Under ``torchrun`` (an initialised
+        ``torch.distributed`` process group), ``fit`` trains with
+        :func:`~linkage_gcn.distributed.train_distributed` (``batch_size`` per
+        process) and scoring is sharded across the processes
+        (:func:`~linkage_gcn.distributed.predict_links_distributed`).
     threads : int, optional
         CPU threads of torch (and faiss) during ``fit`` and ``predict``,
         restored afterwards; ``None`` keeps torch's setting. On a machine
@@ -471,14 +476,17 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             model = self._build_model(x.shape[1], cfg)
         model = model.to(x.device)
         y_dev = torch.from_numpy(labels).to(x.device)
-        history = train_linkage_gcn(
-            model, x, index, y_dev,
+        settings = dict(
             sampler=cfg["sampler"], k2=cfg["k2"], active_connection=cfg["active_connection"],
             loss=cfg["loss"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
             momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
-            lr_decay=cfg["lr_decay"], generator=generator, verbose=cfg["verbose"],
+            lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
             pivot_similarity=cfg["pivot_similarity"],
         )  # fmt: skip
+        if world_size() > 1:  # under torchrun: pivots sharded, gradients averaged (DDP)
+            history = train_distributed(model, x, index, y_dev, seed=seed, **settings)
+        else:
+            history = train_linkage_gcn(model, x, index, y_dev, generator=generator, **settings)
         return model, history
 
     def _calibrate_cv(
@@ -591,8 +599,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def _edges(self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any]):
         model = self.model_.to(x.device)
         start = time.perf_counter()
+        # under torchrun each rank scores its share of the pivots; all ranks get every score
+        score = predict_links_distributed if world_size() > 1 else predict_links
         try:
-            src, dst, scores = predict_links(
+            src, dst, scores = score(
                 model, x, index, k1=cfg["k1"], k2=cfg["k2"],
                 active_connection=cfg["active_connection"],
                 batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
