@@ -457,3 +457,39 @@ def test_swappable_merge_rule(data):
     inc.add(X[:50])
     assert calls == [50]
     assert torch.get_num_threads() >= 1
+
+
+def test_updates_run_with_the_clusterers_threads(data, monkeypatch):
+    # as fit/predict: the clusterer's `threads` hold during every update, restored after
+    import copy
+
+    est, X, _ = data
+    est = copy.deepcopy(est).set_params(threads=1)
+    seen = []
+    real = IncrementalClusterer._score
+
+    def spy(self, pivots):
+        seen.append(torch.get_num_threads())
+        return real(self, pivots)
+
+    monkeypatch.setattr(IncrementalClusterer, "_score", spy)
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        inc = IncrementalClusterer(est)
+        inc.add(X[:60])
+        inc.add(X[60:70])
+        assert torch.get_num_threads() == 2
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
+
+
+class torch_threads:
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)

@@ -64,6 +64,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from ._files import atomic_write
+from ._threads import cpu_threads
 from ._validation import check_int, check_real
 from .community import constrained_chinese_whispers
 from .knn import knn
@@ -86,6 +87,17 @@ MergeRule = Callable[[np.ndarray, np.ndarray, int, float, np.ndarray], np.ndarra
 
 _ARRAYS = ("x", "knn", "sim", "scores", "labels", "comp", "names", "face_ids")
 _PIVOT_BLOCK = 8192  # pivots whose IPS nodes are gathered at once
+
+
+def _with_threads(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a method with the clusterer's ``threads`` CPU threads (as its ``fit``/``predict``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: IncrementalClusterer, *args: Any, **kwargs: Any) -> Any:
+        with cpu_threads(self._cfg.get("threads")):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -339,6 +351,7 @@ class IncrementalClusterer:
 
     # ------------------------------------------------------------------ public updates
 
+    @_with_threads
     def add(self, X: Any) -> UpdateReport:
         """Add faces; return their ids and what changed.
 
@@ -390,6 +403,7 @@ class IncrementalClusterer:
         logger.info("added %d faces (%d in all): %r", b, self._n, report)
         return report
 
+    @_with_threads
     def name(self, face_ids: Any, names: Union[str, Sequence[Optional[str]], None]) -> UpdateReport:
         """Name faces (``None`` removes a name); re-merge what the names touch.
 
@@ -441,6 +455,7 @@ class IncrementalClusterer:
         report = self._recluster(self._region(touched), rescored=0)
         return _replace(report, start=start)
 
+    @_with_threads
     def rename(self, old: str, new: str) -> UpdateReport:
         """Rename a person; onto an existing name, the two persons merge.
 
@@ -471,6 +486,7 @@ class IncrementalClusterer:
         report = self._recluster(self._region(touched), rescored=0)
         return _replace(report, start=start)
 
+    @_with_threads
     def remove(self, face_ids: Any) -> UpdateReport:
         """Remove faces (deleted photos); the rows that listed them get new neighbours.
 
@@ -513,6 +529,7 @@ class IncrementalClusterer:
             raise
         return _replace(report, removed=[int(i) for i in gone_ids], start=start)
 
+    @_with_threads
     def recut(self, threshold: float) -> UpdateReport:
         """Cluster the stored scores at another threshold (no scoring); ids kept where possible.
 
