@@ -574,3 +574,17 @@ def test_merge_and_precision_options_reach_the_estimator():
     assert _merge_overrides(args) == {}  # the saved model's settings stay
     with pytest.raises(SystemExit):
         build_parser().parse_args(["test", "--checkpoint", "m", "--precision", "fp16"])
+
+
+def test_train_hidden_channels(files, tmp_path):
+    from linkage_gcn import LinkageClusterer
+
+    path = tmp_path / "narrow.pt"
+    code = main(["train", "--feat_path", str(files / "train_features.npy"),
+                 "--labels_path", str(files / "train_labels.npy"), "--checkpoint", str(path),
+                 "--k-at-hop", "4", "2", "--active_connection", "2", "--epochs", "1",
+                 "--hidden-channels", "16", "8", "--quiet"])  # fmt: skip
+    assert code == 0
+    est = LinkageClusterer.load(path)
+    assert est.hidden_channels == (16, 8)
+    assert [c.out_channels for c in est.model_.convs] == [16, 8]

@@ -143,6 +143,7 @@ def test_gamma_sweep_is_one_implementation():
     assert lines["RS"].get_linestyle() == "--" and lines["RIWS"].get_linestyle() == "-"
     assert list(lines["L-GCN (baseline)"].get_ydata()) == [0.9, 0.9]
     assert ax.get_title() == "(H2, S2)"
+    assert ax.get_ylabel() == "edge AP"
     drawn = experiment_plots.sweep_figure(recs).axes[0]
     for name, line in lines_by_label(drawn).items():
         assert list(line.get_xdata()) == list(lines[name].get_xdata()), name

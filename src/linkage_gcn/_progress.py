@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from typing import Any, Optional, TypeVar
 
-from tqdm.auto import tqdm
+# the notebook bar when ipywidgets is there; the text bar otherwise (tqdm.auto would warn on
+# every import in a notebook without ipywidgets)
+if importlib.util.find_spec("ipywidgets") is not None:  # pragma: no cover - depends on env
+    from tqdm.auto import tqdm
+else:
+    from tqdm.std import tqdm
 
 T = TypeVar("T")
 

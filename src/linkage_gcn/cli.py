@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
               "focal")  # fmt: skip
     _opt(p, "epochs", type=_positive_int, default=4, help="training epochs")
     _opt(p, "batch_size", type=_positive_int, default=16, help="subgraphs per batch")
+    _opt(p, "hidden_channels", type=_positive_int, nargs="+", default=[512, 512, 256, 256],
+         metavar="H", help="output size of each graph convolution layer")  # fmt: skip
     _opt(p, "lr", type=_positive_float, default=0.01, help="SGD learning rate")
     _opt(p, "seed", type=int, default=0, help="random seed")
     _opt(p, "overwrite", action="store_true", help="replace an existing checkpoint")
@@ -495,6 +497,7 @@ _PARAMETERS = {
     "loss": "loss",
     "epochs": "epochs",
     "batch_size": "batch_size",
+    "hidden_channels": "hidden_channels",
     "lr": "lr",
     "random_state": "seed",
     "k": "k",
@@ -632,7 +635,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     est = LinkageClusterer(
         k_at_hop=tuple(args.k_at_hop), active_connection=args.active_connection,
         sampler=args.sampler, gamma=args.gamma, loss=args.loss, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, device=device, random_state=args.seed,
+        batch_size=args.batch_size, lr=args.lr, hidden_channels=tuple(args.hidden_channels),
+        device=device, random_state=args.seed,
         verbose=False if args.quiet or rank else None, **_merge_overrides(args),
     )  # fmt: skip
     start = time.perf_counter()

@@ -412,7 +412,7 @@ def plot_gamma_sweep(
     if baseline is not None and math.isfinite(baseline):
         ax.axhline(baseline, linestyle="-.", color="gray", label="L-GCN (baseline)")
     ax.set_xlabel("gamma (1-hop pool expansion)")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(_metric_label(metric))
     ax.set_title(" ".join(sorted({str(r.get("subset", "")) for r in records} - {""})))
     ax.grid(alpha=0.3)
     if ax.get_lines():
@@ -654,3 +654,10 @@ def plot_report(
     edge_index, scores = clusterer.predict_edges(X, knn_index=knn_index)
     pred = clusterer.cluster_edges(edge_index, scores, len(X))
     return write_figures(d, y, pred, edge_index, scores, history=history, overwrite=overwrite)
+
+
+def _metric_label(metric: str) -> str:
+    """An axis label for a record key: ``"edge_ap"`` -> ``"edge AP"``."""
+    words = metric.split("_")
+    short = {"ap": "AP", "auc": "AUC", "nmi": "NMI", "f": "F"}
+    return " ".join(short.get(w, w) for w in words)
