@@ -23,7 +23,7 @@ def test_sweep_figure_draws_fig_3():
     assert lines["RS"].get_linestyle() == "--" and lines["RIWS"].get_linestyle() == "-"
     assert lines["L-GCN (baseline)"].get_linestyle() == "-."
     assert list(lines["L-GCN (baseline)"].get_ydata()) == [0.90, 0.90]
-    assert ax.get_title() == "(H2, S2)" and ax.get_ylabel() == "edge ap"
+    assert ax.get_title() == "(H2, S2)" and ax.get_ylabel() == "edge AP"
 
 
 def test_undefined_baseline_is_not_drawn():
