@@ -81,6 +81,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             or not action.option_strings
         ):
             return text
+        if isinstance(action.default, (list, tuple)):  # nargs: shown as typed, "20 5"
+            return text + f" (default: {' '.join(map(str, action.default))})"
         return text + " (default: %(default)s)"
 
 
