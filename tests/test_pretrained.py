@@ -71,6 +71,3 @@ def test_pretrained_clusters_raw_dlib_descriptors():
     # trained on all of LFW (these faces included): a smoke check of the input path, not a
     # quality figure (the model card gives the held-out figures)
     assert bcubed_fscore(y[rows], labels)[2] > 0.9
-    # the descriptors in the centred + L2 form are not what it takes: it still runs, but
-    # the raw input is the documented one
-    assert est.preprocessing == "none"

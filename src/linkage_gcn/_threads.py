@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
-from collections.abc import Iterator
-from typing import Optional
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
 
 import torch
 
-__all__ = ["cpu_threads"]
+__all__ = ["cpu_threads", "with_threads"]
 
 logger = logging.getLogger("linkage_gcn")
 
@@ -51,3 +52,23 @@ def cpu_threads(n: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(previous)
         if faiss is not None:
             faiss.omp_set_num_threads(faiss_previous)
+
+
+def with_threads(
+    threads_of: Callable[[Any], Optional[int]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate methods to run inside ``cpu_threads(threads_of(self))``.
+
+    Shared by the estimator (its ``threads`` parameter) and the incremental
+    clusterer (its clusterer's).
+    """
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with cpu_threads(threads_of(self)):
+                return method(self, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

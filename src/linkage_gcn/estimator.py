@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io as _io
 import logging
 import pickle
@@ -22,7 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import __version__
 from ._files import atomic_write
-from ._threads import cpu_threads
+from ._threads import with_threads
 from ._validation import (
     as_index,
     check_bool,
@@ -57,15 +56,8 @@ CALIBRATIONS = ("cv", "train")
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
 
 
-def _with_threads(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run an estimator method with the estimator's ``threads`` CPU threads."""
-
-    @functools.wraps(method)
-    def wrapper(self: LinkageClusterer, *args: Any, **kwargs: Any) -> Any:
-        with cpu_threads(_optional(_int(1))(self.threads, "threads")):
-            return method(self, *args, **kwargs)
-
-    return wrapper
+#: Run an estimator method with the estimator's ``threads`` CPU threads.
+_with_threads = with_threads(lambda est: _optional(_int(1))(est.threads, "threads"))
 
 
 class LinkageClusterer(ClusterMixin, BaseEstimator):

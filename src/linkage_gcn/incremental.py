@@ -64,7 +64,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from ._files import atomic_write
-from ._threads import cpu_threads
+from ._threads import with_threads
 from ._validation import check_int, check_real
 from .community import constrained_chinese_whispers
 from .knn import knn
@@ -89,15 +89,8 @@ _ARRAYS = ("x", "knn", "sim", "scores", "labels", "comp", "names", "face_ids")
 _PIVOT_BLOCK = 8192  # pivots whose IPS nodes are gathered at once
 
 
-def _with_threads(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a method with the clusterer's ``threads`` CPU threads (as its ``fit``/``predict``)."""
-
-    @functools.wraps(method)
-    def wrapper(self: IncrementalClusterer, *args: Any, **kwargs: Any) -> Any:
-        with cpu_threads(self._cfg.get("threads")):
-            return method(self, *args, **kwargs)
-
-    return wrapper
+#: Run an update with the clusterer's ``threads`` CPU threads (as its ``fit``/``predict``).
+_with_threads = with_threads(lambda inc: inc._cfg.get("threads"))
 
 
 @dataclass(frozen=True)
