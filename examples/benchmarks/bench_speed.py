@@ -1,7 +1,7 @@
 """Speed of the L-GCN stages against the dense 2019 design and against the hardware.
 
-For k_at_hop [20,5] u=5, [80,5] u=5 and [200,10] u=10, on synthetic 128-D data with a
-randomly initialised LinkageGCN (eval mode), in one run (each time the best of a few
+For k_at_hop [20,5] u=5, [80,5] u=5 and [200,10] u=10, on 128-D points (random normal by
+default, ``--data synthetic`` or ``--data lfw`` for faces) with a randomly initialised LinkageGCN (eval mode), in one run (each time the best of a few
 repeats, so that other processes on the machine disturb it less):
 
 - IPS build: ``build_ips`` (features, ``edge_index``, PyG batch) and ``build_ips_graph``
@@ -29,6 +29,7 @@ time and peak memory of every stage of scoring (kNN, scoring, merge).
 Usage::
 
     python examples/benchmarks/bench_speed.py [--threads 1] [--n 20000] [--pivots 512]
+    python examples/benchmarks/bench_speed.py --data lfw  # real faces (needs ../shared)
     python examples/benchmarks/bench_speed.py --sweep 8 16 32 64 128 256
     python examples/benchmarks/bench_speed.py --scaling --sizes 10000 100000 [--knn-backend auto]
 
@@ -141,17 +142,41 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3) -> dict:
-    k1, k2, u = CONFIGS[name]
+def load_points(data: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, labels)``: the 128-D points the benchmark scores.
+
+    ``"random"``: ``n`` standard normal points (labels random); ``"synthetic"``: about
+    ``n`` faces of :func:`~linkage_gcn.datasets.make_identities` (long-tailed identities);
+    ``"lfw"``: the 13,233 raw dlib descriptors of LFW from ``../shared`` (``n`` ignored).
+    Real and synthetic faces overlap their neighbourhoods, so an IPS holds fewer distinct
+    nodes than on random points.
+    """
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 128, generator=gen)
-    labels = torch.randint(0, n // 10, (n,), generator=gen)
+    if data == "random":
+        return torch.randn(n, 128, generator=gen), torch.randint(0, n // 10, (n,), generator=gen)
+    if data == "synthetic":
+        from linkage_gcn.datasets import make_identities
+
+        x, y = make_identities(max(1, round(n / 4.7)), dim=128, max_size=500, random_state=0)
+    else:
+        from linkage_gcn.datasets import find_shared_lfw, load_lfw_dlib
+
+        x, y = load_lfw_dlib(find_shared_lfw())
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long()
+
+
+def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3,
+               data: str = "random") -> dict:  # fmt: skip
+    k1, k2, u = CONFIGS[name]
+    x, labels = load_points(data, n)
+    n = x.shape[0]
     index, _ = knn(x, max(k1, k2, u))
     torch.manual_seed(0)
     model = LinkageGCN(128).eval()
     batch_size = batch_size or default_inference_batch_size(k1, k2)
     max_nodes = k1 * (k2 + 1) + 1
-    pivots = torch.arange(min(n_pivots, n))
+    # random pivots: a data set stored by identity would otherwise time a few people only
+    pivots = torch.randperm(n, generator=torch.Generator().manual_seed(1))[:n_pivots]
     chunks = pivots.split(batch_size)
     # the dense design on fewer pivots (it is slow at [200,10]); its rate is per pivot
     dense_chunks = pivots[: max(8, min(n_pivots, 60_000 // max_nodes))].split(batch_size)
@@ -292,6 +317,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--n", type=int, default=20_000, help="synthetic points")
+    ap.add_argument("--data", choices=["random", "synthetic", "lfw"], default="random",
+                    help="points scored: random normal, synthetic faces or LFW's dlib "
+                    "descriptors (from ../shared)")  # fmt: skip
     ap.add_argument("--pivots", type=int, default=512, help="pivots timed per stage")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="IPS per batch (default: default_inference_batch_size)")  # fmt: skip
@@ -309,11 +337,11 @@ def main() -> None:
         if args.sweep:
             row = batch_sweep(args.config, args.n, args.sweep, args.pivots)
         else:
-            row = run_config(args.config, args.n, args.pivots, args.batch_size)
+            row = run_config(args.config, args.n, args.pivots, args.batch_size, data=args.data)
         print(json.dumps(row))
         return
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), N={args.n}, {args.pivots} pivots, "
+          f"{args.threads} thread(s), {args.data} data, N={args.n}, {args.pivots} pivots, "
           f"batch {args.batch_size or 'default'}")  # fmt: skip
     if args.sweep:
         cols = ["config", *map(str, args.sweep)]
@@ -329,7 +357,7 @@ def main() -> None:
         # as many IPS nodes per configuration as [20,5] gets (at least 32 pivots)
         n_pivots = max(32, args.pivots * 121 // (k1 * (k2 + 1) + 1))
         cmd = [sys.executable, __file__, "--config", name, "--threads", str(args.threads),
-               "--n", str(args.n), "--pivots", str(n_pivots)]  # fmt: skip
+               "--n", str(args.n), "--pivots", str(n_pivots), "--data", args.data]  # fmt: skip
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
         if args.sweep:

@@ -196,9 +196,9 @@ def _model_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     opt("max_size", "largest cluster of the propagation merge", None, "900",
         type=_positive_int)  # fmt: skip
     opt("step", "threshold step of the propagation merge", None, "0.6", type=_unit_float)
-    opt("precision", "arithmetic of link scoring: fp32 (exact), bf16 or tf32 (approximate, "
-        "faster on hardware that has them)", None, "fp32",
-        choices=["fp32", "bf16", "tf32"])  # fmt: skip
+    opt("precision", "arithmetic of link scoring: fp32 (exact), bf16, tf32 or int8 "
+        "(approximate, faster on hardware that has them; int8: CPU)", None, "fp32",
+        choices=["fp32", "bf16", "tf32", "int8"])  # fmt: skip
     _opt(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 

@@ -72,6 +72,7 @@ from .samplers import NeighborSampler
 from .training import (
     EpochStats,
     _check_model,
+    _check_precision,
     _Counts,
     _diverged,
     _score_pivots,
@@ -367,6 +368,7 @@ def predict_links_distributed(
     precision = check_in_options(precision, PRECISIONS, "precision")
     x, _ = check_features(x, name="x")
     _check_model(model, x, pivot_similarity)
+    _check_precision(precision, model, x.device)
     knn_index = _checked_knn_index(knn_index, x)
     k1 = min(check_int(k1, "k1", minimum=1), knn_index.shape[1])
     k2 = check_int(k2, "k2", minimum=0)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import SAGEConv
 from torch_geometric.utils import scatter
 
+from ._int8 import Int8Sage, check_int8
 from ._validation import check_bool, check_in_options, check_int, check_real
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,8 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PRECISIONS", "LinkScorer", "LinkageGCN", "check_layer_sizes"]
 
-#: Arithmetic of the inference path: exact fp32 (default), bfloat16 (CPU/GPU), TF32 (GPU).
-PRECISIONS = ("fp32", "bf16", "tf32")
+#: Arithmetic of the inference path: exact fp32 (default), bfloat16 (CPU/GPU), TF32 (GPU),
+#: int8 (CPU).
+PRECISIONS = ("fp32", "bf16", "tf32", "int8")
 
 
 def check_layer_sizes(hidden_channels: Any, name: str = "hidden_channels") -> list[int]:
@@ -337,12 +339,14 @@ class LinkScorer:
         cover most nodes). ``False``: project the distinct nodes of each
         batch when it is scored (:func:`~linkage_gcn.training.predict_links`
         chooses).
-    precision : {"fp32", "bf16", "tf32"}
+    precision : {"fp32", "bf16", "tf32", "int8"}
         ``"fp32"``: exact (equal to the plain forward within float
         rounding). ``"bf16"`` runs the layers in bfloat16 (fast on GPUs and
-        on CPUs with AVX-512-BF16/AMX; slower elsewhere) and ``"tf32"``
-        lets CUDA matrix products use TF32 (no effect on the CPU): both are
-        approximate (link probabilities typically within 1e-2).
+        on CPUs with AVX-512-BF16/AMX; slower elsewhere), ``"tf32"`` lets
+        CUDA matrix products use TF32 (no effect on the CPU) and ``"int8"``
+        runs the layers after the first as oneDNN int8 products (CPU only;
+        1.3-1.4x faster scoring on AVX2 CPUs, see ``docs/scaling.md``): all
+        three are approximate (link probabilities typically within 1e-2).
 
     Examples
     --------
@@ -378,6 +382,8 @@ class LinkScorer:
             )
         self.pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
         self.precision = check_in_options(precision, PRECISIONS, "precision")
+        if self.precision == "int8":
+            check_int8(x.device)
         model.eval()
         self.model = model
         weight = model.convs[0].lin_r.weight
@@ -398,6 +404,9 @@ class LinkScorer:
             self.table: Optional[tuple[Tensor, Tensor]] = None
             if check_bool(table, "table"):
                 self.table = self._project(self.x)
+        self.int8: Optional[list[Int8Sage]] = None
+        if self.precision == "int8":
+            self.int8 = [Int8Sage(conv) for conv in model.convs[1:]]
 
     def _fold(self, model: LinkageGCN, d: int) -> None:
         """Fold the eval batch norm into the first layer's weights."""
@@ -478,7 +487,10 @@ class LinkScorer:
             adj = adj if self.dtype == adj.dtype else None
             for i, conv in enumerate(convs[1:], start=2):
                 rows = hop1 if i == len(convs) else None
-                x = _sage_mean(conv, x, graph, deg, rows, adj, self.dtype)
+                if self.int8 is not None:
+                    x = self.int8[i - 2](x, adj, rows)
+                else:
+                    x = _sage_mean(conv, x, graph, deg, rows, adj, self.dtype)
         head = self.model.head
         return head(x.to(head[0].weight.dtype))
 

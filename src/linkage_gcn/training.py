@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from ._int8 import check_int8
 from ._progress import progress
 from ._validation import (
     check_bool,
@@ -119,6 +120,29 @@ def _check_model(model: Any, x: Tensor, pivot_similarity: bool) -> None:
             f"the model expects {want} input features per node but the subgraphs will have "
             f"{got}{extra}; build it with in_channels={got} or change pivot_similarity."
         )
+
+
+def _check_precision(precision: str, model: nn.Module, device: torch.device) -> None:
+    """Raise a clear error when ``model`` cannot be scored in ``precision`` on ``device``.
+
+    ``"int8"`` runs on the CPU only and through the fast path of a plain
+    :class:`~linkage_gcn.nn.LinkageGCN` only; the other precisions run everywhere.
+
+    Examples
+    --------
+    >>> _check_precision("int8", torch.nn.Linear(2, 2), torch.device("cpu"))
+    Traceback (most recent call last):
+    ...
+    ValueError: precision='int8' scores a plain LinkageGCN only (through LinkScorer); ...
+    """
+    if precision != "int8":
+        return
+    if not _is_plain_linkage_gcn(model):
+        raise ValueError(
+            "precision='int8' scores a plain LinkageGCN only (through LinkScorer); score a "
+            f"{type(model).__name__} in 'fp32', 'bf16' or 'tf32'."
+        )
+    check_int8(device)
 
 
 def train_linkage_gcn(
@@ -408,11 +432,14 @@ def predict_links(
     pivots : torch.LongTensor of shape (P,), optional
         Score only the links of these pivots (e.g. the faces just added to a
         collection); by default every node, in order.
-    precision : {"fp32", "bf16", "tf32"}
+    precision : {"fp32", "bf16", "tf32", "int8"}
         ``"fp32"`` (default) is exact. ``"bf16"`` (bfloat16 layers; pays off
-        on GPUs and CPUs with native bf16, it is slower on AVX2 CPUs) and
-        ``"tf32"`` (TF32 matrix products on CUDA; no effect on a CPU) are
-        approximate: link probabilities typically move by up to ~1e-2.
+        on GPUs and CPUs with native bf16, it is slower on AVX2 CPUs),
+        ``"tf32"`` (TF32 matrix products on CUDA; no effect on a CPU) and
+        ``"int8"`` (oneDNN int8 products after the first layer; CPU only, a
+        plain :class:`~linkage_gcn.nn.LinkageGCN` only; 1.3-1.4x faster on
+        AVX2 CPUs) are approximate: link probabilities typically move by up
+        to ~1e-2.
 
     Returns
     -------
@@ -432,6 +459,7 @@ def predict_links(
     precision = check_in_options(precision, PRECISIONS, "precision")
     x, _ = check_features(x, name="x")
     _check_model(model, x, pivot_similarity)
+    _check_precision(precision, model, x.device)
     knn_index = _checked_knn_index(knn_index, x)
     k1 = min(check_int(k1, "k1", minimum=1), knn_index.shape[1])
     k2 = check_int(k2, "k2", minimum=0)

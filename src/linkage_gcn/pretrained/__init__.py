@@ -74,6 +74,7 @@ _MODELS = {
     ),
 }
 
+
 def available_models() -> list[str]:
     """The names of the shipped models, sorted."""
     return sorted(_MODELS)
