@@ -40,12 +40,13 @@ def test_int8_sage_is_close_to_fp32(use_rows):
     conv, x, adj = random_problem()
     want = dense_sage_relu(conv, x, adj)
     rows = torch.tensor([0, 5, 5, 17, 119]) if use_rows else None
-    got = Int8Sage(conv)(x.clone(), adj, rows)
+    sub = adj if rows is None else adj.to_dense()[rows].to_sparse_csr()  # (R, V) rows
+    got = Int8Sage(conv)(x.clone(), sub, rows)
     if rows is not None:
         want = want[rows]
     assert got.shape == want.shape and got.dtype == torch.float32
     rel = (got - want).norm() / want.norm()
-    assert rel < 0.05  # 8-bit weights and inputs
+    assert rel < 0.02  # 8-bit weights, 7-bit inputs
     assert (got >= 0).all()  # ReLU fused
 
 
@@ -53,7 +54,9 @@ def test_int8_sage_is_close_to_fp32(use_rows):
 def test_int8_sage_keeps_nan_visible_and_handles_zeros():
     conv, x, adj = random_problem()
     x[3, 4] = float("nan")
-    assert torch.isnan(Int8Sage(conv)(x, adj)).all()
+    hit = (adj.to_dense()[:, 3] > 0) | (torch.arange(120) == 3)  # row 3 and who aggregates it
+    out = Int8Sage(conv)(x, adj)
+    assert torch.isnan(out[hit]).all() and torch.isfinite(out[~hit]).all()
     zeros = Int8Sage(conv)(torch.zeros(120, 64), adj)
     torch.testing.assert_close(zeros, torch.relu(conv.lin_l.bias.detach()).expand(120, -1))
     assert repr(Int8Sage(conv)) == "Int8Sage(64, 32)"

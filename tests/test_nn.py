@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from linkage_gcn._int8 import int8_support
 from linkage_gcn.nn import LinkageGCN
 
 
@@ -154,6 +155,30 @@ def test_link_scorer_equals_the_plain_forward(pivot_similarity, table, hidden, i
     approx = model.link_scorer(x, pivot_similarity=pivot_similarity, precision="bf16")
     diff = (approx.logits(graph).softmax(1) - plain.softmax(1)).abs().max()
     assert diff < 2e-2
+    if int8_support() is None:
+        approx = model.link_scorer(x, pivot_similarity=pivot_similarity, precision="int8")
+        diff = (approx.logits(graph).softmax(1) - plain.softmax(1)).abs().max()
+        assert diff < 2e-2
+
+
+def test_rows_mean_adjacency_is_those_rows_of_the_mean_adjacency():
+    from linkage_gcn.ips import build_ips_graph
+    from linkage_gcn.knn import knn
+    from linkage_gcn.nn import _mean_adjacency, _rows_mean_adjacency
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 6)
+    index, _ = knn(x, 6)
+    pivots = torch.tensor([3, 9, 40])
+    # u = 1 leaves nodes without neighbours in the IPS: rows of zeros
+    graph = build_ips_graph(index, pivots, index[pivots, :4], k2=2, active_connection=1)
+    deg = graph.rowptr[1:] - graph.rowptr[:-1]
+    assert (deg == 0).any()
+    full = _mean_adjacency(graph, deg, torch.float32).to_dense()
+    rows = torch.cat([graph.hop1_index, torch.nonzero(deg == 0)[:1, 0], graph.hop1_index[:2]])
+    got = _rows_mean_adjacency(graph, deg, rows, torch.float32)
+    assert got.layout == torch.sparse_csr and got.shape == (rows.numel(), graph.num_nodes)
+    torch.testing.assert_close(got.to_dense(), full[rows])
 
 
 def test_link_scorer_refuses_models_it_cannot_reproduce():

@@ -10,6 +10,8 @@ repeats, so that other processes on the machine disturb it less):
   eval fast path), IPS/s, and their achieved GFLOP/s (``sage_flops``: every product of the
   plain forward; ``fast_flops``: the products the fast path computes), next to the GFLOP/s
   of a plain fp32 matmul of the same width measured in the same run;
+- int8: the fast path with ``precision="int8"`` (approximate; oneDNN int8 products
+  after the first layer), end-to-end IPS/s and its ratio to the dense design;
 - dense 2019 design: the same weights applied the way the reference code does it, every
   IPS zero-padded to ``k1 * (k2 + 1) + 1`` nodes with a dense row-normalised adjacency and
   ``bmm`` aggregation (``DenseLGCN`` below; ``tests/test_bench_speed.py`` proves equal
@@ -198,6 +200,8 @@ def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3,
         t_table = timed(lambda: model.link_scorer(x, table=True), 1)  # once per predict call
         scorer = model.link_scorer(x, table=True)
         t_fast = timed(lambda: [scorer.logits(g) for g in graphs], repeat)
+        scorer8 = model.link_scorer(x, table=True, precision="int8")
+        t_int8 = timed(lambda: [scorer8.logits(g) for g in graphs], repeat)
         dense = DenseLGCN(model).eval()
 
         def dense_scores():
@@ -206,6 +210,7 @@ def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3,
         t_dense = timed(dense_scores, 1) / sum(c.numel() for c in dense_chunks)
         t_plain = t_build + t_fwd
         t_ours = t_graph + t_fast + t_table * pivots.numel() / n  # table amortised over N
+        t_ours8 = t_ours - t_fast + t_int8
         t_pred = timed(
             lambda: predict_links(model, x, index, k1=k1, k2=k2, active_connection=u,
                                   verbose=False, pivots=pivots),
@@ -254,6 +259,8 @@ def run_config(name: str, n: int, n_pivots: int, batch_size, repeat: int = 3,
         "dense_ips_per_s": 1 / t_dense,
         "plain_vs_dense": t_dense * p / t_plain,
         "fast_vs_dense": t_dense * p / t_ours,
+        "int8_ips_per_s": p / t_ours8,
+        "int8_vs_dense": t_dense * p / t_ours8,
         "forward_gflops": gflops,
         "fast_gflops": gflops_fast,
         "matmul_gflops": ref,
@@ -349,7 +356,8 @@ def main() -> None:
         cols = ["config", "batch", "nodes_per_ips", "max_nodes", "build_ips_per_s",
                 "graph_ips_per_s", "forward_ips_per_s", "fast_forward_ips_per_s",
                 "plain_ips_per_s", "fast_ips_per_s", "dense_ips_per_s", "plain_vs_dense",
-                "fast_vs_dense", "forward_gflops", "fast_gflops", "matmul_gflops",
+                "fast_vs_dense", "int8_ips_per_s", "int8_vs_dense", "forward_gflops",
+                "fast_gflops", "matmul_gflops",
                 "share_of_matmul", "fast_share_of_matmul", "train_old_ips_per_s",
                 "train_ips_per_s", "predict_pivots_per_s", "peak_mib"]  # fmt: skip
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

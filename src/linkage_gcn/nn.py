@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from numbers import Integral
 from typing import TYPE_CHECKING, Any, Optional
@@ -488,7 +489,8 @@ class LinkScorer:
             for i, conv in enumerate(convs[1:], start=2):
                 rows = hop1 if i == len(convs) else None
                 if self.int8 is not None:
-                    x = self.int8[i - 2](x, adj, rows)
+                    sub = adj if rows is None else _rows_mean_adjacency(graph, deg, rows, x.dtype)
+                    x = self.int8[i - 2](x, sub, rows)
                 else:
                     x = _sage_mean(conv, x, graph, deg, rows, adj, self.dtype)
         head = self.model.head
@@ -516,6 +518,26 @@ def _mean_adjacency(graph: IPSGraph, deg: Tensor, dtype: torch.dtype) -> Tensor:
     return _csr(graph.rowptr, graph.col, deg, graph.num_nodes, dtype)
 
 
+def _rows_mean_adjacency(graph: IPSGraph, deg: Tensor, rows: Tensor, dtype: torch.dtype) -> Tensor:
+    """The ``(R, V)`` CSR rows ``rows`` of ``D^-1 A`` (a row per entry of ``rows``).
+
+    Its size is read on the host: meant for the CPU, where that costs nothing.
+    """
+    count = deg.index_select(0, rows)
+    rowptr = torch.zeros(rows.shape[0] + 1, dtype=graph.rowptr.dtype, device=rows.device)
+    torch.cumsum(count, 0, out=rowptr[1:])
+    starts = graph.rowptr.index_select(0, rows) - rowptr[:-1]
+    pos = torch.arange(int(rowptr[-1]), device=rows.device)
+    pos += starts.repeat_interleave(count, output_size=pos.numel())
+    col = graph.col.index_select(0, pos)
+    inv = (1.0 / count.clamp_min(1).to(dtype)).repeat_interleave(count, output_size=pos.numel())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            rowptr, col, inv, (rows.shape[0], graph.num_nodes), check_invariants=False
+        )
+
+
 def _sage_mean(
     conv: SAGEConv,
     x: Tensor,
@@ -528,10 +550,15 @@ def _sage_mean(
     """``ReLU(lin_l(mean_j x_j) + lin_r(x))`` on all nodes, or only on ``rows``."""
     if adj is None:  # bf16 on the CPU: sparse CSR products need fp32
         agg = torch.sparse.mm(_mean_adjacency(graph, deg, torch.float32), x.float()).to(dtype)
+        if rows is not None:
+            agg, x = agg.index_select(0, rows), x.index_select(0, rows)
+    elif rows is not None and x.device.type == "cpu":  # aggregate the needed rows only
+        agg = torch.sparse.mm(_rows_mean_adjacency(graph, deg, rows, adj.dtype), x)
+        x = x.index_select(0, rows)
     else:
         agg = torch.sparse.mm(adj, x)
-    if rows is not None:
-        agg, x = agg.index_select(0, rows), x.index_select(0, rows)
+        if rows is not None:  # on a GPU: no host read of the rows' edge count
+            agg, x = agg.index_select(0, rows), x.index_select(0, rows)
     w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
     out = torch.addmm(b, agg, w_l.t())
     out.addmm_(x, w_r.t())
