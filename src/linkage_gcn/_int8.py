@@ -4,14 +4,18 @@ On CPUs without native bfloat16 (AVX2: most laptops, desktops and cloud
 instances), 8-bit integer products are the fast reduced-precision arithmetic:
 oneDNN's ``u8 x s8`` kernels run 1.6-1.8x the fp32 GFLOP/s of the same matrix
 product. :class:`Int8Sage` packs a mean-aggregation ``SAGEConv`` once (weights
-quantised per output channel, symmetric int8, ``lin_l`` and ``lin_r`` stacked into
-one ``(out, 2 in)`` matrix) and applies it as one int8 product of ``[mean_j x_j, x]``,
-quantised on the fly (dynamic, one scale per row). The inputs of every layer after
+quantised per output channel, symmetric int8, ``lin_l`` and ``lin_r`` stacked) and
+applies it as one int8 product: on all rows, of the layer's input ``h`` by
+``[W_l; W_r]``, after which the ``W_l h`` half is aggregated (a mean over
+neighbours in the output width, not the input width); on a few rows (the last layer,
+read at the 1-hop nodes only), of ``[mean_j h_j, h]`` by ``[W_l, W_r]``. Its inputs
+are quantised on the fly (dynamic, one scale per row). The inputs of every layer after
 the first are ReLU outputs and their means, so they are non-negative: they are coded
 on 7 bits (0 to 127) of an unsigned byte, as fbgemm's ``reduce_range`` does, because
 AVX2's ``vpmaddubsw`` adds pairs of ``u8 x s8`` products in saturating 16-bit
 integers (with 8 bits, ``2 x 255 x 127`` overflows and errors grow 25-fold on CPUs
-without VNNI). The kernel returns fp32; each row is then rescaled, biased and rectified.
+without VNNI). The kernel returns fp32; each row is then rescaled, biased and
+rectified.
 
 The kernel is ``torch.ops.onednn.qlinear_pointwise`` (the one PyTorch's own x86
 int8 inference uses); :func:`int8_support` probes it once and says why when it is
@@ -85,7 +89,9 @@ class Int8Sage:
     ``ReLU(lin_l(mean_j x_j) + lin_r(x))`` with the weights quantised per output
     channel to int8 and the input (non-negative) quantised per call to 7-bit
     unsigned integers, one scale per row (its largest input / 127); the kernel
-    adds no bias, the rows are rescaled, biased and rectified after it. Approximate: outputs move by
+    adds no bias, the rows are rescaled, biased and rectified after it.
+    On all rows it projects, then aggregates; on some rows it aggregates, then
+    projects. Approximate: outputs move by
     about 0.6 % of their scale (relative error); the link probabilities of a
     trained model by about 1e-3.
 
@@ -114,14 +120,13 @@ class Int8Sage:
 
     def __init__(self, conv: SAGEConv) -> None:
         with torch.no_grad():
-            w = torch.cat([conv.lin_l.weight, conv.lin_r.weight], 1).float().cpu()
-            scale = w.abs().amax(1).clamp_min(1e-12) / 127
-            w_q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-            bias = conv.lin_l.bias.detach().float().cpu()
-        self.packed = torch.ops.onednn.qlinear_prepack(w_q, None)
-        self.w_scale = scale
-        self.w_zero = torch.zeros(w.shape[0], dtype=torch.long)
-        self.bias = bias
+            w_l = conv.lin_l.weight.detach().float().cpu()
+            w_r = conv.lin_r.weight.detach().float().cpu()
+            self.bias = conv.lin_l.bias.detach().float().cpu()
+        # all rows: project [lin_l; lin_r] first, then aggregate the lin_l half
+        # (out channels, not in); some rows: aggregate first, one product of [mean, x]
+        self.by_output = _pack(torch.cat([w_l, w_r], 0))
+        self.by_input = _pack(torch.cat([w_l, w_r], 1))
         self.in_channels = conv.in_channels
         self.out_channels = conv.out_channels
 
@@ -130,27 +135,56 @@ class Int8Sage:
 
         ``adj`` is the CSR ``D^-1 A``: ``(V, V)``, or its ``(R, V)`` rows ``rows``
         when they are given. ``x`` must be non-negative (a ReLU output); it may be
-        overwritten.
+        overwritten. A NaN or infinite input makes its row's output NaN, and the
+        outputs of the rows that aggregate it.
         """
+        if rows is None:
+            scale, q = _quantize([x])
+            p = _int8_mm(q, self.by_output).mul_(scale.unsqueeze(1))
+            out = self.out_channels
+            h = torch.sparse.addmm(p[:, out:], adj, p[:, :out])
+            return h.add_(self.bias).relu_()
         agg = torch.sparse.mm(adj, x)
-        if rows is not None:
-            x = x.index_select(0, rows)
-        # one scale per row for both halves; a NaN or inf row gives a NaN output row
-        scale = torch.maximum(agg.amax(1), x.amax(1)).clamp_min_(1e-30).div_(127)
-        inv = scale.reciprocal().unsqueeze(1)
-        d = x.shape[1]
-        q = torch.empty(x.shape[0], 2 * d, dtype=torch.uint8)
-        codes = q.numpy()
-        with np.errstate(invalid="ignore"):  # NaN rows: their scale makes the output NaN
-            # + 0.5 then truncation rounds these non-negative values; numpy's cast is
-            # several times faster than torch's float -> uint8 copy
-            np.copyto(codes[:, :d], agg.mul_(inv).add_(0.5).numpy(), casting="unsafe")
-            np.copyto(codes[:, d:], x.mul_(inv).add_(0.5).numpy(), casting="unsafe")
-        out = torch.ops.onednn.qlinear_pointwise(
-            q, 1.0, 0, self.packed, self.w_scale, self.w_zero, None, 1.0, 0,
-            torch.float32, "none", [None], "",
-        )  # fmt: skip
-        return torch.addcmul(self.bias, out, scale.unsqueeze(1)).relu_()
+        scale, q = _quantize([agg, x.index_select(0, rows)])
+        return torch.addcmul(self.bias, _int8_mm(q, self.by_input), scale.unsqueeze(1)).relu_()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
+
+
+def _pack(w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The packed int8 weights of ``w`` for oneDNN (per output channel), scales, zero points."""
+    scale = w.abs().amax(1).clamp_min(1e-12) / 127
+    w_q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return torch.ops.onednn.qlinear_prepack(w_q, None), scale, torch.zeros_like(scale).long()
+
+
+def _quantize(parts: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Row scales and the 7-bit codes of the columns of ``parts`` side by side.
+
+    The parts (non-negative, same rows) are overwritten. One scale per row, its largest
+    value over all parts / 127.
+    """
+    top = parts[0].amax(1)
+    for part in parts[1:]:
+        top = torch.maximum(top, part.amax(1))
+    scale = top.clamp_min_(1e-30).div_(127)
+    inv = scale.reciprocal().unsqueeze(1)
+    q = torch.empty(top.shape[0], sum(p.shape[1] for p in parts), dtype=torch.uint8)
+    codes, col = q.numpy(), 0
+    with np.errstate(invalid="ignore"):  # NaN rows: their NaN scale makes the output NaN
+        for part in parts:
+            # + 0.5 then truncation rounds these non-negative values; numpy's cast is
+            # several times faster than torch's float -> uint8 copy
+            part = part.mul_(inv).add_(0.5).numpy()
+            np.copyto(codes[:, col : col + part.shape[1]], part, casting="unsafe")
+            col += part.shape[1]
+    return scale, q
+
+
+def _int8_mm(q: Tensor, packed: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """``q @ W^T`` in fp32 (``q`` unscaled codes; ``W`` dequantised)."""
+    w, w_scale, w_zero = packed
+    return torch.ops.onednn.qlinear_pointwise(
+        q, 1.0, 0, w, w_scale, w_zero, None, 1.0, 0, torch.float32, "none", [None], ""
+    )

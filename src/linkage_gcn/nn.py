@@ -547,7 +547,10 @@ def _sage_mean(
     adj: Optional[Tensor],
     dtype: torch.dtype,
 ) -> Tensor:
-    """``ReLU(lin_l(mean_j x_j) + lin_r(x))`` on all nodes, or only on ``rows``."""
+    """``ReLU(lin_l(mean_j x_j) + lin_r(x))`` on all nodes, or only on ``rows``.
+
+    A layer that narrows (``out < in``) projects before it aggregates, on all nodes.
+    """
     if adj is None:  # bf16 on the CPU: sparse CSR products need fp32
         agg = torch.sparse.mm(_mean_adjacency(graph, deg, torch.float32), x.float()).to(dtype)
         if rows is not None:
@@ -555,6 +558,11 @@ def _sage_mean(
     elif rows is not None and x.device.type == "cpu":  # aggregate the needed rows only
         agg = torch.sparse.mm(_rows_mean_adjacency(graph, deg, rows, adj.dtype), x)
         x = x.index_select(0, rows)
+    elif rows is None and conv.out_channels < conv.in_channels:
+        # project, then aggregate in the narrower output width: mean_j(W_l x_j)
+        w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
+        out = torch.sparse.addmm(torch.addmm(b, x, w_r.t()), adj, torch.mm(x, w_l.t()))
+        return torch.relu_(out)
     else:
         agg = torch.sparse.mm(adj, x)
         if rows is not None:  # on a GPU: no host read of the rows' edge count
