@@ -156,7 +156,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Arithmetic of link scoring at predict time. ``"fp32"`` (default) is
         exact; ``"bf16"`` (GPUs, CPUs with native bfloat16), ``"tf32"``
         (CUDA matrix products) and ``"int8"`` (CPU only: oneDNN int8
-        products, 1.3-1.4x faster scoring on AVX2 CPUs, same clusters on LFW)
+        products, 1.4-1.8x faster scoring on AVX2 CPUs, same clusters on LFW)
         are faster where the hardware has them and move link scores by up to
         about 1e-2 (see ``docs/scaling.md``).
     device : {"auto", "cpu", "cuda"} or torch.device

@@ -346,7 +346,7 @@ class LinkScorer:
         on CPUs with AVX-512-BF16/AMX; slower elsewhere), ``"tf32"`` lets
         CUDA matrix products use TF32 (no effect on the CPU) and ``"int8"``
         runs the layers after the first as oneDNN int8 products (CPU only;
-        1.3-1.4x faster scoring on AVX2 CPUs, see ``docs/scaling.md``): all
+        1.4-1.8x faster scoring on AVX2 CPUs, see ``docs/scaling.md``): all
         three are approximate (link probabilities typically within 1e-2).
 
     Examples

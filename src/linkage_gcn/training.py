@@ -437,7 +437,7 @@ def predict_links(
         on GPUs and CPUs with native bf16, it is slower on AVX2 CPUs),
         ``"tf32"`` (TF32 matrix products on CUDA; no effect on a CPU) and
         ``"int8"`` (oneDNN int8 products after the first layer; CPU only, a
-        plain :class:`~linkage_gcn.nn.LinkageGCN` only; 1.3-1.4x faster on
+        plain :class:`~linkage_gcn.nn.LinkageGCN` only; 1.4-1.8x faster on
         AVX2 CPUs) are approximate: link probabilities typically move by up
         to ~1e-2.
 
