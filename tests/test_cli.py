@@ -570,6 +570,14 @@ def test_merge_and_precision_options_reach_the_estimator():
          "--merge", "chinese-whispers", "--precision", "bf16"]
     )
     assert _merge_overrides(args) == {"merge": "chinese-whispers", "precision": "bf16"}
+    from linkage_gcn.nn import PRECISIONS
+
+    for precision in PRECISIONS:  # the parser's choices follow the library's
+        args = build_parser().parse_args(
+            ["predict", "--checkpoint", "m.pt", "--val-feat-path", "x", "--out", "o.npy",
+             "--precision", precision]
+        )  # fmt: skip
+        assert _merge_overrides(args) == {"precision": precision}
     args = build_parser().parse_args(["test", "--checkpoint", "m.pt", "--val-feat-path", "x"])
     assert _merge_overrides(args) == {}  # the saved model's settings stay
     with pytest.raises(SystemExit):

@@ -10,6 +10,7 @@ pairwise F of the result. ``--fit-only`` times training alone (e.g. ``--train 10
 
 Usage:
     python examples/benchmarks/bench_million.py --n 1000000 --threads 2 [--train 10000]
+    python examples/benchmarks/bench_million.py --n 1000000 --threads 2 --precision int8
     python examples/benchmarks/bench_million.py --fit-only --train 100000 --threads 2
 """
 
@@ -86,6 +87,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fit-only", action="store_true", help="time training only")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16", "tf32"],
+                    help="arithmetic of link scoring (fit's calibration and predict)")  # fmt: skip
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch.set_num_threads(args.threads)
@@ -94,14 +97,16 @@ def main() -> None:
     log.setLevel(logging.INFO)
     log.addHandler(clock)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"{torch.__version__}, {args.threads} thread(s), precision {args.precision}, load "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     t0 = time.perf_counter()
     X_train, y_train, X_test, y_test = faces(args.train, 0 if args.fit_only else args.n,
                                              args.seed)  # fmt: skip
     print(f"data: {len(X_train):,} training faces ({len(np.unique(y_train)):,} identities), "
           f"{len(X_test):,} test faces ({len(np.unique(y_test)):,} identities) in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-    est = LinkageClusterer(random_state=args.seed, threads=args.threads, verbose=False)
+    est = LinkageClusterer(random_state=args.seed, threads=args.threads, verbose=False,
+                           precision=args.precision)  # fmt: skip
     t0 = time.perf_counter()
     est.fit(X_train, y_train)
     fit_s = time.perf_counter() - t0
