@@ -76,7 +76,7 @@ def check_int8(device: torch.device) -> None:
     if device.type != "cpu":
         raise ValueError(
             "precision='int8' runs on the CPU only (oneDNN int8 kernels); on "
-            f"{device.type} use 'bf16' or 'tf32'."
+            f"{device.type} use 'bf16' or 'tf32', or compute on device='cpu'."
         )
     reason = int8_support()
     if reason is not None:
@@ -130,6 +130,7 @@ class Int8Sage:
         self.in_channels = conv.in_channels
         self.out_channels = conv.out_channels
 
+    @torch.no_grad()
     def __call__(self, x: Tensor, adj: Tensor, rows: Optional[Tensor] = None) -> Tensor:
         """The layer's output on all rows of ``x``, or on ``rows`` only.
 
