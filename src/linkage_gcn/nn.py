@@ -551,6 +551,7 @@ def _sage_mean(
 
     A layer that narrows (``out < in``) projects before it aggregates, on all nodes.
     """
+    w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
     if adj is None:  # bf16 on the CPU: sparse CSR products need fp32
         agg = torch.sparse.mm(_mean_adjacency(graph, deg, torch.float32), x.float()).to(dtype)
         if rows is not None:
@@ -560,14 +561,12 @@ def _sage_mean(
         x = x.index_select(0, rows)
     elif rows is None and conv.out_channels < conv.in_channels:
         # project, then aggregate in the narrower output width: mean_j(W_l x_j)
-        w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
         out = torch.sparse.addmm(torch.addmm(b, x, w_r.t()), adj, torch.mm(x, w_l.t()))
         return torch.relu_(out)
     else:
         agg = torch.sparse.mm(adj, x)
         if rows is not None:  # on a GPU: no host read of the rows' edge count
             agg, x = agg.index_select(0, rows), x.index_select(0, rows)
-    w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
     out = torch.addmm(b, agg, w_l.t())
     out.addmm_(x, w_r.t())
     return torch.relu_(out)
