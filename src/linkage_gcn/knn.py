@@ -472,18 +472,110 @@ def from_self_first(table: ArrayLike) -> ArrayLike:
     return to_like(t[:, 1:].contiguous(), was_numpy)
 
 
-def check_knn_index(index: torch.Tensor, n: int) -> torch.Tensor:
-    """Validate a (N, K) kNN table: shape, ids in range, no row listing itself."""
-    if index.dim() != 2 or index.shape[1] == 0:
-        raise ValueError(f"knn_index must be 2-D (N, K) with K >= 1, got {tuple(index.shape)}.")
-    if index.shape[0] != n:
-        raise ValueError(f"knn_index has {index.shape[0]} rows but x has {n}.")
-    if bool(((index < 0) | (index >= n)).any()):
-        raise ValueError(f"knn_index holds ids outside [0, {n}).")
-    rows = torch.arange(n, device=index.device).unsqueeze(1)
-    if bool((index == rows).any()):
+def check_knn_index(
+    index: Any,
+    n: Optional[int] = None,
+    *,
+    name: str = "knn_index",
+    rows_of: str = "x",
+    width: Optional[int] = None,
+    min_width: Optional[int] = None,
+    why: str = "",
+    device: Any = None,
+) -> torch.Tensor:
+    """Validate a (N, K) kNN table: the one kNN-table check of the package.
+
+    Every entry point that takes a kNN table (the estimator, the IPS
+    builders, the samplers, the training and scoring loops, the file writers,
+    the incremental state) checks it here.
+
+    Parameters
+    ----------
+    index : array-like or torch.Tensor of int, shape (N, K)
+        Neighbour ids of each row, nearest first, self excluded.
+    n : int, optional
+        The number of rows the table must have (the samples of ``rows_of``);
+        by default its own row count. Ids must lie in ``[0, n)``.
+    name : str
+        What to call the table in messages (an argument, a flag or a file).
+    rows_of : str
+        What ``n`` counts, for messages ("x", "X", "--feat_path").
+    width : int, optional
+        Check only the first ``width`` columns (a sampler reads no further).
+    min_width : int, optional
+        The fewest columns accepted; ``why`` says what needs them.
+    why : str
+        What needs ``min_width`` columns (for the message).
+    device : torch.device, optional
+        Move the table there.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (N, K)
+
+    Raises
+    ------
+    ValueError
+        On floating, boolean or complex ids, a shape other than (N, K) with
+        K >= 1, another row count than ``n``, fewer than ``min_width``
+        columns, ids outside ``[0, n)`` or a row listing itself (each message
+        names the table, and the first bad row and column).
+
+    Examples
+    --------
+    >>> check_knn_index([[1, 2], [0, 2], [1, 0]])
+    tensor([[1, 2],
+            [0, 2],
+            [1, 0]])
+    >>> check_knn_index([[1], [1]])
+    Traceback (most recent call last):
+    ...
+    ValueError: knn_index row 1 lists itself among its own neighbours; ...
+    """
+    t, _ = as_tensor(index, name=name)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(
-            "knn_index lists a node among its own neighbours; pass the table without the "
-            "self column (linkage_gcn.knn.from_self_first converts the reference format)."
+            f"{name} must hold integer neighbour ids, got dtype {t.dtype} (ids are never "
+            "rounded: cast a table of whole numbers to int first)."
         )
-    return index
+    if t.dim() != 2 or t.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be a 2-D (N, K) table of neighbour ids with K >= 1, got shape "
+            f"{tuple(t.shape)}."
+        )
+    t = t.long()
+    if device is not None:
+        t = t.to(device)
+    rows = t.shape[0]
+    if n is None:
+        n = rows
+    elif rows != n:
+        raise ValueError(
+            f"{name} has {rows} rows but {rows_of} has {n} samples: the table needs one row "
+            f"per sample of {rows_of}."
+        )
+    if min_width is not None and t.shape[1] < min_width:
+        need = f" ({why})" if why else ""
+        raise ValueError(
+            f"{name} has {t.shape[1]} neighbours per row but {min_width} are needed{need}; "
+            "pass a wider table."
+        )
+    cols = t if width is None else t[:, :width]
+    if cols.numel() == 0:
+        return t
+    bad = (cols < 0) | (cols >= n)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} holds neighbour ids outside [0, {n}) ({int(bad.sum())} of them; "
+            f"{rows_of} has {n} samples): row {row}, column {col} is {int(cols[row, col])}."
+        )
+    own = cols == torch.arange(rows, device=t.device).unsqueeze(1)
+    if bool(own.any()):
+        row = int(own.nonzero()[0, 0])
+        raise ValueError(
+            f"{name} row {row} lists itself among its own neighbours; the table must "
+            "exclude each row's own id (linkage_gcn.knn.from_self_first converts the "
+            "self-first reference format)."
+        )
+    return t
