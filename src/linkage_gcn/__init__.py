@@ -4,8 +4,7 @@ The public API is re-exported here; everything else can be imported from the
 module where it lives (``linkage_gcn.knn``, ``linkage_gcn.ips``, ...).
 """
 
-__version__ = "0.2.0"
-
+from ._version import __version__
 from .community import chinese_whispers, consensus_chinese_whispers
 from .estimator import LinkageClusterer
 from .incremental import IncrementalClusterer

@@ -43,8 +43,8 @@ from typing import Any, Callable, NoReturn, Optional
 
 import numpy as np
 
-from . import __version__
 from ._threads import cpu_threads
+from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 

@@ -19,7 +19,6 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import __version__
 from ._files import atomic_write
 from ._int8 import check_int8
 from ._threads import with_threads
@@ -33,6 +32,7 @@ from ._validation import (
     check_real,
     resolve_device,
 )
+from ._version import __version__
 from .community import consensus_chinese_whispers, infomap
 from .datasets import identity_folds
 from .distributed import predict_links_distributed, train_distributed, world_size

@@ -62,10 +62,10 @@ import torch
 from scipy.sparse.csgraph import connected_components
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
 from ._files import atomic_write
 from ._threads import with_threads
 from ._validation import check_int, check_real
+from ._version import __version__
 from .community import constrained_chinese_whispers
 from .knn import knn
 from .merge import constrained_components, pool_pair_scores
