@@ -70,7 +70,20 @@ def _tree(module: str) -> ast.Module:
 
 
 def module_all(module: str) -> list[str]:
-    """The literal ``__all__`` of a module ([] when it has none)."""
+    """The literal ``__all__`` of a module ([] when it has none).
+
+    The package root builds its ``__all__`` from the re-exports of its stub
+    ``__init__.pyi`` (lazy imports): those are read instead.
+    """
+    stub = _module_path(module).with_suffix(".pyi")
+    if stub.is_file():
+        tree = ast.parse(stub.read_text(encoding="utf-8"))
+        return [
+            a.asname or a.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom)
+            for a in node.names
+        ]
     for node in _tree(module).body:
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, ast.AnnAssign) else []
@@ -94,7 +107,11 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
 def _definition(module: str, name: str) -> Optional[ast.AST]:
     """The top-level statement of ``module`` that binds ``name`` (last one wins)."""
     found = None
-    for node in _tree(module).body:
+    stub = _module_path(module).with_suffix(".pyi")
+    body = list(_tree(module).body)
+    if stub.is_file():  # the lazy package root: its re-exports are in the stub
+        body += ast.parse(stub.read_text(encoding="utf-8")).body
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name == name:
                 found = node

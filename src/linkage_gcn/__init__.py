@@ -1,57 +1,47 @@
 """linkage-gcn: linkage-based clustering of embeddings with graph convolution networks.
 
 The public API is re-exported here; everything else can be imported from the
-module where it lives (``linkage_gcn.knn``, ``linkage_gcn.ips``, ...).
+module where it lives (``linkage_gcn.knn``, ``linkage_gcn.ips``, ...). The
+names are imported when first used (PEP 562), so that ``import linkage_gcn``
+and the command line's ``--version`` and ``--help`` load neither torch nor
+PyTorch Geometric. Their one list is the stub ``__init__.pyi`` beside this
+file (which type checkers read): it is parsed here, as scientific-python's
+``lazy_loader.attach_stub`` does.
 """
 
-from ._version import __version__
-from .community import chinese_whispers, consensus_chinese_whispers
-from .estimator import LinkageClusterer
-from .incremental import IncrementalClusterer
-from .ips import IPSDataset, IPSTransform, build_ips
-from .knn import knn
-from .loader import RIWSNodeSampler
-from .losses import ClassBalancedLoss, FocalLoss, class_balanced_loss, focal_loss
-from .merge import (
-    constrained_components,
-    pool_pair_scores,
-    propagate_labels,
-    threshold_components,
-)
-from .metrics import bcubed_fscore, edge_ap, evaluate, nmi, pairwise_fscore
-from .nn import LinkageGCN
-from .preprocessing import EmbeddingPreprocessor
-from .samplers import ReSampler, RIWSSampler, TopKSampler
-from .transforms import RIWSTransform
+from __future__ import annotations
 
-__all__ = [
-    "ClassBalancedLoss",
-    "EmbeddingPreprocessor",
-    "FocalLoss",
-    "IPSDataset",
-    "IPSTransform",
-    "IncrementalClusterer",
-    "LinkageClusterer",
-    "LinkageGCN",
-    "RIWSNodeSampler",
-    "RIWSSampler",
-    "RIWSTransform",
-    "ReSampler",
-    "TopKSampler",
-    "__version__",
-    "bcubed_fscore",
-    "build_ips",
-    "chinese_whispers",
-    "class_balanced_loss",
-    "consensus_chinese_whispers",
-    "constrained_components",
-    "edge_ap",
-    "evaluate",
-    "focal_loss",
-    "knn",
-    "nmi",
-    "pairwise_fscore",
-    "pool_pair_scores",
-    "propagate_labels",
-    "threshold_components",
-]
+import ast
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__ as __version__
+
+
+def _exports() -> dict[str, str]:
+    """``name -> module`` of every ``from .module import name as name`` of the stub."""
+    tree = ast.parse((Path(__file__).with_name("__init__.pyi")).read_text(encoding="utf-8"))
+    return {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module != "_version"
+        for alias in node.names
+    }
+
+
+_EXPORTS = _exports()
+__all__ = sorted([*_EXPORTS, "__version__"], key=lambda s: (s.startswith("_"), s.lower()))
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linkage_gcn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
