@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io as _io
 import logging
 import pickle
@@ -21,28 +22,17 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._files import atomic_write
 from ._int8 import check_int8
+from ._params import check_param, skip_validation
 from ._threads import with_threads
-from ._validation import (
-    as_index,
-    check_bool,
-    check_features,
-    check_in_options,
-    check_int,
-    check_labels,
-    check_real,
-    resolve_device,
-)
+from ._validation import check_features, check_int, check_labels, check_real
 from ._version import __version__
-from .community import consensus_chinese_whispers, infomap
 from .datasets import identity_folds
-from .distributed import predict_links_distributed, train_distributed, world_size
-from .ips import check_k_at_hop
-from .knn import BACKENDS, METRICS, check_knn_index, knn
-from .losses import resolve_loss
-from .merge import POOLS, check_step, pool_pair_scores, propagate_labels, threshold_components
+from .knn import check_knn_index, knn
+from .merge import pool_pair_scores
+from .merges import resolve_merge
 from .metrics import bcubed_fscore
-from .nn import PRECISIONS, LinkageGCN, check_layer_sizes
-from .preprocessing import PREPROCESSING, apply_preprocessing, fit_preprocessing
+from .nn import LinkageGCN, check_layer_sizes
+from .preprocessing import apply_preprocessing, fit_preprocessing
 from .samplers import NeighborSampler, resolve_sampler
 from .training import predict_links, train_linkage_gcn
 
@@ -50,15 +40,13 @@ __all__ = ["LinkageClusterer"]
 
 logger = logging.getLogger(__name__)
 
-MERGES = ("chinese-whispers", "threshold", "infomap", "propagation")
 _FORMAT = "linkage-gcn-checkpoint"
-CALIBRATIONS = ("cv", "train")
 #: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
 
 
 #: Run an estimator method with the estimator's ``threads`` CPU threads.
-_with_threads = with_threads(lambda est: _optional(_int(1))(est.threads, "threads"))
+_with_threads = with_threads(lambda est: check_param("threads", est.threads))
 
 
 class LinkageClusterer(ClusterMixin, BaseEstimator):
@@ -161,10 +149,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         about 1e-2 (see ``docs/scaling.md``).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to compute. Under ``torchrun`` (an initialised
-        ``torch.distributed`` process group), ``fit`` trains with
-        :func:`~linkage_gcn.distributed.train_distributed` (``batch_size`` per
-        process) and scoring is sharded across the processes
-        (:func:`~linkage_gcn.distributed.predict_links_distributed`).
+        ``torch.distributed`` process group), the training of ``fit`` shards
+        its pivots across the processes (``batch_size`` per process) and so
+        does the scoring: :func:`~linkage_gcn.training.train_linkage_gcn` and
+        :func:`~linkage_gcn.training.predict_links` serve one process or many.
     threads : int, optional
         CPU threads of torch (and faiss) during ``fit`` and ``predict``,
         restored afterwards; ``None`` keeps torch's setting. On a machine
@@ -294,36 +282,41 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
 
-    def _check_params(self) -> dict[str, Any]:
+    def resolved_params(self) -> dict[str, Any]:
         """Validate every parameter, before any work; return the validated settings.
 
-        Each parameter has one rule in :data:`_PARAM_RULES` (add a line there
-        for a new parameter); the rules that tie several parameters together
-        follow. The result maps each parameter name to its validated value,
-        plus ``k1``, ``k2``, the resolved ``sampler`` and the kNN widths
-        ``n_neighbors_fit`` / ``n_neighbors_predict``.
+        Each parameter is checked by its one declaration in
+        :data:`linkage_gcn._params.PARAMS`; the rules that tie several
+        parameters together follow. The merge's optional package (``infomap``)
+        is checked here too, so that a missing extra fails before any work.
+
+        Returns
+        -------
+        dict
+            Each parameter name mapped to its validated value (``device`` as a
+            :class:`torch.device`), plus ``k1``, ``k2``, the resolved
+            ``sampler`` and the kNN widths ``n_neighbors_fit`` /
+            ``n_neighbors_predict``.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter and the problem.
+
+        Examples
+        --------
+        >>> cfg = LinkageClusterer(k_at_hop=(10, 5)).resolved_params()
+        >>> cfg["k1"], cfg["k2"], cfg["n_neighbors_predict"]
+        (10, 5, 10)
         """
-        missing = [name for name in _PARAM_RULES if not hasattr(self, name)]
-        if missing:  # pragma: no cover - a subclass that forgot to store a parameter
-            raise AttributeError(f"{type(self).__name__} has no parameter(s) {missing}.")
         cfg: dict[str, Any] = {
-            name: rule(getattr(self, name), name) for name, rule in _PARAM_RULES.items()
+            name: check_param(name, getattr(self, name)) for name in self._get_param_names()
         }
-        k1, k2 = cfg["k1"], cfg["k2"] = cfg["k_at_hop"]
-        u = cfg["active_connection"]
-        sampler = resolve_sampler(self.sampler, k1, gamma=cfg["gamma"])
-        cfg["sampler"] = sampler
-        # training reads the sampler's pool; scoring reads the k1 nearest only
-        need_fit = max(sampler.pool_size(), k1, k2, u)
-        need_predict = max(k1, k2, u)
-        if cfg["n_neighbors"] is not None:
-            if cfg["n_neighbors"] < need_fit:
-                raise ValueError(
-                    f"n_neighbors={cfg['n_neighbors']} is narrower than the {need_fit} neighbours "
-                    "that k_at_hop, active_connection and the sampler need."
-                )
-            need_fit = need_predict = cfg["n_neighbors"]
-        cfg["n_neighbors_fit"], cfg["n_neighbors_predict"] = need_fit, need_predict
+        cfg["k1"], cfg["k2"] = cfg["k_at_hop"]
+        resolve_merge(cfg["merge"])  # its optional package, before any work
+        cfg["sampler_param"] = self.sampler
+        cfg["sampler"] = resolve_sampler(self.sampler, cfg["k1"], gamma=cfg["gamma"])
+        cfg.update(_knn_widths(cfg))
         if cfg["precision"] == "int8":
             check_int8(cfg["device"])
         return cfg
@@ -362,10 +355,34 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         mean = None if mean is None else torch.from_numpy(np.asarray(mean, dtype=np.float32))
         return apply_preprocessing(x, method, mean)
 
+    def preprocess(self, X: Any) -> np.ndarray:
+        """Validate new embeddings and apply the fitted preprocessing, as :meth:`predict` does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings with the ``n_features_in_`` columns seen in ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n_samples, n_features)
+            What the kNN search and the link model see.
+
+        Examples
+        --------
+        >>> est = LinkageClusterer.pretrained("dlib-128")
+        >>> est.preprocess(np.ones((2, 128))).shape
+        (2, 128)
+        """
+        check_is_fitted(self, "model_")
+        return self._prepare(X, self.resolved_params(), reset=False, min_samples=1).numpy()
+
     # ------------------------------------------------------------------ fit / predict
 
     @_with_threads
-    def fit(self, X: Any, y: Any = None, knn_index: Any = None) -> LinkageClusterer:
+    def fit(
+        self, X: Any, y: Any = None, knn_index: Any = None, *, resume: Any = None
+    ) -> LinkageClusterer:
         """Train the link classifier on labelled embeddings.
 
         Every parameter and input is validated before the kNN search and the
@@ -382,6 +399,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             A precomputed kNN table (neighbour ids by decreasing similarity,
             self excluded; see :func:`linkage_gcn.io.load_knn`); computed
             from ``X`` when omitted.
+        resume : str or Path, optional
+            A resume file for a long training: after each finished epoch the
+            training state is saved there, and a fit that was interrupted
+            (Ctrl-C, a lost machine) and is started again with the same data,
+            parameters and file continues after the last finished epoch. The
+            file is removed when the training ends.
 
         Returns
         -------
@@ -395,7 +418,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             When the training diverges (NaN or infinite loss): lower ``lr``
             or change ``loss``.
         """
-        cfg = self._check_params()
+        cfg = self.resolved_params()
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
@@ -407,36 +430,96 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n_ids = np.unique(labels).shape[0]
         if n_ids < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
-        self._check_trainable(x.shape[0], labels, cfg)
+        train_cfg = self._fit_hops(x.shape[0], cfg, "X")
+        self._check_folds(labels, cfg)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         x_dev = x.to(cfg["device"])
         index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
         logger.info(
             "fit: %d samples, %d features, %d identities; %r, k_at_hop=%s, %d epochs on %s",
-            x.shape[0], x.shape[1], n_ids, cfg["sampler"], cfg["k_at_hop"], cfg["epochs"],
-            cfg["device"],
+            x.shape[0], x.shape[1], n_ids, train_cfg["sampler"], train_cfg["k_at_hop"],
+            cfg["epochs"], cfg["device"],
         )  # fmt: skip
-        model, history = self._train(x_dev, index, labels, cfg, seed)
-        self.history_ = [vars(h) for h in history]
-        self.model_ = model.cpu().eval()
-        edge_index, scores = self._edges(x_dev, index, cfg)
-        if cfg["threshold"] != "auto" or cfg["merge"] == "propagation":
-            # the propagation sets its own thresholds; threshold_ is then unused
-            self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
-        elif cfg["calibration"] == "cv":
-            self.threshold_ = self._calibrate_cv(x, labels, cfg, seed)
-        else:
-            self.threshold_ = self._calibrate([(edge_index, scores, labels)], cfg, "training set")
-        self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
+        with skip_validation():  # everything below was validated above
+            model, history = self._train(x_dev, index, labels, train_cfg, seed, resume=resume)
+            self.history_ = [vars(h) for h in history]
+            self.model_ = model.cpu().eval()
+            edge_index, scores = self._edges(x_dev, index, cfg)
+            if cfg["threshold"] != "auto" or not resolve_merge(cfg["merge"]).uses_threshold:
+                # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
+                self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
+            elif cfg["calibration"] == "cv":
+                self.threshold_ = self._calibrate_cv(x, labels, cfg, seed)
+            else:
+                self.threshold_ = self._calibrate(
+                    [(edge_index, scores, labels)], cfg, "training set"
+                )
+            self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
         return self
 
-    def _check_trainable(self, n: int, labels: np.ndarray, cfg: dict[str, Any]) -> None:
-        """Refuse a training set too small for the sampler or for the calibration folds."""
-        self._check_sampler_pool(n, cfg)
+    @staticmethod
+    def _fit_hops(n: int, cfg: dict[str, Any], what: str) -> dict[str, Any]:
+        """The settings to train on ``n`` samples: the hops shrunk to what the data holds.
+
+        Each sample of a set of ``n`` has ``n - 1`` neighbours. When the
+        sampler's pool (``k1`` for ``"topk"``, ``floor(gamma * k1)`` for
+        ``"rs"`` / ``"riws"``), ``k2`` or ``active_connection`` need more, a
+        sampler given by name is rebuilt with the largest ``k1`` that fits and
+        the other hops are capped at ``n - 1`` (a warning says so; the network
+        does not depend on the hops, and ``predict`` uses ``k_at_hop``); a
+        sampler object cannot be rebuilt, and a set too small for ``k1 = 1``
+        is refused, before any work.
+        """
+        avail = n - 1
+        sampler, k1, k2, u = cfg["sampler"], cfg["k1"], cfg["k2"], cfg["active_connection"]
+        if sampler.pool_size() <= avail and max(k2, u) <= avail:
+            return cfg
+        fix = (
+            "use a smaller k_at_hop[0] or gamma, sampler='topk', or more samples"
+            if sampler.needs_labels
+            else "use a smaller k_at_hop[0] or more samples"
+        )
+        if not isinstance(cfg["sampler_param"], str):
+            raise ValueError(
+                f"{what} has {n} samples, so each has {avail} neighbours, too few for {sampler!r}, "
+                f"which reads the {sampler.pool_size()} nearest neighbours of each sample: {fix}."
+            )
+        fitting = [
+            k for k in range(min(k1, avail), 0, -1)
+            if resolve_sampler(cfg["sampler_param"], k, gamma=cfg["gamma"]).pool_size() <= avail
+        ]  # fmt: skip
+        if not fitting:
+            smallest = resolve_sampler(cfg["sampler_param"], 1, gamma=cfg["gamma"]).pool_size()
+            raise ValueError(
+                f"{what} has {n} samples, so each has {avail} neighbours: too few to train "
+                f"{cfg['sampler_param']!r} even with k_at_hop[0] = 1 (its pool is "
+                f"floor(gamma * k1) = {smallest} with gamma={cfg['gamma']:g}): {fix}."
+            )
+        new_k1 = fitting[0]
+        shrunk = {
+            **cfg,
+            "k1": new_k1,
+            "k2": min(k2, avail),
+            "active_connection": min(u, avail),
+            "sampler": resolve_sampler(cfg["sampler_param"], new_k1, gamma=cfg["gamma"]),
+        }
+        shrunk["k_at_hop"] = (new_k1, shrunk["k2"])
+        warnings.warn(
+            f"{what} has {n} samples, so each has {avail} neighbours: training with "
+            f"k_at_hop={shrunk['k_at_hop']} and active_connection={shrunk['active_connection']} "
+            f"instead of k_at_hop={cfg['k_at_hop']} and active_connection={u}; predict uses "
+            f"k_at_hop={cfg['k_at_hop']}. Train on more samples to use the full subgraphs.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return shrunk
+
+    def _check_folds(self, labels: np.ndarray, cfg: dict[str, Any]) -> None:
+        """Refuse a training set with too few identities for the calibration folds."""
         if (
             cfg["threshold"] == "auto"
             and cfg["calibration"] == "cv"
-            and cfg["merge"] != "propagation"
+            and resolve_merge(cfg["merge"]).uses_threshold
         ):
             folds = cfg["cv_folds"]
             if np.unique(labels).shape[0] < 2 * folds:
@@ -446,18 +529,6 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                     "fewer cv_folds, calibration='train' or a fixed threshold."
                 )
 
-    @staticmethod
-    def _check_sampler_pool(n: int, cfg: dict[str, Any]) -> None:
-        """Refuse a training set no wider than the sampler's candidate pool."""
-        sampler = cfg["sampler"]
-        pool = sampler.pool_size()
-        if sampler.needs_labels and n <= pool:
-            raise ValueError(
-                f"X has {n} samples, too few for {sampler!r}, which draws from "
-                f"the {pool} nearest neighbours of each sample; use a smaller k_at_hop[0] or "
-                "gamma, or sampler='topk'."
-            )
-
     def _train(
         self,
         x: torch.Tensor,
@@ -465,25 +536,25 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         labels: np.ndarray,
         cfg: dict[str, Any],
         seed: int,
+        resume: Any = None,
     ) -> tuple[LinkageGCN, list[Any]]:
-        """Train a fresh network on ``x`` (seeded by ``seed``); return it and its history."""
-        generator = torch.Generator().manual_seed(seed)
+        """Train a fresh network on ``x`` (seeded by ``seed``); return it and its history.
+
+        One process or all the processes of a ``torchrun`` group alike:
+        :func:`~linkage_gcn.training.train_linkage_gcn` shards the pivots.
+        """
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_model(x.shape[1], cfg)
         model = model.to(x.device)
         y_dev = torch.from_numpy(labels).to(x.device)
-        settings = dict(
-            sampler=cfg["sampler"], k2=cfg["k2"], active_connection=cfg["active_connection"],
-            loss=cfg["loss"], epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-            momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
-            lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
-            pivot_similarity=cfg["pivot_similarity"],
+        history = train_linkage_gcn(
+            model, x, index, y_dev, sampler=cfg["sampler"], k2=cfg["k2"],
+            active_connection=cfg["active_connection"], loss=cfg["loss"], epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"], lr=cfg["lr"], momentum=cfg["momentum"],
+            weight_decay=cfg["weight_decay"], lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
+            pivot_similarity=cfg["pivot_similarity"], seed=seed, resume=resume,
         )  # fmt: skip
-        if world_size() > 1:  # under torchrun: pivots sharded, gradients averaged (DDP)
-            history = train_distributed(model, x, index, y_dev, seed=seed, **settings)
-        else:
-            history = train_linkage_gcn(model, x, index, y_dev, generator=generator, **settings)
         return model, history
 
     def _calibrate_cv(
@@ -503,9 +574,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 x_fit = x[torch.from_numpy(~held)].to(cfg["device"])
                 x_held = x[torch.from_numpy(held)].to(cfg["device"])
                 fit_labels = labels[~held]
-                self._check_sampler_pool(x_fit.shape[0], cfg)
+                fold_cfg = self._fit_hops(x_fit.shape[0], cfg, f"calibration fold {k + 1}")
                 index = self._knn(x_fit, cfg["n_neighbors_fit"])
-                model, _ = self._train(x_fit, index, fit_labels, cfg, seed + 1 + k)
+                model, _ = self._train(x_fit, index, fit_labels, fold_cfg, seed + 1 + k)
                 self.model_ = model.cpu().eval()
                 if x_held.shape[0] < 2:
                     continue
@@ -536,12 +607,13 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             Cluster ids ``0..C-1``; an item linked to nothing is a singleton.
         """
         check_is_fitted(self, "model_")
-        cfg = self._check_params()
+        cfg = self.resolved_params()
         x = self._prepare(X, cfg, reset=False, min_samples=1)
         if x.shape[0] == 1:  # one item: one singleton cluster
             return np.zeros(1, dtype=np.int64)
         edge_index, scores = self._score(x, knn_index, cfg)
-        return self._merge(edge_index, scores, x.shape[0], cfg)
+        with skip_validation():
+            return self._merge(edge_index, scores, x.shape[0], cfg)
 
     @_with_threads
     def predict_edges(self, X: Any, knn_index: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -561,14 +633,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             Link probabilities, pooled over both directions (``pool``).
         """
         check_is_fitted(self, "model_")
-        cfg = self._check_params()
+        cfg = self.resolved_params()
         return self._score(self._prepare(X, cfg, reset=False), knn_index, cfg)
 
     # ------------------------------------------------------------------ steps
 
     def _score(self, x: torch.Tensor, knn_index: Any, cfg: dict[str, Any]):
         x = x.to(cfg["device"])
-        return self._edges(x, self._knn(x, cfg["n_neighbors_predict"], knn_index), cfg)
+        index = self._knn(x, cfg["n_neighbors_predict"], knn_index)
+        with skip_validation():
+            return self._edges(x, index, cfg)
 
     def _build_model(self, n_features: int, cfg: Optional[dict[str, Any]] = None) -> LinkageGCN:
         hidden = cfg["hidden_channels"] if cfg else self.hidden_channels
@@ -582,24 +656,21 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def _knn(self, x: torch.Tensor, width: int, given: Any = None) -> torch.Tensor:
         k = min(width, x.shape[0] - 1)
         if given is None:
-            index, _ = knn(x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose)
+            with skip_validation():
+                index, _ = knn(
+                    x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose
+                )
             return index
-        index = check_knn_index(as_index(given, name="knn_index").to(x.device), x.shape[0])
-        if index.shape[1] < k:
-            raise ValueError(
-                f"knn_index has {index.shape[1]} neighbours per row but {k} are needed "
-                "(k_at_hop, active_connection and, to fit, the sampler's pool); pass a wider "
-                "table."
-            )
-        return index
+        return check_knn_index(
+            given, x.shape[0], name="knn_index", rows_of="X", min_width=k, device=x.device,
+            why="k_at_hop, active_connection and, to fit, the sampler's pool",
+        )  # fmt: skip
 
     def _edges(self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any]):
         model = self.model_.to(x.device)
         start = time.perf_counter()
-        # under torchrun each rank scores its share of the pivots; all ranks get every score
-        score = predict_links_distributed if world_size() > 1 else predict_links
-        try:
-            src, dst, scores = score(
+        try:  # under torchrun each rank scores its share of the pivots; all get every score
+            src, dst, scores = predict_links(
                 model, x, index, k1=cfg["k1"], k2=cfg["k2"],
                 active_connection=cfg["active_connection"],
                 batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
@@ -665,24 +736,65 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         labels : numpy.ndarray of int64, shape (n_samples,)
         """
         check_is_fitted(self, "model_")
-        cfg = self._check_params()
+        cfg = self.resolved_params()
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         return self._merge(edge_index, scores, n_samples, cfg)
 
-    def _link_threshold(self, cfg: dict[str, Any]) -> float:
-        """The threshold set by the user, or the one calibrated at fit time (``"auto"``)."""
-        return self.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
+    def link_threshold(self) -> float:
+        """The link cut :meth:`predict` uses: ``threshold``, or ``threshold_`` when ``"auto"``.
+
+        Examples
+        --------
+        >>> LinkageClusterer.pretrained("dlib-128", threshold=0.7).link_threshold()
+        0.7
+        """
+        check_is_fitted(self, "model_")
+        threshold = check_param("threshold", self.threshold)
+        return self.threshold_ if threshold == "auto" else float(threshold)
+
+    def merge_rule(self, *, constrained: bool = False) -> Callable[..., np.ndarray]:
+        """The clusterer's merge (``merge``, ``merge_runs``, its seed) as a function.
+
+        Parameters
+        ----------
+        constrained : bool
+            The form that takes names as cannot-link constraints (for a partly
+            named collection, see :class:`~linkage_gcn.incremental.IncrementalClusterer`).
+
+        Returns
+        -------
+        callable
+            ``rule(edge_index, scores, num_nodes, threshold) -> labels``, or
+            with ``constrained``, ``rule(edge_index, scores, num_nodes,
+            threshold, names) -> labels``; the merge comes from
+            :data:`linkage_gcn.merges.MERGES`.
+
+        Examples
+        --------
+        >>> rule = LinkageClusterer(merge="threshold").merge_rule()
+        >>> rule(np.array([[0, 1], [1, 2]]), np.array([0.9, 0.2]), 3, 0.5).tolist()
+        [0, 0, 1]
+        """
+        cfg = self.resolved_params()
+        merge = resolve_merge(cfg["merge"])
+        seed = self._merge_seed()
+        if constrained:
+            return functools.partial(merge.constrained, runs=cfg["merge_runs"], random_state=seed)
+        return functools.partial(
+            merge.cluster, runs=cfg["merge_runs"], max_size=cfg["max_size"], step=cfg["step"],
+            random_state=seed,
+        )  # fmt: skip
 
     def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
         start = time.perf_counter()
-        threshold = self._link_threshold(cfg)
+        threshold = self.link_threshold()
         labels = self._merge_at(edge_index, scores, n, cfg, threshold)
         if logger.isEnabledFor(logging.INFO):
             sizes = np.bincount(labels)
             how = (
-                f"propagation, max_size={cfg['max_size']}, step={cfg['step']:g}"
-                if cfg["merge"] == "propagation"
-                else f"{cfg['merge']}, cut {threshold:.4g}"
+                f"{cfg['merge']}, cut {threshold:.4g}"
+                if resolve_merge(cfg["merge"]).uses_threshold
+                else f"{cfg['merge']}, max_size={cfg['max_size']}, step={cfg['step']:g}"
             )
             logger.info(
                 "merged %d items into %d clusters (%d singletons; %s) in %.1f s",
@@ -694,24 +806,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any], threshold: float
     ) -> np.ndarray:
         """Cluster scored links with the configured merge at link cut ``threshold``."""
-        merge = cfg["merge"]
-        if merge == "threshold":
-            return threshold_components(edge_index, scores, n, threshold)
-        if merge == "propagation":
-            with warnings.catch_warnings():
-                warnings.simplefilter("default")
-                return propagate_labels(
-                    edge_index, scores, n, max_size=cfg["max_size"], step=cfg["step"]
-                )
-        edge_index, scores = np.asarray(edge_index), np.asarray(scores)
-        keep = scores >= threshold
-        edges, weights = edge_index[:, keep], scores[keep]
-        seed = self._merge_seed()
-        if merge == "infomap":
-            return infomap(edges, weights, n, random_state=seed, num_trials=cfg["merge_runs"])
-        return consensus_chinese_whispers(
-            edges, weights, n, n_runs=cfg["merge_runs"], random_state=seed
-        )
+        return resolve_merge(cfg["merge"], check_available=False).cluster(
+            edge_index, scores, n, threshold, runs=cfg["merge_runs"], max_size=cfg["max_size"],
+            step=cfg["step"], random_state=self._merge_seed(),
+        )  # fmt: skip
 
     def _merge_seed(self) -> Optional[int]:
         """A fixed seed for randomised merges when ``random_state`` is an int."""
@@ -936,93 +1034,19 @@ def _damaged_entry(p: Path) -> Optional[str]:
     return None
 
 
-# ---------------------------------------------------------------------- parameter rules
+# ---------------------------------------------------------------------- cross-parameter rules
 
 
-def _int(minimum: Optional[int] = None) -> Callable[[Any, str], int]:
-    return lambda value, name: check_int(value, name, minimum=minimum)
-
-
-def _real(**bounds: Any) -> Callable[[Any, str], float]:
-    return lambda value, name: check_real(value, name, **bounds)
-
-
-def _option(options: tuple[str, ...]) -> Callable[[Any, str], str]:
-    return lambda value, name: check_in_options(value, options, name)
-
-
-def _optional(rule: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
-    return lambda value, name: None if value is None else rule(value, name)
-
-
-def _threshold(value: Any, name: str) -> Union[float, str]:
-    if isinstance(value, str):
-        if value != "auto":
-            raise ValueError(f"{name} must be a number in [0, 1] or 'auto', got {value!r}.")
-        return value
-    return check_real(value, name, minimum=0.0, maximum=1.0)
-
-
-def _dropout(value: Any, name: str) -> float:
-    value = check_real(value, name, minimum=0.0, maximum=1.0)
-    if value == 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got 1.0 (it would drop all).")
-    return value
-
-
-def _random_state(value: Any, name: str) -> Any:
-    try:
-        check_random_state(value)
-    except ValueError as exc:
-        raise ValueError(
-            f"{name} must be None, an int or a numpy RandomState, got {value!r}."
-        ) from exc
-    return value
-
-
-def _loss(value: Any, name: str) -> Any:
-    resolve_loss(value)
-    return value
-
-
-#: How each parameter is validated: ``rule(value, name) -> value``. Cross-parameter
-#: rules (the sampler, which needs ``k1`` and ``gamma``; the kNN widths) live in
-#: :meth:`LinkageClusterer._check_params`.
-_PARAM_RULES: dict[str, Callable[[Any, str], Any]] = {
-    # graph
-    "k_at_hop": lambda value, name: check_k_at_hop(value),
-    "active_connection": _int(1),
-    "gamma": _real(minimum=1.0),
-    "preprocessing": _option(PREPROCESSING),
-    "metric": _option(METRICS),
-    "n_neighbors": _optional(_int(1)),
-    "knn_backend": _option(BACKENDS),
-    # training
-    "loss": _loss,
-    "epochs": _int(1),
-    "batch_size": _int(1),
-    "lr": _real(minimum=0.0, inclusive=False),
-    "momentum": _real(minimum=0.0),
-    "weight_decay": _real(minimum=0.0),
-    "lr_decay": _real(minimum=0.0, maximum=1.0),
-    # model
-    "hidden_channels": lambda value, name: tuple(check_layer_sizes(value, name)),
-    "dropout": _dropout,
-    "pivot_similarity": check_bool,
-    # scoring and merging
-    "inference_batch_size": _optional(_int(1)),
-    "precision": _option(PRECISIONS),
-    "pool": _option(POOLS),
-    "merge": _option(MERGES),
-    "calibration": _option(CALIBRATIONS),
-    "cv_folds": _int(2),
-    "merge_runs": _int(1),
-    "threshold": _threshold,
-    "max_size": _optional(_int()),
-    "step": lambda value, name: check_step(value, name),
-    # running
-    "device": lambda value, name: resolve_device(value),
-    "threads": _optional(_int(1)),
-    "random_state": _random_state,
-    "verbose": _optional(check_bool),
-}
+def _knn_widths(cfg: dict[str, Any]) -> dict[str, int]:
+    """The kNN table widths of fit (the sampler's pool) and predict (the ``k1`` nearest)."""
+    k1, k2, u = cfg["k1"], cfg["k2"], cfg["active_connection"]
+    need_fit = max(cfg["sampler"].pool_size(), k1, k2, u)
+    need_predict = max(k1, k2, u)
+    if cfg["n_neighbors"] is not None:
+        if cfg["n_neighbors"] < need_fit:
+            raise ValueError(
+                f"n_neighbors={cfg['n_neighbors']} is narrower than the {need_fit} neighbours "
+                "that k_at_hop, active_connection and the sampler need."
+            )
+        need_fit = need_predict = cfg["n_neighbors"]
+    return {"n_neighbors_fit": need_fit, "n_neighbors_predict": need_predict}
