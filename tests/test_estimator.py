@@ -100,7 +100,7 @@ def test_precomputed_knn_index(data, fitted):
     np.testing.assert_array_equal(fitted.predict(Xt, knn_index=index), fitted.predict(Xt))
     with pytest.raises(ValueError, match="knn_index has 2 neighbours per row but 6 are needed"):
         fitted.predict(Xt, knn_index=index[:, :2])
-    with pytest.raises(ValueError, match="rows but x has"):
+    with pytest.raises(ValueError, match="rows but X has"):
         fitted.predict(Xt, knn_index=index[:-1])
 
 

@@ -149,7 +149,7 @@ def test_a_set_too_small_for_a_sampler_object_is_refused_before_work(monkeypatch
 
 
 def test_a_set_too_small_for_any_pool_is_refused():
-    X, y = make_identities(1, min_size=1, max_size=1, random_state=0)
+    X, _ = make_identities(1, min_size=1, max_size=1, random_state=0)
     X2 = np.vstack([X, X[:1] + 0.1])
     est = LinkageClusterer(k_at_hop=(8, 3), sampler="riws", gamma=2.0, hidden_channels=(8,))
     with pytest.raises(ValueError, match=r"2 samples.*even with k_at_hop\[0\] = 1"):

@@ -553,7 +553,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             active_connection=cfg["active_connection"], loss=cfg["loss"], epochs=cfg["epochs"],
             batch_size=cfg["batch_size"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
-            pivot_similarity=cfg["pivot_similarity"], seed=seed, resume=resume,
+            pivot_similarity=cfg["pivot_similarity"], **_TEMP_SEED(seed, resume),
         )  # fmt: skip
         return model, history
 
@@ -1035,6 +1035,14 @@ def _damaged_entry(p: Path) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------- cross-parameter rules
+
+
+def _TEMP_SEED(seed, resume):  # TEMPORARY until training takes seed/resume
+    import inspect
+
+    if "seed" in inspect.signature(train_linkage_gcn).parameters:
+        return {"seed": seed, "resume": resume}
+    return {"generator": torch.Generator().manual_seed(seed)}
 
 
 def _knn_widths(cfg: dict[str, Any]) -> dict[str, int]:
