@@ -121,14 +121,12 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     calibration : {"train", "cv"}
         Where ``threshold="auto"`` is chosen. ``"train"`` (default) picks it
         on the final model's scores of its own training set: the cut follows
-        that model's own score scale, which varies between training runs (the
-        99th percentile of negative-pair scores on LFW ranged from 0.78 to
-        0.92 across seeds). ``"cv"`` trains ``cv_folds`` more models on
-        identity-disjoint folds of the training set and picks the cut on the
-        links of the people each did not see (how a model scores new people),
-        then applies it to the final model trained on everything; it costs
-        about three times the training and, measured on LFW, transferred less
-        well from the fold models to the final one (see docs/results.md).
+        that model's own score scale, which varies between training runs.
+        ``"cv"`` trains ``cv_folds`` more models on identity-disjoint folds of
+        the training set and picks the cut on the links of the people each
+        did not see (how a model scores new people), then applies it to the
+        final model trained on everything; it costs ``cv_folds`` more
+        trainings (docs/results.md compares the two on LFW).
     cv_folds : int
         Identity-disjoint folds of ``calibration="cv"`` (>= 2).
     merge_runs : int
@@ -144,9 +142,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Arithmetic of link scoring at predict time. ``"fp32"`` (default) is
         exact; ``"bf16"`` (GPUs, CPUs with native bfloat16), ``"tf32"``
         (CUDA matrix products) and ``"int8"`` (CPU only: oneDNN int8
-        products, 1.4-1.8x faster scoring on AVX2 CPUs, same clusters on LFW)
-        are faster where the hardware has them and move link scores by up to
-        about 1e-2 (see ``docs/scaling.md``).
+        products) are faster where the hardware has them and move link
+        scores slightly (``docs/scaling.md`` has the measured speed and
+        agreement).
     device : {"auto", "cpu", "cuda"} or torch.device
         Where to compute. Under ``torchrun`` (an initialised
         ``torch.distributed`` process group), the training of ``fit`` shards
