@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from linkage_gcn.samplers import (
+    SAMPLERS,
+    Hop1Sampler,
     ReSampler,
     RIWSSampler,
     TopKSampler,
@@ -306,19 +308,57 @@ def test_bad_tables_are_clear_errors(sampler, rng):
         sampler.sample(bad, labels)
     bad = index.copy()
     bad[3, 1] = 3
-    with pytest.raises(ValueError, match="row 3 lists the pivot itself"):
+    with pytest.raises(ValueError, match="knn_index row 3 lists itself among its own neighbours"):
         sampler.sample(bad, labels)
     with pytest.raises(ValueError, match="knn_index must hold integer neighbour ids"):
         sampler.sample(index + 0.5, labels)
-    with pytest.raises(TypeError, match="knn_index must hold integer neighbour ids"):
+    with pytest.raises(ValueError, match=r"knn_index must hold integer neighbour ids, got dtype "
+                       r"torch\.bool"):  # fmt: skip
         sampler.sample(index > 3, labels)
+    with pytest.raises(TypeError, match="knn_index must be numeric"):
+        sampler.sample(index.astype(str), labels)
     with pytest.raises(ValueError, match=r"2-D \(N, K\) table"):
         sampler.sample(index[0], labels)
-    # whole floats are fine
+    # whole floats are refused too: ids are never rounded (the one kNN-table rule)
+    with pytest.raises(ValueError, match=r"got dtype torch\.float64 .*cast a table of whole"):
+        sampler.sample(index.astype(float), labels)
+    with pytest.raises(ValueError, match=r"got dtype torch\.float32"):
+        sampler.sample(torch.from_numpy(index).float(), labels)
+    # any integer dtype is fine, and gives the same draw
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     np.testing.assert_array_equal(
-        sampler.sample(index.astype(float), labels, gen()), sampler.sample(index, labels, gen())
+        sampler.sample(index.astype(np.int32), labels, gen()), sampler.sample(index, labels, gen())
     )
+    # the name of the table in the messages is the caller's
+    with pytest.raises(ValueError, match="--knn_path holds neighbour ids outside"):
+        sampler.sample(np.where(index == 5, 99, index), labels, name="--knn_path")
+
+
+@pytest.mark.parametrize("sampler", [TopKSampler(3), RIWSSampler(2, 2.0), ReSampler(3, 1.0)])
+def test_only_the_columns_read_are_checked(sampler, rng):
+    """Columns beyond the pool are never read, so they may hold anything (e.g. padding)."""
+    index, labels = random_table(rng, n=30, width=8)
+    padded = index.copy()
+    padded[:, 4:] = -1
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    np.testing.assert_array_equal(
+        sampler.sample(padded, labels, gen()), sampler.sample(index, labels, gen())
+    )
+    padded[:, sampler.pool_size() - 1] = -1  # the last column read
+    with pytest.raises(ValueError, match=f"column {sampler.pool_size() - 1} is -1"):
+        sampler.sample(padded, labels)
+
+
+def test_numpy_in_numpy_out_tensor_in_tensor_out(rng):
+    index, _ = random_table(rng, n=30, width=8)
+    out = TopKSampler(3).sample(index)
+    assert isinstance(out, np.ndarray) and out.dtype == np.int64
+    t = TopKSampler(3).sample(torch.from_numpy(index).int())
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.long
+    np.testing.assert_array_equal(t.numpy(), out)
+    np.testing.assert_array_equal(out, index[:, :3])  # the definition of top-k
+    # a table narrower than k: top-k takes what there is
+    np.testing.assert_array_equal(TopKSampler(20).sample(index), index)
 
 
 @pytest.mark.parametrize("sampler", [RIWSSampler(5, 2.0), ReSampler(5, 2.0)])
@@ -345,9 +385,10 @@ def test_bad_labels_are_clear_errors(sampler, rng):
 
 def test_pool_wider_than_table_is_a_clear_error(rng):
     index, labels = random_table(rng, width=15)
-    with pytest.raises(ValueError, match=r"floor\(gamma \* k\) = 20 nearest neighbours.*only 15"):
+    with pytest.raises(ValueError, match=r"knn_index has 15 neighbours per row but 20 are needed "
+                       r"\(RIWSSampler\(k=10, gamma=2.0\) draws from the floor\(gamma \* k\) = 20"):
         RIWSSampler(10, 2.0).sample(index, labels)
-    with pytest.raises(ValueError, match=r"floor\(gamma \* k\) = 18 nearest neighbours.*only 15"):
+    with pytest.raises(ValueError, match=r"15 neighbours per row but 18 .*k\) = 18"):
         ReSampler(9, 2.0).sample(index, labels)
     with pytest.raises(ValueError, match="gamma"):
         RIWSSampler(5, 0.5).sample(index, labels)
@@ -365,7 +406,31 @@ def test_resolve_sampler():
     assert resolve_sampler(RIWSSampler(3), None).k == 3
     with pytest.raises(ValueError, match=r"RIWSSampler\(k=3, gamma=2.0\) selects k=3 .* k=10"):
         resolve_sampler(RIWSSampler(3), 10)
-    with pytest.raises(ValueError, match="unknown sampler 'smote'"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'smote'.* or pass a Hop1Sampler"):
         resolve_sampler("smote", 10)
     with pytest.raises(ValueError, match="k is needed"):
         resolve_sampler("riws", None)
+
+
+# ---------------------------------------------------------------- the old name
+
+
+def test_neighbor_sampler_is_a_deprecated_alias_of_hop1_sampler():
+    import linkage_gcn.samplers as samplers
+
+    assert "NeighborSampler" not in samplers.__all__ and "Hop1Sampler" in samplers.__all__
+    with pytest.warns(DeprecationWarning, match="NeighborSampler is deprecated.*Hop1Sampler"):
+        old = samplers.NeighborSampler
+    assert old is Hop1Sampler
+    assert isinstance(TopKSampler(2), old)  # isinstance checks keep working
+    with pytest.warns(DeprecationWarning):
+        from linkage_gcn.samplers import NeighborSampler  # noqa: F401
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchSampler'"):
+        samplers.NoSuchSampler  # noqa: B018
+
+
+def test_hop1_sampler_base_and_registry():
+    assert all(issubclass(cls, Hop1Sampler) for cls in SAMPLERS.values())
+    with pytest.raises(NotImplementedError):
+        Hop1Sampler(2).sample(np.array([[1], [0]]))
+    assert repr(Hop1Sampler(3)) == "Hop1Sampler(k=3)"

@@ -262,8 +262,30 @@ def test_numpy_knn_table_accepted():
     assert out.edge_index.dtype == torch.long
     assert torch.equal(out.edge_index, ref.edge_index)  # the same draw as from the tensor
     data.knn_index = data.knn_index.astype(np.float64)
-    with pytest.raises(ValueError, match=r"data\.knn_index must hold integer node ids"):
-        RIWSTransform(5)(data)  # never truncated into other ids
+    with pytest.raises(ValueError, match=r"data\.knn_index must hold integer neighbour ids"):
+        RIWSTransform(5)(data)  # never truncated into other ids, even whole floats
+
+
+def test_knn_table_errors_name_the_attribute():
+    data = make_data()
+    RIWSTransform(5)(data)  # caches data.knn_index
+    bad = data.clone()
+    bad.knn_index = bad.knn_index[:-1]
+    with pytest.raises(ValueError, match=r"data\.knn_index has 119 rows but data\.x has 120"):
+        RIWSTransform(5)(bad)
+    bad = data.clone()
+    bad.knn_index[4, 7] = 120
+    with pytest.raises(ValueError, match=r"data\.knn_index holds neighbour ids outside \[0, 120\)"
+                       r".*row 4, column 7"):  # fmt: skip
+        RIWSTransform(5)(bad)
+    bad = data.clone()
+    bad.knn_index = bad.knn_index[:, :6]
+    with pytest.raises(ValueError, match=r"data\.knn_index has 6 neighbours per row but 10 are"):
+        RIWSTransform(5)(bad)
+    bad = Data(y=data.y, knn_index=data.knn_index.clone())  # no x: the table's rows count
+    bad.knn_index[0, 0] = 200
+    with pytest.raises(ValueError, match=r"outside \[0, 120\)"):
+        RIWSTransform(5)(bad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -3,13 +3,17 @@
 A sampler turns a kNN table into the (N, k) 1-hop neighbours of every pivot at
 once. Selection is kept apart from subgraph construction
 (:func:`linkage_gcn.ips.build_ips`), so any sampler plugs into any model that
-consumes 1-hop sets.
+consumes 1-hop sets. :class:`Hop1Sampler` is their base class (called
+``NeighborSampler`` up to 0.2; that name, which PyG's
+:class:`torch_geometric.loader.NeighborSampler` also bears, remains as a
+deprecated alias for one release).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import Any, Optional
 
 import torch
@@ -17,73 +21,60 @@ from torch import Tensor
 
 from ._validation import (
     ArrayLike,
-    as_tensor,
     check_in_options,
     check_int,
     check_labels,
     check_real,
     to_like,
 )
+from .knn import check_knn_index
 
 __all__ = [
     "SAMPLERS",
-    "NeighborSampler",
+    "Hop1Sampler",
     "RIWSSampler",
     "ReSampler",
     "TopKSampler",
     "resolve_sampler",
 ]
 
+#: Old names kept for one release: old name -> new name (access warns).
+_DEPRECATED = {"NeighborSampler": "Hop1Sampler"}
 
-def _check_knn_index(knn_index: Any) -> tuple[Tensor, bool]:
-    """A 2-D integer (N, K) kNN table as an int64 tensor (ids are checked later)."""
-    index, was_numpy = as_tensor(knn_index, name="knn_index")
-    if index.dtype == torch.bool or index.is_complex():
-        raise TypeError(f"knn_index must hold integer neighbour ids, got dtype {index.dtype}.")
-    if index.is_floating_point():
-        if not bool(torch.isfinite(index).all()) or not bool((index == index.round()).all()):
-            raise ValueError("knn_index must hold integer neighbour ids, got non-integer values.")
-    if index.dim() != 2 or index.shape[1] == 0:
-        raise ValueError(
-            f"knn_index must be a 2-D (N, K) table with K >= 1, got shape {tuple(index.shape)}."
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases: ``NeighborSampler`` is :class:`Hop1Sampler` (warns)."""
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"linkage_gcn.samplers.{name} is deprecated and will be removed in the next "
+            f"release; use linkage_gcn.samplers.{new} (the same class; the old name collides "
+            "with torch_geometric.loader.NeighborSampler).",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    return index.long(), was_numpy
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _check_ids(index: Tensor, width: int) -> None:
-    """Raise when the first ``width`` columns hold an id outside [0, N) or a row's own id."""
-    n = index.shape[0]
-    cols = index[:, :width]
-    bad = (cols < 0) | (cols >= n)
-    if bool(bad.any()):
-        row, col = (int(v) for v in bad.nonzero()[0])
-        raise ValueError(
-            f"knn_index holds neighbour ids outside [0, {n}) (the table has {n} rows): "
-            f"row {row}, column {col} is {int(cols[row, col])}."
-        )
-    own = cols == torch.arange(n, device=index.device).unsqueeze(1)
-    if bool(own.any()):
-        row = int(own.nonzero()[0, 0])
-        raise ValueError(
-            f"knn_index row {row} lists the pivot itself among its neighbours; pass the table "
-            "without the self column (linkage_gcn.knn.from_self_first converts the reference "
-            "format)."
-        )
-
-
-def _check_labels(labels: Any, n: int, device: torch.device) -> Tensor:
+def _check_labels(labels: Any, n: int, device: torch.device, table: str) -> Tensor:
     """Integer identity labels of shape (N,) or (N, 1), as an int64 (N,) tensor on ``device``."""
     y = check_labels(labels, name="labels", allow_negative=True, return_tensor=True)
     if y.shape[0] != n:
-        raise ValueError(f"labels has {y.shape[0]} entries but knn_index has {n} rows.")
+        raise ValueError(f"labels has {y.shape[0]} entries but {table} has {n} rows.")
     return y.to(device)
 
 
-class NeighborSampler:
-    """Base class of 1-hop neighbour selectors.
+class Hop1Sampler:
+    """Base class of 1-hop neighbour selectors: a kNN table in, a (N, k) 1-hop set out.
 
-    Subclasses implement :meth:`_sample` on tensors; :meth:`sample` validates
-    the input and converts numpy in to numpy out.
+    The name says what it gives: the 1-hop set (``hop1``) of every pivot,
+    which :func:`linkage_gcn.ips.build_ips` turns into an Instance Pivot
+    Subgraph. (It was ``NeighborSampler`` up to 0.2, a name PyG gives to a
+    subgraph loader; the old name is a deprecated alias.) Subclasses
+    implement :meth:`_sample` on tensors; :meth:`sample` validates the input
+    with :func:`linkage_gcn.knn.check_knn_index` and converts numpy in to
+    numpy out.
 
     Parameters
     ----------
@@ -106,24 +97,35 @@ class NeighborSampler:
         """
         return check_int(self.k, "k", minimum=1)
 
+    def _required_width(self, pool: int) -> tuple[Optional[int], str]:
+        """The fewest kNN columns :meth:`sample` accepts, and why (``None``: any width)."""
+        return None, ""
+
     def sample(
         self,
         knn_index: ArrayLike,
         labels: Optional[ArrayLike] = None,
         generator: Optional[torch.Generator] = None,
+        *,
+        name: str = "knn_index",
     ) -> ArrayLike:
         """Select the 1-hop neighbours of every pivot.
 
         Parameters
         ----------
-        knn_index : array-like or torch.Tensor of shape (N, K)
+        knn_index : array-like or torch.Tensor of int, shape (N, K)
             Neighbour ids sorted by decreasing similarity, self excluded,
             each in ``[0, N)`` (row ``i`` lists the neighbours of node ``i``).
+            Ids must have an integer dtype: floating tables are refused even
+            when they hold whole numbers (ids are never rounded; cast with
+            ``.astype(int)`` / ``.long()``).
         labels : array-like or torch.Tensor of shape (N,) or (N, 1), optional
             Integer identity labels, needed by label-aware samplers (floats
             are accepted when they hold whole numbers).
         generator : torch.Generator, optional
             Source of randomness for stochastic samplers.
+        name : str, default="knn_index"
+            What error messages call the table (an attribute, a flag, a file).
 
         Returns
         -------
@@ -133,23 +135,24 @@ class NeighborSampler:
         Raises
         ------
         ValueError
-            When ``knn_index`` is not a 2-D table, holds an id outside
+            When ``knn_index`` is not a 2-D table of integer ids (floating,
+            boolean or complex dtypes included), holds an id outside
             ``[0, N)`` or a row's own id in the columns the sampler reads, is
             narrower than the sampler's pool; when ``labels`` are missing for
             a label-aware sampler, have the wrong length or shape, or hold
             non-integer values; when a parameter of the sampler is invalid.
         TypeError
-            When ``knn_index`` or ``labels`` is not numeric or
-            ``knn_index`` is boolean.
+            When ``knn_index`` or ``labels`` is not numeric.
         """
-        index, was_numpy = _check_knn_index(knn_index)
-        width = min(index.shape[1], self.pool_size())  # validates the parameters first
+        pool = self.pool_size()  # validates the parameters first
+        min_width, why = self._required_width(pool)
+        was_numpy = not isinstance(knn_index, Tensor)
+        index = check_knn_index(knn_index, name=name, width=pool, min_width=min_width, why=why)
         y = None
         if labels is not None:
-            y = _check_labels(labels, index.shape[0], index.device)
+            y = _check_labels(labels, index.shape[0], index.device, name)
         elif self.needs_labels:
             raise ValueError(f"{type(self).__name__} needs identity labels to sample.")
-        _check_ids(index, width)
         return to_like(self._sample(index, y, generator), was_numpy)
 
     def _sample(
@@ -168,7 +171,7 @@ class NeighborSampler:
         return {"k": self.k}
 
 
-class TopKSampler(NeighborSampler):
+class TopKSampler(Hop1Sampler):
     """The L-GCN selection: the ``k`` nearest neighbours of each pivot.
 
     When the kNN table is narrower than ``k`` (tiny data sets), all of its
@@ -191,7 +194,7 @@ class TopKSampler(NeighborSampler):
         return knn_index[:, :k].contiguous()
 
 
-class _PoolSampler(NeighborSampler):
+class _PoolSampler(Hop1Sampler):
     """A label-aware sampler drawing from the ``floor(gamma * k)`` nearest neighbours (eKNN)."""
 
     needs_labels = True
@@ -207,16 +210,13 @@ class _PoolSampler(NeighborSampler):
         gamma = check_real(self.gamma, "gamma", minimum=1.0)
         return math.floor(gamma * k + 1e-9)
 
+    def _required_width(self, pool: int) -> tuple[Optional[int], str]:
+        """The whole pool: ``floor(gamma * k)`` columns."""
+        return pool, f"{self!r} draws from the floor(gamma * k) = {pool} nearest neighbours"
+
     def _pool(self, knn_index: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """The candidate pool (N, P) and whether each candidate shares the pivot's identity."""
-        size = self.pool_size()
-        if knn_index.shape[1] < size:
-            raise ValueError(
-                f"{type(self).__name__}(k={self.k}, gamma={self.gamma}) draws from the "
-                f"floor(gamma * k) = {size} nearest neighbours, but the kNN table has only "
-                f"{knn_index.shape[1]} columns; build it with at least {size} neighbours."
-            )
-        pool = knn_index[:, :size]
+        pool = knn_index[:, : self.pool_size()]
         return pool, labels[pool] == labels.unsqueeze(1)
 
     def _params(self) -> dict[str, Any]:
@@ -400,19 +400,19 @@ class ReSampler(_PoolSampler):
 
 
 #: Samplers selectable by name in :class:`linkage_gcn.LinkageClusterer`.
-SAMPLERS: dict[str, type[NeighborSampler]] = {
+SAMPLERS: dict[str, type[Hop1Sampler]] = {
     "topk": TopKSampler,
     "rs": ReSampler,
     "riws": RIWSSampler,
 }
 
 
-def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> NeighborSampler:
+def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> Hop1Sampler:
     """Turn a sampler name or object into a sampler selecting ``k`` neighbours.
 
     Parameters
     ----------
-    sampler : str or NeighborSampler
+    sampler : str or Hop1Sampler
         A name among :data:`SAMPLERS` or a sampler object (used as is).
     k : int or None
         1-hop neighbours per pivot. A sampler given by name is built with
@@ -436,7 +436,7 @@ def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> NeighborSa
     ...
     ValueError: the sampler RIWSSampler(k=10, gamma=2.0) selects k=10 neighbours per pivot but ...
     """
-    if isinstance(sampler, NeighborSampler):
+    if isinstance(sampler, Hop1Sampler):
         if k is not None and sampler.k != k:
             raise ValueError(
                 f"the sampler {sampler!r} selects k={sampler.k} neighbours per pivot but "
@@ -452,5 +452,5 @@ def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> NeighborSa
         return cls(k, **accepted)
     choices = ", ".join(repr(s) for s in SAMPLERS)
     raise ValueError(
-        f"unknown sampler {sampler!r}; choose one of {choices} or pass a NeighborSampler."
+        f"unknown sampler {sampler!r}; choose one of {choices} or pass a Hop1Sampler."
     )

@@ -22,7 +22,6 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from ._validation import (
-    as_index,
     check_features,
     check_in_options,
     check_int,
@@ -30,7 +29,7 @@ from ._validation import (
     check_nodes,
 )
 from .knn import METRICS, check_knn_index, knn
-from .samplers import NeighborSampler, resolve_sampler
+from .samplers import Hop1Sampler, resolve_sampler
 
 __all__ = ["FLOWS", "AddKNNIndex", "RIWSTransform"]
 
@@ -157,14 +156,16 @@ class RIWSTransform(BaseTransform):
         RIWS pool expansion: neighbours are drawn from the
         ``floor(gamma * k)`` nearest; ``gamma = 1`` gives exactly the top-k
         (L-GCN) edges.
-    sampler : str or NeighborSampler, optional
+    sampler : str or Hop1Sampler, optional
         Who draws the neighbours: ``None`` is
         ``RIWSSampler(k, gamma)``; a name (``"riws"``, ``"rs"``, ``"topk"``)
         is built with ``k`` and ``gamma``; a
-        :class:`~linkage_gcn.samplers.NeighborSampler` object is used as it
+        :class:`~linkage_gcn.samplers.Hop1Sampler` object is used as it
         is, with its own ``k`` (``k`` and ``gamma`` are then ignored).
     knn_key : str, default="knn_index"
-        Attribute holding the (N, K) kNN table.
+        Attribute holding the (N, K) kNN table, of an integer dtype (a
+        floating table is refused, even of whole numbers), checked by
+        :func:`linkage_gcn.knn.check_knn_index`.
     input_nodes : str or torch.Tensor, optional
         The pivots: a boolean node mask or node ids, given directly or as
         the name of an attribute of the data (e.g. ``"train_mask"``). By
@@ -188,8 +189,10 @@ class RIWSTransform(BaseTransform):
     ------
     ValueError
         On a missing ``y`` (for a label-aware sampler), a missing kNN table
-        without ``x``, a table narrower than the sampler's pool, bad pivots,
-        or labels of the wrong shape.
+        without ``x``, a kNN table that is not integer ids in ``[0, N)`` with
+        one row per node (:func:`linkage_gcn.knn.check_knn_index`) or is
+        narrower than the sampler's pool, bad pivots, or labels of the wrong
+        shape.
 
     Examples
     --------
@@ -215,7 +218,7 @@ class RIWSTransform(BaseTransform):
         k: int = 10,
         gamma: float = 2.0,
         *,
-        sampler: Union[str, NeighborSampler, None] = None,
+        sampler: Union[str, Hop1Sampler, None] = None,
         knn_key: str = "knn_index",
         input_nodes: Union[str, Tensor, None] = None,
         edge_key: str = "edge_index",
@@ -224,7 +227,7 @@ class RIWSTransform(BaseTransform):
         metric: str = "cosine",
         generator: Optional[torch.Generator] = None,
     ) -> None:
-        if isinstance(sampler, NeighborSampler):
+        if isinstance(sampler, Hop1Sampler):
             self.sampler = sampler  # its own k and gamma apply
         else:
             self.sampler = resolve_sampler("riws" if sampler is None else sampler, k, gamma=gamma)
@@ -249,14 +252,11 @@ class RIWSTransform(BaseTransform):
         data = _check_data(data, type(self).__name__)
         if self.knn_key not in data:
             _add_knn(data, self.sampler.pool_size(), self.knn_key, self.metric, cap=True)
-        table = as_index(data[self.knn_key], name=f"data.{self.knn_key}")
-        n = table.shape[0] if table.dim() == 2 else -1
-        if data.x is not None and data.x.shape[0] != n:
-            raise ValueError(
-                f"data.{self.knn_key} must be a (N, K) table with one row per node of x "
-                f"({data.x.shape[0]}), got shape {tuple(table.shape)}."
-            )
-        table = check_knn_index(table, n)
+        n_x = None if data.x is None else int(data.x.shape[0])
+        table = check_knn_index(
+            data[self.knn_key], n_x, name=f"data.{self.knn_key}", rows_of="data.x"
+        )
+        n = table.shape[0]
         y = _labels(data, n, table.device)
         if y is None and self.sampler.needs_labels:
             raise ValueError(
@@ -265,7 +265,7 @@ class RIWSTransform(BaseTransform):
             )
         if generator is None:
             generator = self.generator
-        hop1 = self.sampler.sample(table, y, generator=generator)
+        hop1 = self.sampler.sample(table, y, generator=generator, name=f"data.{self.knn_key}")
         pivots = _pivots(self.input_nodes, data, n, table.device)
         hop1 = hop1[pivots]
         neighbour = hop1.reshape(-1)
