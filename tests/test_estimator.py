@@ -338,7 +338,7 @@ def test_bad_checkpoints_are_named(tmp_path, fitted):
     cases[path] = "not a PyTorch archive"
     path = tmp_path / "truncated.pt"
     path.write_bytes(good[: len(good) // 2])
-    cases[path] = "not a PyTorch archive .*truncated"
+    cases[path] = "is truncated: it starts as a zip archive"
     path = tmp_path / "corrupted.pt"
     path.write_bytes(good)
     _corrupt(path)
@@ -541,3 +541,89 @@ def test_precision_bf16_scores_close_to_fp32(fitted, data):
     # bf16 moves scores by ~1e-2: a few links near the cut may flip, most clusters stay
     agree = bcubed_fscore(labels32, labels16)[2]
     assert agree > 0.9
+
+
+def _setter(key, value, inside=None):
+    """An edit for ``_edited_checkpoint``: set ``state[key]`` (or ``state[inside][key]``)."""
+
+    def edit(state):
+        (state if inside is None else state[inside])[key] = value
+
+    return edit
+
+
+def test_checkpoint_with_a_nan_preprocessing_mean_is_refused_at_load(tmp_path, data):
+    X, y, _, _ = data
+    est = LinkageClusterer(preprocessing="center-l2", random_state=0, **TINY).fit(X + 5.0, y)
+    def nan_mean(state):
+        state["preprocessing_mean_"][3] = np.nan
+
+    path = _edited_checkpoint(tmp_path, est, "nan_mean.pt", nan_mean)
+    with pytest.raises(ValueError, match="preprocessing_mean_ holds 1 NaN") as info:
+        LinkageClusterer.load(path)
+    assert str(path) in str(info.value)
+    path = _edited_checkpoint(tmp_path, est, "no_mean.pt", _setter("preprocessing_mean_", None))
+    with pytest.raises(ValueError, match=r"needs the training mean .* of shape \(\d+,\)"):
+        LinkageClusterer.load(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("threshold_", float("nan"), "threshold_ must be a finite number"),
+        ("threshold_", 1.5, r"threshold_ must be a number in \[0, 1\]"),
+        ("threshold_", -0.1, r"threshold_ must be a number in \[0, 1\]"),
+        ("n_features_in_", -3, "n_features_in_ must be an integer >= 1"),
+        ("labels_", torch.tensor([0.5, 1.0]), "labels_ must hold integer identities"),
+        ("labels_", torch.tensor([True, False]), "labels_ must hold integer identities"),
+        ("labels_", torch.tensor([0, -2]), "labels_ must hold cluster ids >= 0"),
+        ("history_", "abc", "history_ must be a list of per-epoch dicts"),
+        ("history_", None, "history_ must be a list of per-epoch dicts"),
+        ("params", [1, 2], "params must be a dict of parameter names"),
+        ("state_dict", None, "state_dict must be a dict of tensors"),
+    ],
+)
+def test_malformed_checkpoint_fields_are_named(tmp_path, fitted, key, value, match):
+    path = _edited_checkpoint(tmp_path, fitted, "bad.pt", _setter(key, value))
+    with pytest.raises(ValueError, match=match) as info:
+        LinkageClusterer.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_checkpoint_parameters_are_checked_at_load(tmp_path, fitted):
+    for name, value, match in [("merge", 5, "unknown merge 5"),
+                               ("k_at_hop", (0,), "k_at_hop must be"),
+                               ("epochs", 0, "epochs must be")]:  # fmt: skip
+        path = _edited_checkpoint(tmp_path, fitted, f"{name}.pt", _setter(name, value, "params"))
+        with pytest.raises(ValueError, match=f"malformed checkpoint parameter: {match}") as info:
+            LinkageClusterer.load(path)
+        assert str(path) in str(info.value)
+    # a device of another machine loads; set_params changes it
+    path = _edited_checkpoint(tmp_path, fitted, "gpu.pt", _setter("device", "cuda:7", "params"))
+    assert LinkageClusterer.load(path).device == "cuda:7"
+
+
+def test_checkpoint_with_non_finite_weights_is_refused_at_load(tmp_path, fitted):
+    def poison(state):
+        name = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
+        state["state_dict"][name].view(-1)[0] = float("inf")
+
+    path = _edited_checkpoint(tmp_path, fitted, "inf.pt", poison)
+    with pytest.raises(ValueError, match="holds NaN or infinity") as info:
+        LinkageClusterer.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_checkpoint_records_its_format_and_a_directory_is_named(tmp_path, fitted):
+    from linkage_gcn._version import __version__
+
+    state = torch.load(fitted.save(tmp_path / "m.pt"), weights_only=True)
+    assert (state["format"], state["format_version"], state["version"]) == (
+        "linkage-gcn-checkpoint", 1, __version__,
+    )  # fmt: skip
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(FileNotFoundError, match="is a directory, not a checkpoint file"):
+        LinkageClusterer.load(tmp_path / "folder.pt")
+    path = _edited_checkpoint(tmp_path, fitted, "v9.pt", _setter("format_version", 9))
+    with pytest.raises(ValueError, match=r"format version 9.*upgrade linkage-gcn"):
+        LinkageClusterer.load(path)

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import functools
-import io as _io
 import logging
-import pickle
-import re
 import time
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -20,12 +15,11 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._files import atomic_write
+from ._archive import as_path, read_checkpoint, write_checkpoint
 from ._int8 import check_int8
 from ._params import check_param, skip_validation
 from ._threads import with_threads
 from ._validation import check_features, check_int, check_labels, check_real
-from ._version import __version__
 from .datasets import identity_folds
 from .knn import check_knn_index, knn
 from .merge import pool_pair_scores
@@ -40,7 +34,6 @@ __all__ = ["LinkageClusterer"]
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "linkage-gcn-checkpoint"
 #: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
 
@@ -820,13 +813,23 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def save(self, path: Union[str, Path], *, overwrite: bool = False) -> Path:
         """Save the fitted clusterer (parameters, weights, calibration) to one file.
 
-        Refuses to replace an existing file unless ``overwrite=True``; the
-        file is written atomically.
+        The file is a checkpoint of :mod:`linkage_gcn._archive`, written
+        atomically; it never replaces an existing file unless asked.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (exactly this name).
+        overwrite : bool
+            Replace an existing file instead of raising :class:`FileExistsError`.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
         """
         check_is_fitted(self, "model_")
         state = {
-            "format": _FORMAT,
-            "version": __version__,
             "params": self.get_params(deep=False),
             "state_dict": self.model_.state_dict(),
             "n_features_in_": self.n_features_in_,
@@ -835,9 +838,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "labels_": torch.from_numpy(self.labels_),
             "preprocessing_mean_": _mean_tensor(getattr(self, "preprocessing_mean_", None)),
         }
-        buffer = _io.BytesIO()
-        torch.save(state, buffer)
-        return atomic_write(path, lambda f: f.write(buffer.getvalue()), overwrite=overwrite)
+        return write_checkpoint(path, state, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: Union[str, Path], *, trusted: bool = False) -> LinkageClusterer:
@@ -852,44 +853,41 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             sampler or loss object was saved); never do this for files of
             unknown origin.
 
+        Returns
+        -------
+        LinkageClusterer
+            The fitted clusterer.
+
         Raises
         ------
         FileNotFoundError
-            When ``path`` is not a file.
+            When ``path`` is not a file (or is a directory).
         ValueError
             Naming the file and the problem: not a PyTorch archive (another
             kind of file, truncated or corrupted), a PyTorch file that is not
-            a linkage-gcn checkpoint, missing or malformed fields, objects
-            that need ``trusted=True``, or weights that do not fit the
-            configuration recorded with them.
+            a linkage-gcn checkpoint, a newer format, objects that need
+            ``trusted=True``, missing or malformed fields and parameters
+            (a NaN threshold or preprocessing mean, say), weights holding NaN
+            or infinity, or weights that do not fit the configuration
+            recorded with them.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such checkpoint file.")
-        state = _read_checkpoint(p, trusted)
-        params = state["params"]
-        try:
-            est = cls(**params)
-        except TypeError as exc:
-            known = set(cls._get_param_names())
-            unknown = sorted(set(params) - known) if isinstance(params, dict) else params
-            raise ValueError(
-                f"{p}: the checkpoint holds parameters this version of linkage-gcn does not "
-                f"know: {unknown} (written by linkage-gcn {state.get('version', '?')})."
-            ) from exc
+        p = as_path(path)
+        state = read_checkpoint(p, trusted=trusted, required=_CHECKPOINT_FIELDS)
+        est = _from_params(cls, p, state)
         try:
             est.n_features_in_ = check_int(state["n_features_in_"], "n_features_in_", minimum=1)
-            est.threshold_ = check_real(state["threshold_"], "threshold_")
-            est.history_ = list(state["history_"])
-            est.labels_ = check_labels(state["labels_"], name="labels_")
+            est.threshold_ = check_real(state["threshold_"], "threshold_", minimum=0, maximum=1)
+            est.history_ = _check_history(state["history_"])
+            est.labels_ = _check_cluster_ids(state["labels_"])
             est.preprocessing_mean_ = _check_mean(
                 state.get("preprocessing_mean_"), est.preprocessing, est.n_features_in_
             )
+            weights = _check_weights(state["state_dict"])
             model = est._build_model(est.n_features_in_)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{p}: malformed checkpoint field: {exc}") from exc
         try:
-            model.load_state_dict(state["state_dict"])
+            model.load_state_dict(weights)
         except (RuntimeError, TypeError, AttributeError) as exc:
             detail = " ".join(str(exc).split())
             raise ValueError(
@@ -950,18 +948,7 @@ def _mean_tensor(mean: Optional[np.ndarray]) -> Optional[torch.Tensor]:
     return None if mean is None else torch.from_numpy(np.asarray(mean, dtype=np.float32))
 
 
-def _check_mean(mean: Any, method: str, n_features: int) -> Optional[np.ndarray]:
-    """The saved preprocessing mean: present (n_features,) for center-l2, else None."""
-    if method != "center-l2":
-        return None
-    if not isinstance(mean, torch.Tensor) or tuple(mean.shape) != (n_features,):
-        raise ValueError(
-            f"preprocessing='center-l2' needs the training mean of shape ({n_features},), "
-            f"got {type(mean).__name__ if mean is None else tuple(mean.shape)}"
-        )
-    return mean.numpy()
-
-
+#: The entries a checkpoint must hold (``preprocessing_mean_`` only for center-l2).
 _CHECKPOINT_FIELDS = (
     "params",
     "state_dict",
@@ -971,65 +958,81 @@ _CHECKPOINT_FIELDS = (
     "labels_",
 )
 
+#: Parameters not checked at load: they depend on the machine (``set_params`` changes them).
+_MACHINE_PARAMS = ("device",)
 
-def _read_checkpoint(p: Path, trusted: bool) -> dict[str, Any]:
-    """Read a checkpoint's dict, turning every way it can be wrong into a ValueError."""
-    if not zipfile.is_zipfile(p):
+
+def _from_params(cls: type, p: Path, state: dict[str, Any]) -> Any:
+    """An unfitted estimator of the checkpoint's parameters, each checked by its declaration."""
+    params = state["params"]
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise ValueError(
-            f"{p} is not a linkage-gcn checkpoint: not a PyTorch archive (another kind of file, "
-            "or a truncated or corrupted checkpoint)."
+            f"{p}: malformed checkpoint field: params must be a dict of parameter names, "
+            f"got {type(params).__name__}."
         )
-    bad = _damaged_entry(p)
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise ValueError(
+            f"{p}: the checkpoint holds parameters this version of linkage-gcn does not "
+            f"know: {unknown} (written by linkage-gcn {state.get('version', '?')})."
+        )
+    try:
+        for name, value in params.items():
+            if name not in _MACHINE_PARAMS:
+                check_param(name, value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{p}: malformed checkpoint parameter: {exc}") from exc
+    return cls(**params)
+
+
+def _check_history(history: Any) -> list[dict[str, Any]]:
+    """The saved training history: a list of per-epoch dicts."""
+    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
+        raise ValueError(
+            f"history_ must be a list of per-epoch dicts, got {type(history).__name__}"
+        )
+    return list(history)
+
+
+def _check_cluster_ids(labels: Any) -> np.ndarray:
+    """The saved training clusters: whole numbers >= 0, one per training sample."""
+    labels = check_labels(labels, name="labels_")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"labels_ must hold cluster ids >= 0, got {int(labels.min())}")
+    return labels
+
+
+def _check_mean(mean: Any, method: str, n_features: int) -> Optional[np.ndarray]:
+    """The saved preprocessing mean: finite (n_features,) floats for center-l2, else None."""
+    if method != "center-l2":
+        return None
+    need = "preprocessing='center-l2' needs the training mean preprocessing_mean_ of shape "
+    if not isinstance(mean, (torch.Tensor, np.ndarray)):
+        raise ValueError(f"{need}({n_features},), got {type(mean).__name__}")
+    array = mean.detach().cpu().numpy() if isinstance(mean, torch.Tensor) else mean
+    if array.shape != (n_features,) or array.dtype.kind not in "fiu":
+        raise ValueError(f"{need}({n_features},), got {array.dtype} of shape {array.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
-        raise ValueError(f"{p} is truncated or corrupted: {bad}.")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=not trusted)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):
-            raise ValueError(f"{p} is corrupted: it could not be unpickled.") from exc
-        found = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
         raise ValueError(
-            f"{p} holds Python objects{what} that safe loading refuses. If it holds a custom "
-            "sampler or loss object and you trust the file, pass trusted=True."
-        ) from exc
-    except Exception as exc:  # zip entries missing or damaged: torch raises RuntimeError & co
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(
-            f"{p} is truncated or corrupted ({type(exc).__name__}: {first[:200]})."
-        ) from exc
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        hint = ""
-        if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
-            hint = " It looks like a bare state_dict; load() reads files written by save()."
-        raise ValueError(
-            f"{p} is a PyTorch file but not a linkage-gcn checkpoint (no format "
-            f"{_FORMAT!r} entry).{hint}"
+            f"preprocessing_mean_ holds {bad} NaN or infinite value(s) of {n_features}: the "
+            "stored training mean is damaged (predict would fail on every input); refit."
         )
-    missing = [key for key in _CHECKPOINT_FIELDS if key not in state]
-    if missing:
-        raise ValueError(
-            f"{p} is an incomplete linkage-gcn checkpoint: missing {', '.join(missing)}."
-        )
-    return state
+    return array.astype(np.float32)
 
 
-def _damaged_entry(p: Path) -> Optional[str]:
-    """Say which archive entry fails its CRC-32 check (torch.load itself does not check).
-
-    Entries stored without a checksum (``torch.serialization.set_crc32_options(False)``)
-    are skipped. Reads the file once; checkpoints are small.
-    """
-    try:
-        with zipfile.ZipFile(p) as zf:
-            for info in zf.infolist():
-                if info.CRC or not info.file_size:
-                    with zf.open(info) as f:
-                        while f.read(1 << 22):
-                            pass
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        return f"{exc}".strip() or type(exc).__name__
-    return None
+def _check_weights(weights: Any) -> Any:
+    """The saved weights: a mapping whose floating tensors are finite."""
+    if not hasattr(weights, "items"):
+        raise ValueError(f"state_dict must be a dict of tensors, got {type(weights).__name__}")
+    for name, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            if not torch.isfinite(tensor).all():
+                raise ValueError(
+                    f"state_dict entry {name!r} holds NaN or infinity (a diverged training, "
+                    "or a damaged file); retrain the model"
+                )
+    return weights
 
 
 # ---------------------------------------------------------------------- cross-parameter rules
