@@ -10,8 +10,6 @@ from linkage_gcn.datasets import (
     find_shared_lfw,
     load_lfw_dlib,
     make_identities,
-    make_imbalanced_subset,
-    split_identities,
 )
 
 # ------------------------------------------------------------------ make_identities
@@ -113,141 +111,6 @@ def test_make_identities_invalid(kwargs):
         make_identities(**kwargs)
 
 
-# ------------------------------------------------------------------ make_imbalanced_subset
-
-
-def _brute_force_subset_counts(y, m, n):
-    """Expected kept count per identity, by a plain loop over identities."""
-    sizes = {}
-    for label in y.tolist():
-        sizes[label] = sizes.get(label, 0) + 1
-    ordered = sorted(sizes, key=lambda label: (-sizes[label], label))
-    expected = {}
-    for rank, label in enumerate(ordered):
-        expected[label] = sizes[label] if rank < m else min(sizes[label], n)
-    return expected
-
-
-def _random_labels(rng):
-    n_ids = int(rng.integers(5, 60))
-    sizes = np.minimum(rng.zipf(1.6, size=n_ids), 80)
-    labels = rng.choice(1000, size=n_ids, replace=False)  # arbitrary, non-contiguous ids
-    y = np.repeat(labels, sizes)
-    return rng.permutation(y)
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_imbalanced_subset_matches_brute_force(seed):
-    rng = np.random.default_rng(seed)
-    y = _random_labels(rng)
-    n_ids = len(np.unique(y))
-    for m in {0, 1, n_ids // 3, n_ids}:
-        for n in (1, 3, 5):
-            keep = make_imbalanced_subset(y, m, n, random_state=seed)
-            assert keep.dtype == np.int64
-            assert np.all(np.diff(keep) > 0) and keep.min() >= 0 and keep.max() < len(y)
-            labels, counts = np.unique(y[keep], return_counts=True)
-            got = dict(zip(labels.tolist(), counts.tolist()))
-            expected = _brute_force_subset_counts(y, m, n)
-            assert got == expected
-            whole = {label for label, c in expected.items() if c == np.sum(y == label)}
-            big = {label for label in expected if np.sum(y == label) > n}
-            assert len(big & whole) <= m  # only the top m identities larger than n stay whole
-
-
-def test_imbalanced_subset_ties_by_label():
-    y = np.array([5, 5, 2, 2, 9, 9, 1])
-    keep = make_imbalanced_subset(y, 2, 1, random_state=0)
-    assert sorted(np.unique(y[keep], return_counts=True)[1].tolist()) == [1, 1, 2, 2]
-    kept = y[keep]
-    assert np.sum(kept == 2) == 2 and np.sum(kept == 5) == 2 and np.sum(kept == 9) == 1
-
-
-def test_imbalanced_subset_reproducible_and_random():
-    y = np.repeat(np.arange(10), 20)
-    a = make_imbalanced_subset(y, 2, 3, random_state=0)
-    b = make_imbalanced_subset(y, 2, 3, random_state=0)
-    c = make_imbalanced_subset(y, 2, 3, random_state=1)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_imbalanced_subset_uniform_draw():
-    y = np.array([0] * 10 + [1] * 4)
-    hits = np.zeros(len(y))
-    rng = np.random.default_rng(0)
-    for _ in range(400):
-        hits[make_imbalanced_subset(y, 0, 2, random_state=rng)] += 1
-    freq = hits / 400
-    np.testing.assert_allclose(freq[:10], 0.2, atol=0.08)
-    np.testing.assert_allclose(freq[10:], 0.5, atol=0.1)
-
-
-def test_imbalanced_subset_column_labels_and_all_kept():
-    y = np.array([[0], [0], [1]])
-    assert make_imbalanced_subset(y, 2, 1).tolist() == [0, 1, 2]
-
-
-@pytest.mark.parametrize(
-    ("m", "n", "match"),
-    [
-        (4, 3, "exceeds the number of identities"),
-        (-1, 3, "majority_count"),
-        (1, 0, "minority_size"),
-        (1.5, 3, "majority_count"),
-    ],
-)
-def test_imbalanced_subset_invalid(m, n, match):
-    y = np.array([0, 1, 2, 2])
-    with pytest.raises(ValueError, match=match):
-        make_imbalanced_subset(y, m, n)
-
-
-# ------------------------------------------------------------------ split_identities
-
-
-def test_split_identities_disjoint_and_sized():
-    _, y = make_identities(random_state=0)
-    for test_size in (0.2, 0.5, 0.8):
-        train, test = split_identities(y, test_size, random_state=0)
-        assert np.intersect1d(y[train], y[test]).size == 0
-        np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(len(y)))
-        assert abs(len(test) / len(y) - test_size) <= np.bincount(y).max() / len(y)
-        assert train.dtype == test.dtype == np.int64
-
-
-def test_split_identities_int_is_identity_count():
-    y = np.repeat(np.arange(8), [5, 1, 1, 2, 3, 1, 1, 9])
-    train, test = split_identities(y, 3, random_state=2)
-    assert len(np.unique(y[test])) == 3 and len(np.unique(y[train])) == 5
-
-
-def test_split_identities_reproducible():
-    y = np.repeat(np.arange(30), 3)
-    a = split_identities(y, random_state=4)
-    b = split_identities(y, random_state=4)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-
-
-def test_split_identities_both_sides_nonempty():
-    y = np.array([0] * 50 + [1])
-    for size in (0.01, 0.99):
-        train, test = split_identities(y, size, random_state=0)
-        assert len(train) > 0 and len(test) > 0
-
-
-@pytest.mark.parametrize("test_size", [0.0, 1.0, 1.5, 0, 3, True, "half"])
-def test_split_identities_invalid(test_size):
-    with pytest.raises(ValueError):
-        split_identities(np.array([0, 1, 2]), test_size)
-
-
-def test_split_identities_single_identity():
-    with pytest.raises(ValueError, match="at least 2 identities"):
-        split_identities(np.zeros(5, dtype=int))
-
-
 # ------------------------------------------------------------------ LFW
 
 
@@ -309,3 +172,29 @@ def test_find_shared_lfw_real(lfw_dir, monkeypatch):
     monkeypatch.delenv(LFW_ENV, raising=False)
     found = find_shared_lfw()
     assert found is not None and (found / "features.npy").is_file()
+
+
+# ------------------------------------------------------------------ moved names
+
+
+@pytest.mark.parametrize("name", ["split_identities", "identity_folds", "make_imbalanced_subset"])
+def test_moved_names_are_deprecated_aliases(name):
+    import linkage_gcn.datasets as datasets
+    import linkage_gcn.model_selection as model_selection
+
+    assert name not in datasets.__all__
+    with pytest.warns(DeprecationWarning, match=f"datasets.{name} is deprecated.*model_selection"):
+        fn = getattr(datasets, name)
+    assert fn is getattr(model_selection, name)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_helper'"):
+        datasets.no_such_helper  # noqa: B018
+
+
+def test_random_state_errors_name_the_argument():
+    with pytest.raises(ValueError, match="random_state must be None, an int"):
+        make_identities(5, random_state="zero")
+    with pytest.raises(ValueError, match="random_state must be a non-negative int seed, got -1"):
+        make_identities(5, random_state=-1)
+    a = make_identities(5, random_state=np.random.RandomState(0))
+    b = make_identities(5, random_state=np.random.RandomState(0))
+    np.testing.assert_array_equal(a[0], b[0])

@@ -41,9 +41,10 @@ from linkage_gcn.baselines import (
     InfomapClusterer,
     KNNThresholdClusterer,
 )
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.experiments import METHODS, PAPER_SETTINGS
 from linkage_gcn.metrics import evaluate
+from linkage_gcn.model_selection import split_identities
 
 #: Plain L-GCN: the paper's ``L-GCN`` row with the settings every paper row shares.
 LGCN = {**METHODS["L-GCN"], **PAPER_SETTINGS}

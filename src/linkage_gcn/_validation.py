@@ -15,9 +15,13 @@ import numpy as np
 import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
+#: What a ``random_state`` argument of the numpy-side functions accepts.
+RandomStateLike = Union[None, int, np.random.Generator, np.random.RandomState]
 
 __all__ = [
     "ArrayLike",
+    "RandomStateLike",
+    "as_generator",
     "as_index",
     "as_tensor",
     "check_bool",
@@ -562,3 +566,37 @@ def resolve_device(device: Any = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available here.")
     return dev
+
+
+def as_generator(random_state: Any, name: str = "random_state") -> np.random.Generator:
+    """Turn ``None``, an int seed, a Generator or a RandomState into a numpy Generator.
+
+    A Generator is used as is (and advanced); a RandomState seeds a new
+    Generator from one draw, so it is advanced too. No global seed is touched.
+
+    Examples
+    --------
+    >>> int(as_generator(0).integers(10)) == int(np.random.default_rng(0).integers(10))
+    True
+    >>> rng = np.random.default_rng(1)
+    >>> as_generator(rng) is rng
+    True
+    >>> as_generator("seed")
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be None, an int, a numpy Generator or RandomState, got 'seed'.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        seed = int(random_state)
+        if seed < 0:
+            raise ValueError(f"{name} must be a non-negative int seed, got {seed}.")
+        return np.random.default_rng(seed)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise ValueError(
+        f"{name} must be None, an int, a numpy Generator or RandomState, got {random_state!r}."
+    )

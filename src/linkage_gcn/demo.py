@@ -13,9 +13,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .baselines import KNNThresholdClusterer
-from .datasets import make_identities, split_identities
+from .datasets import make_identities
 from .estimator import LinkageClusterer
 from .metrics import bcubed_by_identity_size, edge_ap, evaluate
+from .model_selection import split_identities
 
 __all__ = ["QUICK_PARAMS", "compare_with_baseline", "format_comparison", "run_demo"]
 

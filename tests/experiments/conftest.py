@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.experiments import QUICK_BASE_PARAMS, run_imbalance_grid
+from linkage_gcn.model_selection import split_identities
 
 #: The methods of the shared grid: the baseline, the paper's RIWS, the extension.
 GRID_METHODS = ("L-GCN", "RIWS", "CBg+RIWS")

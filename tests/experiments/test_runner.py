@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from linkage_gcn import LinkageClusterer
-from linkage_gcn.datasets import make_imbalanced_subset
 from linkage_gcn.experiments import (
     METHODS,
     PAPER_SETTINGS,
@@ -16,6 +15,7 @@ from linkage_gcn.experiments.methods import all_methods
 from linkage_gcn.experiments.results import to_json_ready
 from linkage_gcn.experiments.runner import _safe_edge_ap, progress_line
 from linkage_gcn.metrics import edge_ap, evaluate
+from linkage_gcn.model_selection import make_imbalanced_subset
 
 from .conftest import GRID_METHODS, GRID_SUBSETS
 

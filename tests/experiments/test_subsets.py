@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from linkage_gcn.datasets import make_imbalanced_subset
 from linkage_gcn.experiments import default_grid, describe_subsets, load_data, subset_name
 from linkage_gcn.experiments.subsets import check_subset, check_subsets
+from linkage_gcn.model_selection import make_imbalanced_subset
 
 
 def test_subset_name():

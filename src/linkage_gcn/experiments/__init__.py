@@ -3,7 +3,7 @@
 Yang et al., *GCN-Based Linkage Prediction for Face Clustering on Imbalanced
 Datasets: An Empirical Study* compare, on (H m, S n) imbalanced training
 subsets (the ``m`` largest identities kept whole, ``n`` samples of every
-other one, :func:`~linkage_gcn.datasets.make_imbalanced_subset`), nine ways of
+other one, :func:`~linkage_gcn.model_selection.make_imbalanced_subset`), nine ways of
 training L-GCN: its plain cross-entropy, two re-weighting losses, two
 re-sampling strategies and their four combinations (Table 1: edge AP; Table 2:
 edge AP and B-Cubed F), and the pool expansion ``gamma`` of plain

@@ -16,7 +16,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .._validation import check_in_options
-from ..datasets import find_shared_lfw, load_lfw_dlib, make_identities, split_identities
+from ..datasets import find_shared_lfw, load_lfw_dlib, make_identities
+from ..model_selection import split_identities
 from .defaults import DATA_SETS
 
 __all__ = ["SYNTHETIC", "SYNTHETIC_QUICK", "load_data"]

@@ -34,9 +34,9 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from .._validation import check_in_options, check_int, check_labels, check_real
-from ..datasets import make_imbalanced_subset
 from ..estimator import LinkageClusterer
 from ..metrics import edge_ap, edge_labels, evaluate
+from ..model_selection import make_imbalanced_subset
 from .defaults import DEFAULT_BASE_PARAMS, DEFAULT_GAMMAS, DEFAULT_SUBSETS
 from .methods import METHODS, PAPER_SETTINGS, method_label, resolve_methods
 from .results import to_json_ready
@@ -108,7 +108,7 @@ def _full_params(params: Mapping[str, Any], seed: int, verbose: Optional[bool]) 
     if bad:
         raise ValueError(f"a method must not set {', '.join(bad)}; pass them to the call.")
     est = LinkageClusterer(**params, random_state=seed, verbose=verbose)
-    est._check_params()
+    est.resolved_params()  # validates every parameter (and the merge's extra) now
     return est.get_params(deep=False)
 
 
@@ -282,7 +282,7 @@ def run_imbalance_grid(
         whole by every run.
     subsets : iterable of (int, int)
         ``(m, n)``: the ``m`` largest identities kept whole, ``n`` samples of
-        each other one (:func:`~linkage_gcn.datasets.make_imbalanced_subset`).
+        each other one (:func:`~linkage_gcn.model_selection.make_imbalanced_subset`).
     methods : None, list of str or mapping
         Names among :data:`~linkage_gcn.experiments.METHODS` and
         :data:`~linkage_gcn.experiments.EXTRA_METHODS` (``None``: all, the
@@ -330,7 +330,8 @@ def run_imbalance_grid(
 
     Examples
     --------
-    >>> from linkage_gcn.datasets import make_identities, split_identities
+    >>> from linkage_gcn.datasets import make_identities
+    >>> from linkage_gcn.model_selection import split_identities
     >>> from linkage_gcn.experiments import QUICK_BASE_PARAMS
     >>> X, y = make_identities(40, dim=8, max_size=12, random_state=0)
     >>> tr, te = split_identities(y, random_state=0)

@@ -2,7 +2,7 @@
 
 A subset ``(m, n)`` keeps the ``m`` largest identities of the training set
 whole and ``n`` samples of every other one
-(:func:`~linkage_gcn.datasets.make_imbalanced_subset`); the paper names it
+(:func:`~linkage_gcn.model_selection.make_imbalanced_subset`); the paper names it
 ``(Hm, Sn)``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._validation import check_int, check_labels
-from ..datasets import make_imbalanced_subset
+from ..model_selection import make_imbalanced_subset
 
 __all__ = ["check_subset", "check_subsets", "describe_subsets", "subset_name"]
 
@@ -84,7 +84,7 @@ def describe_subsets(
     subsets : iterable of (int, int)
         ``(m, n)`` pairs.
     random_state : int or None
-        Seed of :func:`~linkage_gcn.datasets.make_imbalanced_subset` (the
+        Seed of :func:`~linkage_gcn.model_selection.make_imbalanced_subset` (the
         sizes do not depend on it).
 
     Returns
