@@ -195,8 +195,17 @@ NAN = float("nan")
         (lambda: plot.plot_history([{"precision": 0.5}]), "'loss'"),
         (lambda: plot.plot_history([{"loss": NAN}]), "NaN or infinite 'loss'"),
         (lambda: plot.plot_gamma_sweep([]), "no records"),
+        (lambda: plot.plot_score_histogram([0.1, 0.2], [1, 0], bins=[0.5, 0.2]),
+         r"bins must be .* got \[0.5, 0.2\]"),
+        (lambda: plot.plot_score_histogram([0.1, 0.2], [1, 0], bins=2.5), "bins must be"),
+        (lambda: plot.plot_score_histogram([0.1, 0.2], [1, 0], bins="zzz"), "bins must be"),
+        (lambda: plot.plot_score_histogram([0.1, 0.2], [1, 0], bins=True), "bins must be an int"),
+        (lambda: plot.plot_history([{"loss": "low"}]), "history holds a 'loss' that is not a"),
+        (lambda: plot.plot_gamma_sweep([1, 2]), "records must be dicts.* got a int"),
+        (lambda: plot.plot_gamma_sweep([{"method": "RS", "sampler": "rs", "gamma": 1.0,
+                                         "edge_ap": "high"}]), "'edge_ap' is not a number"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_is_refused_before_drawing(draw, match, monkeypatch):
     def must_not_draw(ax):
         raise AssertionError("drew before validating")
@@ -257,3 +266,57 @@ def test_write_figures_overwrites_only_when_asked(tmp_path):
     with pytest.raises(ValueError, match="all 3 edges"):
         plot.write_figures(tmp_path / "new", [0, 1, 2, 3], *args[1:])
     assert not (tmp_path / "new").exists()
+
+
+def test_axes_of_another_kind_are_refused():
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes .* got int"):
+        plot.plot_cluster_sizes([0, 1], ax=3)
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot.plot_cluster_sizes([0, 1], ax=ax) is ax
+
+
+WRITE_ARGS = ([0, 0, 1, 1], [0, 0, 1, 2], [[0, 2, 0], [1, 3, 3]], [0.9, 0.4, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        # scores and edges of different lengths: the caller's arguments are named
+        ({"scores": [0.9, 0.4]}, ValueError, "scores has 2 entries but edge_index has 3 edges"),
+        ({"scores": [0.9, 0.4, 0.2, 0.1]}, ValueError, "scores has 4 entries but edge_index has 3"),
+        ({"scores": [0.9, NAN, 0.2]}, ValueError, "scores contains 1 NaN"),
+        ({"scores": None}, ValueError, "scores is None"),
+        ({"scores": []}, ValueError, "scores has 0 entries but edge_index has 3 edges"),
+        ({"edge_index": [[0, 2, 0], [1, 3, 4]]}, ValueError,
+         r"edge_index holds item ids outside \[0, 4\)"),
+        ({"edge_index": [[0.0, 2, 0], [1, 3, 3]]}, ValueError, "edge_index must hold integer"),
+        ({"edge_index": [0, 2, 0]}, ValueError, r"edge_index must have shape \(2, E\)"),
+        ({"labels_pred": [0, 0, 1]}, ValueError, "labels_pred has 3 entries but 4"),
+        ({"labels_true": []}, ValueError, "labels_true is empty"),
+        ({"history": {"loss": 1.0}}, ValueError, "history must be a non-empty list"),
+    ],
+)  # fmt: skip
+def test_write_figures_errors_name_the_callers_arguments(tmp_path, change, error, match):
+    names = ("labels_true", "labels_pred", "edge_index", "scores")
+    kwargs = {**dict(zip(names, WRITE_ARGS)), **change}
+    history = kwargs.pop("history", None)
+    out = tmp_path / "figures"
+    with pytest.raises(error, match=match) as info:
+        plot.write_figures(out, *(kwargs[n] for n in names), history=history)
+    assert "same" not in str(info.value).replace("same identity", "")  # never an internal name
+    assert not out.exists()  # refused before any directory or figure is made
+
+
+def test_plot_report_checks_X_before_scoring(fitted, tmp_path, monkeypatch):
+    est, X, y = fitted
+    monkeypatch.setattr(est, "predict_edges", lambda *a, **k: pytest.fail("scored"))
+    with pytest.raises(ValueError, match="X is None"):
+        plot.plot_report(est, None, y, tmp_path / "a")
+    bad = X.copy()
+    bad[3, 0] = NAN
+    with pytest.raises(ValueError, match="X contains NaN"):
+        plot.plot_report(est, bad, y, tmp_path / "a")
+    with pytest.raises(ValueError, match="X has 1 sample"):
+        plot.plot_report(est, X[:1], y[:1], tmp_path / "a")
+    assert not (tmp_path / "a").exists()

@@ -30,7 +30,14 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.utils.validation import check_is_fitted
 
 from ._files import atomic_write
-from ._validation import as_tensor, check_int, check_labels, check_same_length, check_scores
+from ._validation import (
+    as_tensor,
+    check_features,
+    check_int,
+    check_labels,
+    check_same_length,
+    check_scores,
+)
 from .metrics import DEFAULT_SIZE_BINS, bcubed_by_identity_size, edge_labels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +89,10 @@ def _axes(ax: Optional[Axes]) -> Axes:
     """``ax``, or the axes of a new (pyplot-free) figure."""
     require_matplotlib()
     if ax is not None:
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes (or None), got {type(ax).__name__}.")
         return ax
     from matplotlib.figure import Figure
 
@@ -120,13 +131,23 @@ def _same(same: Any, n_edges: int) -> np.ndarray:
     return v == 1.0
 
 
-def _edges(scores: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Finite float64 scores and their same-identity flags, at least one edge."""
+def _scores(scores: Any, n_edges: Optional[int] = None) -> np.ndarray:
+    """Finite float64 scores, at least one; ``n_edges``: one per edge of ``edge_index``."""
     s = check_scores(scores).detach().cpu().to(torch.float64).numpy()
-    y = _same(same, s.shape[0])
+    if n_edges is not None and s.shape[0] != n_edges:
+        raise ValueError(
+            f"scores has {s.shape[0]} entries but edge_index has {n_edges} edges; give one "
+            "score per edge (the scores predict_edges returns with that edge_index)."
+        )
     if s.size == 0:
         raise ValueError("scores is empty; at least one scored edge is needed.")
-    return s, y
+    return s
+
+
+def _edges(scores: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Finite float64 scores and their same-identity flags, at least one edge."""
+    s = _scores(scores)
+    return s, _same(same, s.shape[0])
 
 
 def _both_classes(same: np.ndarray) -> None:
@@ -227,8 +248,10 @@ def plot_score_histogram(
     Raises
     ------
     ValueError
-        On no edges, NaN or infinite scores, lengths that differ, or ``same``
-        holding other values than booleans (or 0 and 1).
+        On no edges, NaN or infinite scores, lengths that differ, ``same``
+        holding other values than booleans (or 0 and 1), or bad ``bins``.
+    TypeError
+        When ``ax`` is not a matplotlib Axes.
 
     Examples
     --------
@@ -237,9 +260,15 @@ def plot_score_histogram(
     [[0, 2], [3, 0]]
     """
     s, y = _edges(scores, same)
-    if isinstance(bins, (int, np.integer)):
+    if isinstance(bins, (int, np.integer, bool, np.bool_)):
         bins = check_int(bins, "bins", minimum=1)
-    edges = np.histogram_bin_edges(s, bins=bins)
+    try:
+        edges = np.histogram_bin_edges(s, bins=bins)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"bins must be a number of bins >= 1, increasing bin edges or a numpy bin rule "
+            f"such as 'auto', got {bins!r} ({exc})."
+        ) from None
     ax = _axes(ax)
     for mask, name, color in ((y, "same identity", "C0"), (~y, "different identities", "C1")):
         if mask.any():
@@ -389,7 +418,9 @@ def plot_gamma_sweep(
     Raises
     ------
     ValueError
-        On no records, or records missing ``metric`` or holding NaN.
+        On no records, records that are not dicts or lack ``metric``,
+        ``method``, ``gamma``; an undefined (NaN) value leaves a gap in its
+        line.
 
     Examples
     --------
@@ -424,7 +455,10 @@ def _history_column(history: Sequence[Mapping[str, Any]], key: str) -> Optional[
     """``key`` of every epoch as float64, ``None`` when some epoch lacks it."""
     if not all(key in h for h in history):
         return None
-    values = np.array([h[key] for h in history], dtype=np.float64)
+    try:
+        values = np.array([h[key] for h in history], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"history holds a {key!r} that is not a number.") from None
     if not np.isfinite(values).all():
         raise ValueError(f"history holds a NaN or infinite {key!r}.")
     return values
@@ -464,7 +498,8 @@ def plot_history(history: Sequence[Mapping[str, Any]], *, ax: Optional[Axes] = N
     Raises
     ------
     ValueError
-        On an empty history, an entry without ``loss``, or NaN values.
+        On an empty history, an entry without ``loss``, or NaN or non-numeric
+        values.
 
     Examples
     --------
@@ -562,6 +597,16 @@ def write_figures(
     list of pathlib.Path
         The files written, in :data:`REPORT_FIGURES` order.
 
+    Raises
+    ------
+    ValueError
+        Before anything is drawn: on labellings of different lengths, an
+        ``edge_index`` that is not (2, E) item ids in ``[0, N)``, ``scores``
+        that are not one finite score per edge, edges of one class only, or
+        a bad ``history``.
+    FileExistsError
+        When a figure exists and ``overwrite`` is false.
+
     Examples
     --------
     >>> import tempfile
@@ -576,7 +621,7 @@ def write_figures(
     t = _labels(labels_true, "labels_true")
     p = _labels(labels_pred, "labels_pred", n_samples=t.shape[0])
     same = edge_labels(t, edge_index)
-    s, same = _edges(scores, same)
+    s = _scores(scores, n_edges=same.shape[0])
     _both_classes(same)
     if history:
         history = _check_history(history)
@@ -647,9 +692,8 @@ def plot_report(
     history = list(getattr(clusterer, "history_", None) or [])
     _check_paths(d, report_paths(d, history=bool(history)), overwrite)
     check_is_fitted(clusterer)
-    if len(X) == 0:
-        raise ValueError("X is empty; at least two test items are needed.")
-    y = _labels(labels_true, "labels_true", n_samples=len(X))
+    n = check_features(X, name="X", min_samples=2)[0].shape[0]
+    y = _labels(labels_true, "labels_true", n_samples=n)
     require_matplotlib()
     edge_index, scores = clusterer.predict_edges(X, knn_index=knn_index)
     pred = clusterer.cluster_edges(edge_index, scores, len(X))

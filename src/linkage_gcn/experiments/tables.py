@@ -24,9 +24,14 @@ Cells = dict[tuple[Any, Any], float]
 EXT_NOTE = "(ext): an extension of linkage-gcn, not a method of the paper."
 
 
-def _value(v: Any) -> float:
+def _value(v: Any, metric: str) -> float:
     """A metric as a float: ``None`` (JSON ``null``) is NaN."""
-    return math.nan if v is None else float(v)
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"a record's {metric!r} is not a number: {v!r}.") from None
 
 
 def _fmt(v: Optional[float], digits: int) -> str:
@@ -48,6 +53,11 @@ def _is_best(v: Optional[float], best: Optional[float], digits: int) -> bool:
 
 
 def _check_record(r: Mapping[str, Any], keys: Sequence[str], metric: str) -> None:
+    if not isinstance(r, Mapping):
+        raise ValueError(
+            "records must be dicts (as run_imbalance_grid and gamma_sweep return them), got "
+            f"a {type(r).__name__}: {r!r}."
+        )
     if metric not in r:
         raise ValueError(f"records have no {metric!r}; choose a key such as 'edge_ap'.")
     missing = [k for k in keys if k not in r]
@@ -76,7 +86,7 @@ def pivot(
             rows.append(row)
         if col not in cols:
             cols.append(col)
-        cells[(row, col)] = _value(r[metric])
+        cells[(row, col)] = _value(r[metric], metric)
     return rows, cols, cells
 
 
@@ -212,12 +222,12 @@ def sweep_cells(
     """
     if not records:
         raise ValueError("no records to tabulate.")
+    for r in records:
+        _check_record(r, (), metric)
     base = [r for r in records if r.get("sampler") == "topk"]
     swept = [r for r in records if r.get("sampler") != "topk"]
-    for r in base:
-        _check_record(r, (), metric)
     rows, cols, cells = pivot(swept, "method", "gamma", metric)
-    baseline = _value(base[-1][metric]) if base else None
+    baseline = _value(base[-1][metric], metric) if base else None
     return rows, sorted(float(g) for g in cols), cells, baseline
 
 
