@@ -682,11 +682,21 @@ def test_constrained_rules():
 @pytest.mark.parametrize(
     ("names", "match"),
     [
-        (np.zeros(3, dtype=np.int64), r"shape \(4,\)"),
-        (np.zeros(4), "integer name ids"),
-        (np.zeros((4, 1), dtype=np.int64), "one entry per node"),
+        (np.zeros(3, dtype=np.int64), "names has 3 entries but 4"),
+        (np.full(4, 0.5), "names must hold integer identities"),
+        (np.zeros((4, 2), dtype=np.int64), r"names must have shape \(N,\)"),
+        (np.array(["a", "b", "a", "b"]), "names must hold integer identities"),
     ],
 )
 def test_constrained_errors(names, match):
     with pytest.raises(ValueError, match=match):
         constrained_components(np.array([[0], [1]]), np.array([0.5]), 4, 0.5, names)
+
+
+def test_constrained_names_as_identity_labels():
+    # names follow the package's label check: whole floats and an (N, 1) column are accepted
+    edge_index, scores = np.array([[0, 1, 2], [1, 2, 3]]), np.array([0.9, 0.6, 0.8])
+    want = constrained_components(edge_index, scores, 4, 0.5, np.array([0, -1, -1, 1]))
+    assert want.tolist() == [0, 0, 1, 1]
+    for names in (np.array([0.0, -1.0, -1.0, 1.0]), np.array([[0], [-5], [-1], [1]])):
+        assert np.array_equal(constrained_components(edge_index, scores, 4, 0.5, names), want)

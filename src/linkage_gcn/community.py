@@ -10,11 +10,12 @@ similarity), the alternatives to the threshold-and-components merges of
 * :func:`infomap`: the map equation through the ``infomap`` package, an
   optional dependency (GPL-3.0): ``pip install linkage-gcn[infomap]``.
 
-They follow the conventions of :mod:`linkage_gcn.merge`: an ``edge_index`` of
-shape (2, E) (numpy or torch), one weight per edge, ``num_nodes`` given
-explicitly; labels come back as a numpy int64 array numbered ``0 .. C-1`` in
-order of the smallest node of each cluster, and a node in no edge is a
-cluster of its own.
+They follow the conventions of :mod:`linkage_gcn.merge` and check their
+input with its edge check: an ``edge_index`` of shape (2, E) (numpy or
+torch), one finite weight per edge (``weights=None``: weight 1),
+``num_nodes`` given explicitly; labels come back as a numpy int64 array
+numbered ``0 .. C-1`` in order of the smallest node of each cluster, and a
+node in no edge is a cluster of its own.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._validation import ArrayLike, check_int, check_real, check_scores
-from .datasets import RandomStateLike, _check_random_state
+from ._validation import ArrayLike, RandomStateLike, as_generator, check_bool, check_int, check_real
 from .merge import (
-    _MAX_PAIR_NODES,
+    _above,
+    _check_names,
     _components,
-    _edge_rows,
+    _constrained_labels,
+    _Edges,
+    _edges_numpy,
     _first_appearance,
-    constrained_components,
+    _name_links,
 )
 
 __all__ = [
@@ -110,8 +113,7 @@ def chinese_whispers(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
-        cluster; a node in no edge is a singleton.
+        The cluster labels (numbered as the module's conventions say).
     info : dict, only when ``return_info``
         ``"rounds"`` (rounds run), ``"converged"`` (whether the last round
         changed no label) and ``"changed"`` (labels changed in each round).
@@ -119,9 +121,9 @@ def chinese_whispers(
     Raises
     ------
     ValueError
-        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
-        ``weights`` length that does not match, NaN or infinite weights, or
-        invalid ``max_iter``, ``n_blocks`` or ``num_nodes``.
+        On an edge set that breaks the conventions (shape, ids, one finite
+        weight per edge, ``num_nodes``), or an invalid ``max_iter``,
+        ``n_blocks``, ``random_state`` or ``return_info``.
 
     See Also
     --------
@@ -145,8 +147,8 @@ def chinese_whispers(
     sequential Python version with random ties (five seeds) / of this
     function (three seeds): 0.933 / 0.931-0.932 / 0.932-0.934 at cut 0.45,
     0.928 / 0.928-0.931 / 0.927-0.931 at 0.475 and 0.899 / 0.899-0.902 /
-    0.900-0.903 at 0.5, in 8-15 rounds (0.1-0.15 s on one CPU core for the
-    157k edges at 0.475; dlib takes 0.2 s on the same edges).
+    0.900-0.903 at 0.5, in 8-15 rounds, faster than dlib on the same edges
+    (timings: ``docs/scaling.md``).
 
     Examples
     --------
@@ -160,30 +162,10 @@ def chinese_whispers(
     >>> info["converged"]
     True
     """
-    u, v, w = _graph_numpy(edge_index, weights, num_nodes)
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
-    rng = _check_random_state(random_state)
-
-    # one arc per direction; a self loop is a single arc onto the node itself
-    loop = u == v
-    src = np.concatenate([u, v[~loop]])
-    dst = np.concatenate([v, u[~loop]])
-    w = np.concatenate([w, w[~loop]])
-    labels = np.arange(num_nodes, dtype=np.int64)
-    changed: list[int] = []
-    if src.size:
-        n_blocks = min(n_blocks, num_nodes)
-        block_dtype = np.int16 if n_blocks <= np.iinfo(np.int16).max else np.int64
-        for _ in range(max_iter):
-            changed.append(_cw_round(src, dst, w, labels, n_blocks, block_dtype, rng))
-            if changed[-1] == 0:
-                break
-    labels = _first_appearance(labels)
-    if not return_info:
-        return labels
-    converged = not src.size or (bool(changed) and changed[-1] == 0)
-    return labels, {"rounds": len(changed), "converged": converged, "changed": changed}
+    return _chinese_whispers_edges(
+        _weighted(edge_index, weights, num_nodes), max_iter=max_iter, n_blocks=n_blocks,
+        random_state=random_state, return_info=return_info,
+    )  # fmt: skip
 
 
 def infomap(
@@ -241,8 +223,8 @@ def infomap(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
-        cluster; a node in no (kept) edge is a singleton.
+        The cluster labels (numbered as the module's conventions say); a node
+        in no kept edge is a singleton.
 
     Raises
     ------
@@ -250,9 +232,8 @@ def infomap(
         When the ``infomap`` package is not installed (the message says how
         to install it).
     ValueError
-        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
-        ``weights`` length that does not match, NaN, infinite or negative
-        weights, or invalid options.
+        On an edge set that breaks the conventions, negative weights, or
+        invalid options.
 
     See Also
     --------
@@ -273,37 +254,11 @@ def infomap(
     >>> infomap(edge_index, weights, 7, random_state=0)  # doctest: +SKIP
     array([0, 0, 0, 1, 1, 1, 2])
     """
-    u, v, w = _graph_numpy(edge_index, weights, num_nodes)
-    if w.size and bool((w < 0).any()):
-        raise ValueError(
-            f"weights must be non-negative for Infomap, got {int((w < 0).sum())} negative "
-            f"value(s) (min {float(w.min())!r})."
-        )
-    num_trials = check_int(num_trials, "num_trials", minimum=1)
-    level = check_int(level, "level")
-    markov_time = check_real(markov_time, "markov_time", minimum=0, inclusive=False)
-    rng = _check_random_state(random_state)
-    module = _import_infomap()
-
-    keep = (u != v) & (w > 0)
-    u, v, w = u[keep], v[keep], w[keep]
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    if u.size:
-        seed = int(rng.integers(1, 2**31 - 1))
-        im = module.Infomap(
-            two_level=bool(two_level),
-            directed=bool(directed),
-            markov_time=markov_time,
-            num_trials=num_trials,
-            seed=seed,
-            silent=True,
-        )
-        _add_links(im, u, v, w)
-        nodes, modules = _run_modules(im, level)
-        labels[nodes] = modules - modules.min()
-    alone = labels < 0
-    labels[alone] = labels.max() + 1 + np.arange(int(alone.sum()))
-    return _first_appearance(labels)
+    return _infomap_edges(
+        _weighted(edge_index, weights, num_nodes), random_state=random_state,
+        num_trials=num_trials, two_level=two_level, directed=directed, markov_time=markov_time,
+        level=level,
+    )  # fmt: skip
 
 
 def consensus_chinese_whispers(
@@ -313,7 +268,8 @@ def consensus_chinese_whispers(
     *,
     n_runs: int = 5,
     random_state: RandomStateLike = None,
-    **kwargs: Any,
+    max_iter: int = 100,
+    n_blocks: int = 16,
 ) -> np.ndarray:
     """Chinese whispers made stable: the links that most of several runs agree on.
 
@@ -334,13 +290,18 @@ def consensus_chinese_whispers(
         each cluster split into its connected pieces).
     random_state : None, int, numpy.random.Generator or RandomState
         Seeds the runs; deterministic given an int.
-    **kwargs
-        Passed to :func:`chinese_whispers` (``max_iter``, ``n_blocks``).
+    max_iter, n_blocks
+        Of each run, as :func:`chinese_whispers`.
 
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        Numbered ``0 .. C-1`` in order of the smallest node of each cluster.
+        The cluster labels (numbered as the module's conventions say).
+
+    Raises
+    ------
+    ValueError
+        As :func:`chinese_whispers`, and on an ``n_runs`` below 1.
 
     Notes
     -----
@@ -357,17 +318,10 @@ def consensus_chinese_whispers(
     >>> consensus_chinese_whispers(edge_index, weights, 7, random_state=0)
     array([0, 0, 0, 1, 1, 1, 2])
     """
-    n_runs = check_int(n_runs, "n_runs", minimum=1)
-    u, v, w = _graph_numpy(edge_index, weights, num_nodes)
-    rng = _check_random_state(random_state)
-    votes = np.zeros(u.size, dtype=np.int64)
-    for _ in range(n_runs):
-        seed = int(rng.integers(np.iinfo(np.int32).max))
-        labels = chinese_whispers(np.stack([u, v]), w, num_nodes, random_state=seed, **kwargs)
-        votes += labels[u] == labels[v]
-    keep = (2 * votes > n_runs) & (u != v)
-    comp, _ = _components(u[keep], v[keep], num_nodes)
-    return _first_appearance(comp)
+    return _consensus_edges(
+        _weighted(edge_index, weights, num_nodes), n_runs=n_runs, random_state=random_state,
+        max_iter=max_iter, n_blocks=n_blocks,
+    )  # fmt: skip
 
 
 def constrained_chinese_whispers(
@@ -406,6 +360,13 @@ def constrained_chinese_whispers(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
+        The cluster labels (numbered as the module's conventions say).
+
+    Raises
+    ------
+    ValueError
+        As :func:`~linkage_gcn.merge.constrained_components`, and on an
+        ``n_runs`` below 1.
 
     Examples
     --------
@@ -419,40 +380,132 @@ def constrained_chinese_whispers(
     >>> constrained_chinese_whispers(edge_index, scores, 6, 0.5, names, random_state=0)
     array([0, 0, 0, 1, 1, 1])
     """
-    u, v, w = _graph_numpy(edge_index, scores, num_nodes)
-    comp = constrained_components(np.stack([u, v]), w, num_nodes, threshold, names)
-    keep = (w >= threshold) & (comp[u] == comp[v])
-    labels = consensus_chinese_whispers(
-        np.stack([u[keep], v[keep]]), w[keep], num_nodes, n_runs=n_runs,
-        random_state=random_state,
-    )  # fmt: skip
-    if names is None:
-        return labels
-    named = np.flatnonzero(np.asarray(names).reshape(-1) >= 0)
-    if named.size == 0:
-        return labels
+    edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    group = _check_names(names, edges.n)
+    if group is None or not bool((group >= 0).any()):
+        return _consensus_edges(edges, n_runs=n_runs, random_state=random_state)
+    u, v, s, n = edges
+    comp = _constrained_labels(edges, group, must_link=True)
+    keep = comp[u] == comp[v]
+    labels = _consensus_edges(
+        _Edges(u[keep], v[keep], s[keep], n), n_runs=n_runs, random_state=random_state
+    )
     # join the pieces that hold the same name (the constrained components keep names apart)
-    name_of = np.asarray(names).reshape(-1)[named]
-    first = np.unique(name_of, return_index=True)[1]
-    hub = labels[named[first]][np.searchsorted(name_of[first], name_of)]
-    n_labels = int(labels.max()) + 1
-    joined, _ = _components(labels[named], hub, n_labels)
+    head, tail = _name_links(group)
+    joined, _ = _components(labels[head], labels[tail], int(labels.max()) + 1)
     return _first_appearance(joined[labels])
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _graph_numpy(
-    edge_index: ArrayLike, weights: Optional[ArrayLike], num_nodes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a weighted edge list; return its rows (int64) and weights (float64)."""
-    num_nodes = check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
-    e = _edge_rows(edge_index, num_nodes).detach().cpu().numpy()
-    if weights is None:
-        return e[0], e[1], np.ones(e.shape[1], dtype=np.float64)
-    w = check_scores(weights, name="weights", n_edges=e.shape[1], unit_interval=False)
-    return e[0], e[1], w.detach().cpu().numpy().astype(np.float64)
+def _weighted(edge_index: ArrayLike, weights: Optional[ArrayLike], num_nodes: Any) -> _Edges:
+    """The edge check of :mod:`linkage_gcn.merge` for ``weights`` (``None``: weight 1)."""
+    return _edges_numpy(edge_index, weights, num_nodes, name="weights", optional=True)
+
+
+def _chinese_whispers_edges(
+    edges: _Edges,
+    *,
+    max_iter: int = 100,
+    n_blocks: int = 16,
+    random_state: RandomStateLike = None,
+    return_info: bool = False,
+) -> Union[np.ndarray, tuple[np.ndarray, dict[str, Any]]]:
+    """:func:`chinese_whispers` of a validated edge set (its options checked here)."""
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
+    rng = as_generator(random_state)
+    return_info = check_bool(return_info, "return_info")
+    u, v, w, num_nodes = edges
+    # one arc per direction; a self loop is a single arc onto the node itself
+    loop = u == v
+    src = np.concatenate([u, v[~loop]])
+    dst = np.concatenate([v, u[~loop]])
+    w = np.concatenate([w, w[~loop]])
+    labels = np.arange(num_nodes, dtype=np.int64)
+    changed: list[int] = []
+    if src.size:
+        n_blocks = min(n_blocks, num_nodes)
+        block_dtype = np.int16 if n_blocks <= np.iinfo(np.int16).max else np.int64
+        for _ in range(max_iter):
+            changed.append(_cw_round(src, dst, w, labels, n_blocks, block_dtype, rng))
+            if changed[-1] == 0:
+                break
+    labels = _first_appearance(labels)
+    if not return_info:
+        return labels
+    converged = not src.size or (bool(changed) and changed[-1] == 0)
+    return labels, {"rounds": len(changed), "converged": converged, "changed": changed}
+
+
+def _consensus_edges(
+    edges: _Edges,
+    *,
+    n_runs: int = 5,
+    random_state: RandomStateLike = None,
+    max_iter: int = 100,
+    n_blocks: int = 16,
+) -> np.ndarray:
+    """:func:`consensus_chinese_whispers` of a validated edge set (its options checked here)."""
+    n_runs = check_int(n_runs, "n_runs", minimum=1)
+    rng = as_generator(random_state)
+    u, v, _, num_nodes = edges
+    votes = np.zeros(u.size, dtype=np.int64)
+    for _ in range(n_runs):
+        seed = int(rng.integers(np.iinfo(np.int32).max))
+        labels = _chinese_whispers_edges(
+            edges, max_iter=max_iter, n_blocks=n_blocks, random_state=seed
+        )
+        votes += labels[u] == labels[v]
+    keep = (2 * votes > n_runs) & (u != v)
+    return _first_appearance(_components(u[keep], v[keep], num_nodes)[0])
+
+
+def _infomap_edges(
+    edges: _Edges,
+    *,
+    random_state: RandomStateLike = None,
+    num_trials: int = 1,
+    two_level: bool = True,
+    directed: bool = False,
+    markov_time: float = 1.0,
+    level: int = 1,
+) -> np.ndarray:
+    """:func:`infomap` of a validated edge set (its options checked here)."""
+    u, v, w, num_nodes = edges
+    if w.size and bool((w < 0).any()):
+        raise ValueError(
+            f"weights must be non-negative for Infomap, got {int((w < 0).sum())} negative "
+            f"value(s) (min {float(w.min())!r})."
+        )
+    num_trials = check_int(num_trials, "num_trials", minimum=1)
+    two_level = check_bool(two_level, "two_level")
+    directed = check_bool(directed, "directed")
+    markov_time = check_real(markov_time, "markov_time", minimum=0, inclusive=False)
+    level = check_int(level, "level")
+    rng = as_generator(random_state)
+    module = _import_infomap()
+
+    keep = (u != v) & (w > 0)
+    u, v, w = u[keep], v[keep], w[keep]
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    if u.size:
+        seed = int(rng.integers(1, 2**31 - 1))
+        im = module.Infomap(
+            two_level=two_level,
+            directed=directed,
+            markov_time=markov_time,
+            num_trials=num_trials,
+            seed=seed,
+            silent=True,
+        )
+        _add_links(im, u, v, w)
+        nodes, modules = _run_modules(im, level)
+        labels[nodes] = modules - modules.min()
+    alone = labels < 0
+    labels[alone] = labels.max() + 1 + np.arange(int(alone.sum()))
+    return _first_appearance(labels)
 
 
 def _cw_round(

@@ -11,11 +11,15 @@ scale to millions of edges (no Python loop per node or per edge):
   (``graph_propagation`` of CDP and L-GCN): components larger than
   ``max_size`` are cut again and again with a rising threshold.
 
-Conventions shared by all three:
+Conventions shared by these and the merges of :mod:`linkage_gcn.community`:
 
 * an edge set is an ``edge_index`` of shape (2, E) (the PyTorch Geometric
   convention; a numpy integer array or a torch long tensor) with one score per
   edge, and the number of nodes ``num_nodes`` is always given explicitly;
+* every function checks its edge set in one way, before any work: a
+  ``num_nodes`` that is an integer >= 1, an ``edge_index`` of shape (2, E)
+  holding integer ids in ``[0, num_nodes)``, one finite score per edge (NaN
+  and infinity refused); a :class:`ValueError` names the argument at fault;
 * cluster labels are a numpy int64 array of shape (num_nodes,), numbered
   ``0 .. C-1`` in the order of their smallest node id (node 0 is in cluster 0,
   the smallest node outside cluster 0 starts cluster 1, and so on), so equal
@@ -26,18 +30,20 @@ Conventions shared by all three:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from ._params import check_param
 from ._validation import (
     ArrayLike,
     as_tensor,
-    check_in_options,
+    check_bool,
     check_int,
+    check_labels,
     check_real,
     check_scores,
     to_like,
@@ -101,7 +107,8 @@ def pool_pair_scores(
     ------
     ValueError
         On inputs of different shapes, ids outside ``[0, num_nodes)``, NaN or
-        infinite scores, or an unknown ``pool``.
+        infinite scores, a ``num_nodes`` that is not an integer >= 1, or an
+        unknown ``pool``.
 
     Notes
     -----
@@ -132,8 +139,8 @@ def pool_pair_scores(
     >>> pool_pair_scores(src, dst, scores, num_nodes=4, pool="max")[1]
     array([0.9, 0.4, 0.8])
     """
-    pool = check_in_options(pool, POOLS, "pool")
-    num_nodes = check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
+    pool = check_param("pool", pool)
+    num_nodes = _check_num_nodes(num_nodes)
     (s_t, d_t, w_t), as_numpy = _same_device(src=src, dst=dst, scores=scores)
     if not (s_t.shape == d_t.shape == w_t.shape):
         raise ValueError(
@@ -179,15 +186,14 @@ def threshold_components(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
-        cluster; a node without a kept edge is a singleton.
+        The cluster labels (numbered as the module's conventions say); a node
+        without a kept edge is a singleton.
 
     Raises
     ------
     ValueError
-        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
-        ``scores`` length that does not match, NaN or infinite scores, or a
-        non-finite threshold.
+        On an edge set that breaks the module's conventions (shape, ids, one
+        finite score per edge, ``num_nodes``) or a non-finite ``threshold``.
 
     Examples
     --------
@@ -198,11 +204,8 @@ def threshold_components(
     >>> threshold_components(edge_index, scores, 6, 0.2)
     array([0, 0, 0, 1, 1, 2])
     """
-    u, v, s = _edges_numpy(edge_index, scores, num_nodes, unit_interval=False)
-    threshold = check_real(threshold, "threshold")
-    keep = s >= threshold
-    comp, _ = _components(u[keep], v[keep], num_nodes)
-    return _first_appearance(comp)
+    u, v, _, n = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    return _first_appearance(_components(u, v, n)[0])
 
 
 def constrained_components(
@@ -227,17 +230,12 @@ def constrained_components(
 
     Parameters
     ----------
-    edge_index : array-like or torch.Tensor of int, shape (2, E)
-        Edges (either orientation; duplicates and self loops are harmless).
-    scores : array-like or torch.Tensor of float, shape (E,)
-        Edge scores, any finite values.
-    num_nodes : int
-        Number of nodes N.
-    threshold : float
-        Keep the edges with ``score >= threshold``.
+    edge_index, scores, num_nodes, threshold
+        As :func:`threshold_components`.
     names : array-like of int, shape (N,), optional
         A name (person) id per node, ``-1`` (any negative) for an unnamed
-        node. ``None``: no constraint.
+        node (integers, or floats holding whole numbers, as identity labels
+        everywhere in the package). ``None``: no constraint.
     must_link : bool
         Put the nodes sharing a name in one cluster even when no kept link
         joins them (``False``: they only never meet a different name).
@@ -245,14 +243,13 @@ def constrained_components(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
-        cluster.
+        The cluster labels (numbered as the module's conventions say).
 
     Raises
     ------
     ValueError
-        As :func:`threshold_components`, and on ``names`` of the wrong shape or
-        not integers.
+        As :func:`threshold_components`, and on ``names`` that are not one
+        integer per node, or a ``must_link`` that is not a boolean.
 
     Notes
     -----
@@ -275,35 +272,9 @@ def constrained_components(
     >>> constrained_components(edge_index, scores, 4, 0.5, names=[0, -1, -1, 1])
     array([0, 0, 1, 1])
     """
-    u, v, s = _edges_numpy(edge_index, scores, num_nodes, unit_interval=False)
-    threshold = check_real(threshold, "threshold")
-    keep = s >= threshold
-    u, v, s = u[keep], v[keep], s[keep]
-    if names is None:
-        comp, _ = _components(u, v, num_nodes)
-        return _first_appearance(comp)
-    group = _check_names(names, num_nodes)
-    must_link = bool(must_link)
-    mu, mv = _name_links(group) if must_link else (u[:0], v[:0])
-    comp, n_comp = _components(np.concatenate([u, mu]), np.concatenate([v, mv]), num_nodes)
-    named = np.flatnonzero(group >= 0)
-    if named.size == 0:
-        return _first_appearance(comp)
-    width = int(group.max()) + 1
-    pairs = np.unique(comp[named] * width + group[named])  # (component, name) pairs
-    per_comp = np.bincount(pairs // width, minlength=n_comp)  # distinct names per component
-    if not bool((per_comp > 1).any()):
-        return _first_appearance(comp)
-    conflicted = per_comp[comp] > 1
-    sel = np.flatnonzero(conflicted)
-    local = np.full(num_nodes, -1, dtype=np.int64)
-    local[sel] = np.arange(sel.size)
-    inside = conflicted[u]  # a kept link lies inside one component
-    lu, lv, ls = local[u[inside]], local[v[inside]], s[inside]
-    root = _constrained_union_find(lu, lv, ls, group[sel], must_link)
-    labels = comp.copy()
-    labels[sel] = n_comp + root
-    return _first_appearance(labels)
+    edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    group = _check_names(names, edges.n)
+    return _constrained_labels(edges, group, check_bool(must_link, "must_link"))
 
 
 def propagate_labels(
@@ -365,8 +336,7 @@ def propagate_labels(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        Cluster labels ``0 .. C-1`` in order of the smallest node id of each
-        cluster; a node in no edge is a singleton.
+        The cluster labels (numbered as the module's conventions say).
     info : dict, only when ``return_info``
         ``"passes"`` (threshold passes run after pass 0), ``"thresholds"``
         (the threshold of each), ``"finalised"`` (nodes finalised by pass 0,
@@ -378,10 +348,10 @@ def propagate_labels(
     Raises
     ------
     ValueError
-        On a malformed ``edge_index``, ids outside ``[0, num_nodes)``, a
-        ``scores`` length that does not match, NaN scores, scores outside
+        On an edge set that breaks the module's conventions, scores outside
         ``[0, 1]`` (the threshold update assumes the scale of a probability),
-        ``step`` outside ``(0, 1]`` or ``max_iter < 0``.
+        ``step`` outside ``(0, 1]``, ``max_iter < 0`` or a ``start_threshold``
+        outside ``[0, 1]``.
 
     Warns
     -----
@@ -433,10 +403,11 @@ def propagate_labels(
     >>> propagate_labels(edge_index, scores, 7, max_size=None)
     array([0, 0, 0, 0, 0, 0, 1])
     """
-    u, v, s = _edges_numpy(edge_index, scores, num_nodes, unit_interval=True)
+    u, v, s, num_nodes = _edges_numpy(edge_index, scores, num_nodes, unit_interval=True)
     limit = _size_limit(max_size)
-    step = check_step(step)
+    step = check_param("step", step)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
+    return_info = check_bool(return_info, "return_info")
     if start_threshold is None:
         th = float(s.min()) if s.size else 0.0
     else:
@@ -496,6 +467,11 @@ def _same_device(**arrays: Any) -> tuple[list[torch.Tensor], bool]:
     return [t.to(device) for t, _ in converted], not devices
 
 
+def _check_num_nodes(num_nodes: Any) -> int:
+    """The one ``num_nodes`` rule of the merges: an integer >= 1 (pair keys fit in int64)."""
+    return check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
+
+
 def _check_ids(t: torch.Tensor, name: str, num_nodes: int) -> torch.Tensor:
     """Validate integer node ids in ``[0, num_nodes)``; return them as int64."""
     if t.numel() == 0:
@@ -503,12 +479,12 @@ def _check_ids(t: torch.Tensor, name: str, num_nodes: int) -> torch.Tensor:
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer node ids, got dtype {t.dtype}.")
     t = t.to(torch.int64)
-    bad = (t < 0) | (t >= num_nodes)
-    if bool(bad.any()):
-        first = int(t[bad][0])
+    lo, hi = torch.aminmax(t)  # one pass; the mask only to describe a failure
+    if int(lo) < 0 or int(hi) >= num_nodes:
+        bad = (t < 0) | (t >= num_nodes)
         raise ValueError(
             f"{name} holds {int(bad.sum())} node id(s) outside [0, num_nodes={num_nodes}), "
-            f"e.g. {first}."
+            f"e.g. {int(t[bad][0])}."
         )
     return t
 
@@ -522,16 +498,45 @@ def _edge_rows(edge_index: ArrayLike, num_nodes: int) -> torch.Tensor:
     return _check_ids(e, "edge_index", num_nodes)
 
 
+class _Edges(NamedTuple):
+    """A validated edge set: rows ``u``, ``v`` (int64), scores ``s`` (float64), ``n`` nodes."""
+
+    u: np.ndarray
+    v: np.ndarray
+    s: np.ndarray
+    n: int
+
+
 def _edges_numpy(
-    edge_index: ArrayLike, scores: ArrayLike, num_nodes: int, *, unit_interval: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate an edge set and return its rows and scores as int64 / float64 numpy arrays."""
-    num_nodes = check_int(num_nodes, "num_nodes", minimum=1)
-    e = _edge_rows(edge_index, num_nodes)
-    w = check_scores(scores, name="scores", n_edges=e.shape[1], unit_interval=unit_interval)
-    e_np = e.detach().cpu().numpy()
-    s_np = w.detach().cpu().numpy().astype(np.float64, copy=False)
-    return e_np[0], e_np[1], s_np
+    edge_index: ArrayLike,
+    scores: Optional[ArrayLike],
+    num_nodes: Any,
+    *,
+    name: str = "scores",
+    unit_interval: bool = False,
+    optional: bool = False,
+) -> _Edges:
+    """The one check of an edge set of the merges, as numpy arrays.
+
+    ``num_nodes`` an integer >= 1, ``edge_index`` of shape (2, E) holding
+    integer ids in ``[0, num_nodes)``, one finite score per edge
+    (:func:`~linkage_gcn._validation.check_scores`, in ``[0, 1]`` with
+    ``unit_interval``); with ``optional``, ``scores=None`` gives every edge 1.
+    """
+    n = _check_num_nodes(num_nodes)
+    e = _edge_rows(edge_index, n).detach().cpu().numpy()
+    if scores is None and optional:
+        s = np.ones(e.shape[1], dtype=np.float64)
+    else:
+        w = check_scores(scores, name=name, n_edges=e.shape[1], unit_interval=unit_interval)
+        s = w.detach().cpu().numpy().astype(np.float64, copy=False)
+    return _Edges(e[0], e[1], s, n)
+
+
+def _above(edges: _Edges, threshold: Any) -> _Edges:
+    """The edges scoring at least ``threshold`` (a finite number, checked)."""
+    keep = edges.s >= check_real(threshold, "threshold")
+    return _Edges(edges.u[keep], edges.v[keep], edges.s[keep], edges.n)
 
 
 def _pool_by_key(
@@ -556,18 +561,40 @@ def _components(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return comp.astype(np.int64, copy=False), int(n_comp)
 
 
-def _check_names(names: ArrayLike, num_nodes: int) -> np.ndarray:
-    """Name ids of :func:`constrained_components`: int64 (N,), every negative id -> -1."""
-    t, _ = as_tensor(names, name="names")
-    if t.dim() != 1 or t.shape[0] != num_nodes:
-        raise ValueError(
-            f"names must have one entry per node, shape ({num_nodes},), got {tuple(t.shape)}."
-        )
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise ValueError(f"names must hold integer name ids (-1: unnamed), got dtype {t.dtype}.")
-    group = t.detach().cpu().numpy().astype(np.int64, copy=True)
+def _check_names(names: Optional[ArrayLike], num_nodes: int) -> Optional[np.ndarray]:
+    """Name ids, one per node (the package's label check): int64 (N,), negatives -> -1."""
+    if names is None:
+        return None
+    group = np.array(check_labels(names, n_samples=num_nodes, name="names"), dtype=np.int64)
     group[group < 0] = -1
     return group
+
+
+def _constrained_labels(edges: _Edges, group: Optional[np.ndarray], must_link: bool) -> np.ndarray:
+    """:func:`constrained_components` of validated, kept edges and checked names."""
+    u, v, s, num_nodes = edges
+    if group is None:
+        return _first_appearance(_components(u, v, num_nodes)[0])
+    mu, mv = _name_links(group) if must_link else (u[:0], v[:0])
+    comp, n_comp = _components(np.concatenate([u, mu]), np.concatenate([v, mv]), num_nodes)
+    named = np.flatnonzero(group >= 0)
+    if named.size == 0:
+        return _first_appearance(comp)
+    width = int(group.max()) + 1
+    pairs = np.unique(comp[named] * width + group[named])  # (component, name) pairs
+    per_comp = np.bincount(pairs // width, minlength=n_comp)  # distinct names per component
+    if not bool((per_comp > 1).any()):
+        return _first_appearance(comp)
+    conflicted = per_comp[comp] > 1
+    sel = np.flatnonzero(conflicted)
+    local = np.full(num_nodes, -1, dtype=np.int64)
+    local[sel] = np.arange(sel.size)
+    inside = conflicted[u]  # a kept link lies inside one component
+    lu, lv, ls = local[u[inside]], local[v[inside]], s[inside]
+    root = _constrained_union_find(lu, lv, ls, group[sel], must_link)
+    labels = comp.copy()
+    labels[sel] = n_comp + root
+    return _first_appearance(labels)
 
 
 def _name_links(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

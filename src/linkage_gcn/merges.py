@@ -18,14 +18,15 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ._validation import ArrayLike, check_in_options
-from .community import (
-    INFOMAP_INSTALL_HINT,
-    consensus_chinese_whispers,
-    constrained_chinese_whispers,
+from ._validation import check_in_options
+from .community import INFOMAP_INSTALL_HINT, _infomap_edges, constrained_chinese_whispers
+from .merge import (
+    _above,
+    _edges_numpy,
+    constrained_components,
+    propagate_labels,
+    threshold_components,
 )
-from .community import infomap as _infomap
-from .merge import constrained_components, propagate_labels, threshold_components
 
 __all__ = ["MERGES", "Merge", "resolve_merge"]
 
@@ -54,6 +55,14 @@ class Merge:
         The optional package it imports (``None``: always available).
     install_hint : str
         How to install it.
+    native_constraints : bool
+        Whether ``constrained`` is the merge's own constrained form (``False``:
+        threshold components with names stand in for it).
+
+    Both callables check their input once, before any work, as the function
+    they stand for does (:mod:`linkage_gcn.merge`'s conventions): a
+    :class:`ValueError` names ``edge_index``, ``scores``, ``num_nodes``,
+    ``threshold`` or ``names``.
     """
 
     name: str
@@ -83,18 +92,8 @@ class Merge:
             )
 
 
-def _kept(edge_index: ArrayLike, scores: ArrayLike, threshold: float) -> tuple[Any, Any]:
-    edge_index, scores = np.asarray(edge_index), np.asarray(scores)
-    keep = scores >= threshold
-    return edge_index[:, keep], scores[keep]
-
-
-def _chinese_whispers(edge_index, scores, num_nodes, threshold, *, runs=5, max_size=None,
-                      step=None, random_state=None) -> np.ndarray:  # fmt: skip
-    edges, weights = _kept(edge_index, scores, threshold)
-    return consensus_chinese_whispers(
-        edges, weights, num_nodes, n_runs=runs, random_state=random_state
-    )
+# The adapters below own no algorithm: each calls the function it stands for, which checks
+# the edge set once (linkage_gcn.merge's edge check, ``scores`` named as the caller passed it).
 
 
 def _threshold(edge_index, scores, num_nodes, threshold, *, runs=None, max_size=None,
@@ -102,10 +101,17 @@ def _threshold(edge_index, scores, num_nodes, threshold, *, runs=None, max_size=
     return threshold_components(edge_index, scores, num_nodes, threshold)
 
 
+def _chinese_whispers(edge_index, scores, num_nodes, threshold, *, runs=5, max_size=None,
+                      step=None, random_state=None) -> np.ndarray:  # fmt: skip
+    # without names, constrained_chinese_whispers is consensus_chinese_whispers above the cut
+    return _constrained_cw(edge_index, scores, num_nodes, threshold, runs=runs,
+                           random_state=random_state)  # fmt: skip
+
+
 def _infomap_merge(edge_index, scores, num_nodes, threshold, *, runs=1, max_size=None,
                    step=None, random_state=None) -> np.ndarray:  # fmt: skip
-    edges, weights = _kept(edge_index, scores, threshold)
-    return _infomap(edges, weights, num_nodes, random_state=random_state, num_trials=runs)
+    edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    return _infomap_edges(edges, random_state=random_state, num_trials=runs)
 
 
 def _propagation(edge_index, scores, num_nodes, threshold=None, *, runs=None, max_size=900,
