@@ -14,7 +14,7 @@ repeats, so that other processes on the machine disturb it less):
   after the first layer), end-to-end IPS/s and its ratio to the dense design;
 - dense 2019 design: the same weights applied the way the reference code does it, every
   IPS zero-padded to ``k1 * (k2 + 1) + 1`` nodes with a dense row-normalised adjacency and
-  ``bmm`` aggregation (``DenseLGCN`` below; ``tests/test_bench_speed.py`` proves equal
+  ``bmm`` aggregation (``linkage_gcn.experiments.speed.DenseLGCN``; its tests prove equal
   scores with equal weights), timed on fewer pivots at [200,10]; the ratios of end-to-end
   scoring throughput (build + forward) of the plain and the fast path to it;
 - training step: build + forward + backward + SGD step with labels (IPS/s), the former
@@ -52,68 +52,13 @@ import time
 import torch
 from torch import nn
 
+from linkage_gcn.experiments.speed import DenseLGCN, fast_flops, sage_flops
 from linkage_gcn.ips import build_ips, build_ips_graph
 from linkage_gcn.knn import knn
 from linkage_gcn.nn import LinkageGCN
 from linkage_gcn.training import _train_forward, default_inference_batch_size, predict_links
 
 CONFIGS = {"20,5": (20, 5, 5), "80,5": (80, 5, 5), "200,10": (200, 10, 10)}
-
-
-class DenseLGCN(nn.Module):
-    """The 2019 design: zero-padded dense IPS, ``bmm`` mean aggregation, same weights."""
-
-    def __init__(self, model: LinkageGCN) -> None:
-        super().__init__()
-        self.model = model
-
-    @staticmethod
-    def densify(batch, k1: int, k2: int):
-        """Dense (B, M, D) features, (B, M, M) D^-1 A and (B, k1) 1-hop positions."""
-        from torch_geometric.utils import to_dense_adj, to_dense_batch
-
-        max_nodes = k1 * (k2 + 1) + 1
-        feats, _ = to_dense_batch(batch.x, batch.batch, max_num_nodes=max_nodes)
-        adj = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=max_nodes)
-        adj = adj / adj.sum(-1, keepdim=True).clamp_min(1)
-        local = batch.hop1_index - batch.ptr[batch.batch[batch.hop1_index]]
-        return feats, adj, local.view(-1, k1)
-
-    def forward(self, feats, adj, hop1_pos):
-        m = self.model
-        h = m.norm(feats.reshape(-1, feats.shape[-1])).view_as(feats)
-        for conv in m.convs:
-            agg = torch.bmm(adj, h)
-            h = torch.relu(conv.lin_r(h) + conv.lin_l(agg))
-        idx = hop1_pos.unsqueeze(-1).expand(-1, -1, h.shape[-1])
-        return m.head(h.gather(1, idx).reshape(-1, h.shape[-1]))
-
-
-def sage_flops(model: LinkageGCN, n_nodes: int, n_pairs: int) -> float:
-    """Multiply-add FLOPs of the linear layers of one forward (2 per multiply-add)."""
-    flops = 0.0
-    for conv in model.convs:
-        flops += 2 * 2 * n_nodes * conv.in_channels * conv.out_channels
-    h = model.head_channels
-    flops += 2 * n_pairs * (model.hidden_channels[-1] * h + h * 2)
-    return flops
-
-
-def fast_flops(model: LinkageGCN, n_nodes: int, n_pairs: int) -> float:
-    """FLOPs of the products the fast path (LinkScorer) computes per batch.
-
-    No product in the first layer (its per-node projections are computed once for all N,
-    timed apart), the middle layers on all nodes, the last layer and the head on the
-    1-hop rows only.
-    """
-    flops = 0.0
-    convs = list(model.convs)
-    for i, conv in enumerate(convs[1:], start=2):
-        rows = n_pairs if i == len(convs) else n_nodes
-        flops += 2 * 2 * rows * conv.in_channels * conv.out_channels
-    h = model.head_channels
-    flops += 2 * n_pairs * (model.hidden_channels[-1] * h + h * 2)
-    return flops
 
 
 def timed(fn, repeat: int) -> float:

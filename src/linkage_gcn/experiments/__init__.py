@@ -32,6 +32,10 @@ The package, one concept a module (each imports only those above it):
 - :mod:`~linkage_gcn.experiments.plots`: :func:`plot_gamma_sweep`, the
   figure (needs matplotlib, the ``plot`` extra), :func:`require_matplotlib`.
 
+Apart from the imbalance experiments, :mod:`~linkage_gcn.experiments.speed`
+holds the references of the speed benchmark (``examples/benchmarks/bench_speed.py``):
+the dense 2019 design and the FLOP counts (imported on its own, not re-exported here).
+
 Examples
 --------
 >>> from linkage_gcn.experiments import METHODS, format_table
