@@ -7,6 +7,7 @@ problem instead of a deep stack trace or a silently wrong answer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from numbers import Integral, Real
 from typing import Any, Union
@@ -71,8 +72,11 @@ def as_tensor(x: Any, *, name: str, dtype: torch.dtype | None = None) -> tuple[t
     else:
         try:
             arr = np.asarray(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
+        except (TypeError, ValueError) as exc:  # ragged nested sequences, exotic objects
+            raise TypeError(
+                f"{name} must be array-like (a rectangular array of numbers), got "
+                f"{type(x).__name__} ({exc})"
+            ) from exc
         if arr.dtype == object:
             raise TypeError(f"{name} must be numeric, got an array of Python objects")
         if arr.dtype.kind not in "biuf":
@@ -144,6 +148,8 @@ def check_features(
     ValueError
         When ``X`` is not 2-D, is empty, has fewer than ``min_samples`` rows
         or contains NaN or infinity.
+    TypeError
+        When ``X`` is not numeric or holds complex numbers.
 
     Examples
     --------
@@ -155,6 +161,8 @@ def check_features(
     ValueError: X contains NaN or infinity (1 non-finite value(s) in 1 row(s)).
     """
     t, was_numpy = as_tensor(X, name=name)
+    if t.is_complex():  # a cast to float would drop the imaginary part without a word
+        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}.")
     if t.dim() != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), "
@@ -245,6 +253,9 @@ def check_labels(
         raise ValueError(f"{name} is None; identity labels of shape (N,) are needed.")
     if isinstance(y, torch.Tensor):
         t = _labels_shape(y.detach(), name, n_samples)
+        if encode and t.dtype == torch.bool:  # encoded as a numpy bool array is
+            codes = check_labels(t.cpu().numpy(), name=name, encode=True)
+            return torch.from_numpy(codes).to(t.device) if return_tensor else codes
         out = _numeric_labels(t, name, allow_negative)
         return out if return_tensor else out.cpu().numpy()
     try:
@@ -256,6 +267,8 @@ def check_labels(
         inferred = np.asarray(arr.tolist())
         if inferred.dtype.kind in "iuf" and inferred.shape == arr.shape:
             arr = inferred
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds ids too large for int64, such as {int(arr.max())}.")
     if arr.dtype.kind in "iuf":
         out = _numeric_labels(as_tensor(arr, name=name)[0], name, allow_negative)
         return out if return_tensor else out.numpy()
@@ -298,6 +311,13 @@ def _numeric_labels(t: torch.Tensor, name: str, allow_negative: bool) -> torch.T
             raise ValueError(
                 f"{name} must hold integer identities, got non-integer floats such as "
                 f"{float(t[frac][0])!r} ({int(frac.sum())} of them; they would be truncated)."
+            )
+        # 2**63 is exact in every float dtype; beyond it int64 wraps to other ids
+        huge = t.abs() >= 2.0**63
+        if bool(huge.any()):
+            raise ValueError(
+                f"{name} holds ids too large for int64, such as {float(t[huge][0])!r}; use "
+                "smaller integer ids (or encode them)."
             )
     t = t.long()
     if not allow_negative and t.numel():
@@ -420,6 +440,8 @@ def check_nodes(nodes: Any, n: int, name: str = "input_nodes") -> torch.Tensor:
                 f"{name} as a mask must have one entry per node ({n}), got shape {tuple(t.shape)}."
             )
         return t.nonzero().view(-1)
+    if t.numel() == 0 and not isinstance(nodes, torch.Tensor):
+        return torch.empty(0, dtype=torch.long)  # an empty list: no node
     if t.is_floating_point() or t.is_complex():
         raise ValueError(f"{name} must be a boolean mask or integer node ids, got {t.dtype}.")
     t = t.long().reshape(-1)
@@ -440,7 +462,14 @@ def check_same_length(**arrays: Any) -> int:
     >>> check_same_length(a=np.zeros(3), b=np.zeros((3, 2)))
     3
     """
-    lengths = {k: len(v) for k, v in arrays.items()}
+    lengths = {}
+    for k, v in arrays.items():
+        try:
+            lengths[k] = len(v)
+        except TypeError:
+            raise TypeError(
+                f"{k} must be an array with one entry per item, got {type(v).__name__} {v!r}."
+            ) from None
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{k}: {v}" for k, v in lengths.items())
         raise ValueError(f"inputs must have the same length, got {desc}.")
@@ -511,7 +540,13 @@ def check_real(
     ...
     ValueError: step must be a number in [0, 1], got 2.
     """
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    if not finite:
         raise ValueError(f"{name} must be a finite number, got {value!r}.")
     lo_ok = minimum is None or (value >= minimum if inclusive else value > minimum)
     hi_ok = maximum is None or (value <= maximum if inclusive else value < maximum)
@@ -565,6 +600,14 @@ def resolve_device(device: Any = "auto") -> torch.device:
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available here.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 .. "
+            f"cuda:{torch.cuda.device_count() - 1})."
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} was requested but MPS is not available here.")
     return dev
 
 
