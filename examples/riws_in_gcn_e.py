@@ -48,9 +48,10 @@ from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.nn import SAGEConv
 
-from linkage_gcn.datasets import find_shared_lfw, load_lfw_dlib, make_identities, split_identities
+from linkage_gcn.datasets import find_shared_lfw, load_lfw_dlib, make_identities
 from linkage_gcn.knn import knn
 from linkage_gcn.metrics import edge_ap
+from linkage_gcn.model_selection import split_identities
 from linkage_gcn.transforms import RIWSTransform
 
 K, GAMMA = 10, 2.0

@@ -12,11 +12,12 @@ from torch_geometric.loader import DataLoader
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn import estimator as estimator_module
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.ips import IPSDataset, iter_ips_batches
 from linkage_gcn.knn import knn
 from linkage_gcn.merge import pool_pair_scores, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
+from linkage_gcn.model_selection import split_identities
 
 TINY = dict(
     k_at_hop=(6, 3),

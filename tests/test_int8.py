@@ -107,8 +107,9 @@ def test_predict_links_int8_needs_a_plain_linkage_gcn():
 @needs_int8
 def test_trained_model_scores_in_int8_close_to_fp32():
     from linkage_gcn import LinkageClusterer
-    from linkage_gcn.datasets import make_identities, split_identities
+    from linkage_gcn.datasets import make_identities
     from linkage_gcn.metrics import bcubed_fscore, edge_ap
+    from linkage_gcn.model_selection import split_identities
 
     X, y = make_identities(120, max_size=20, random_state=0)
     train, test = split_identities(y, test_size=0.5, random_state=0)

@@ -359,7 +359,7 @@ def _loss(value: Any, name: str) -> Any:
 def _sampler(value: Any, name: str) -> Any:
     if isinstance(value, str):
         return Options("linkage_gcn.samplers:SAMPLERS")(value, name)
-    base = _attr("linkage_gcn.samplers:NeighborSampler")
+    base = _attr("linkage_gcn.samplers:Hop1Sampler")
     if not isinstance(value, base):
         choices = ", ".join(repr(s) for s in Options("linkage_gcn.samplers:SAMPLERS").choices)
         raise ValueError(

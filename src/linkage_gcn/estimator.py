@@ -20,14 +20,14 @@ from ._int8 import check_int8
 from ._params import check_param, skip_validation
 from ._threads import with_threads
 from ._validation import check_features, check_int, check_labels, check_real
-from .datasets import identity_folds
 from .knn import check_knn_index, knn
 from .merge import pool_pair_scores
 from .merges import resolve_merge
 from .metrics import bcubed_fscore
+from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
-from .samplers import NeighborSampler, resolve_sampler
+from .samplers import Hop1Sampler, resolve_sampler
 from .training import predict_links, train_linkage_gcn
 
 __all__ = ["LinkageClusterer"]
@@ -57,7 +57,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         neighbours per 1-hop node (context).
     active_connection : int
         ``u``: each IPS node links to its ``u`` nearest neighbours inside the IPS.
-    sampler : {"riws", "rs", "topk"} or NeighborSampler
+    sampler : {"riws", "rs", "topk"} or Hop1Sampler
         How training pivots choose their 1-hop sets: Reverse-Imbalance
         Weighted Sampling (default), plain re-sampling, or the ``k1`` nearest
         (L-GCN).
@@ -196,7 +196,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self,
         k_at_hop: tuple[int, int] = (20, 5),
         active_connection: int = 5,
-        sampler: Union[str, NeighborSampler] = "riws",
+        sampler: Union[str, Hop1Sampler] = "riws",
         gamma: float = 2.0,
         loss: Any = "cb-graph",
         epochs: int = 4,
