@@ -303,7 +303,7 @@ def test_consensus_keeps_the_links_most_runs_agree_on(monkeypatch):
             np.array([0, 0, 0, 1, 1]),  # cuts 2-3
         ]
     )
-    monkeypatch.setattr(community, "_chinese_whispers_edges", lambda *a, **k: next(runs))
+    monkeypatch.setattr(community, "chinese_whispers", lambda *a, **k: next(runs))
     labels = community.consensus_chinese_whispers(edge_index, None, 6, n_runs=3, random_state=0)
     # votes per edge: 0-1 3/3, 1-2 2/3, 2-3 1/3, 3-4 3/3; node 5 is in no edge
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 2])

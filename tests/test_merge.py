@@ -700,3 +700,180 @@ def test_constrained_names_as_identity_labels():
     assert want.tolist() == [0, 0, 1, 1]
     for names in (np.array([0.0, -1.0, -1.0, 1.0]), np.array([[0], [-5], [-1], [1]])):
         assert np.array_equal(constrained_components(edge_index, scores, 4, 0.5, names), want)
+
+
+# --------------------------------------------------------------------------------------
+# Boundaries: every merge function (and every callable of the registry) checks its edge set
+# in one way, before any work, with a message naming the argument.
+
+
+def _merge_functions():
+    """(id, call(edge_index, scores, num_nodes, threshold, names), score name, uses threshold,
+    uses names) for every public merge function and every callable of MERGES."""
+    from linkage_gcn import community
+    from linkage_gcn.merges import MERGES
+
+    rows = [
+        ("threshold_components", lambda e, s, n, t, m: threshold_components(e, s, n, t),
+         "scores", True, False),
+        ("constrained_components", lambda e, s, n, t, m: constrained_components(e, s, n, t, m),
+         "scores", True, True),
+        ("propagate_labels", lambda e, s, n, t, m: propagate_labels(e, s, n, max_size=2),
+         "scores", False, False),
+        ("chinese_whispers",
+         lambda e, s, n, t, m: community.chinese_whispers(e, s, n, random_state=0),
+         "weights", False, False),
+        ("consensus_chinese_whispers",
+         lambda e, s, n, t, m: community.consensus_chinese_whispers(e, s, n, random_state=0),
+         "weights", False, False),
+        ("constrained_chinese_whispers",
+         lambda e, s, n, t, m: community.constrained_chinese_whispers(
+             e, s, n, t, m, random_state=0),
+         "scores", True, True),
+        ("infomap", lambda e, s, n, t, m: community.infomap(e, s, n, random_state=0),
+         "weights", False, False),
+    ]  # fmt: skip
+    for name, merge in MERGES.items():
+        rows.append((f"MERGES[{name}].cluster",
+                     lambda e, s, n, t, m, merge=merge: merge.cluster(e, s, n, t, random_state=0),
+                     "scores", merge.uses_threshold, False))  # fmt: skip
+        rows.append((f"MERGES[{name}].constrained",
+                     lambda e, s, n, t, m, merge=merge: merge.constrained(
+                         e, s, n, t, m, random_state=0),
+                     "scores", True, True))  # fmt: skip
+    return rows
+
+
+MERGE_FUNCTIONS = _merge_functions()
+BASE = {
+    "edge_index": np.array([[0, 1, 2], [1, 2, 3]]),
+    "scores": np.array([0.9, 0.8, 0.3]),
+    "num_nodes": 4,
+    "threshold": 0.5,
+    "names": np.array([0, -1, -1, 1]),
+}
+BOUNDARIES = [
+    # (case, argument, bad value, message; {S} stands for the score argument's name)
+    ("scores too short", "scores", np.array([0.9, 0.8]), r"{S} must have shape \(E,\) = \(3,\)"),
+    ("scores too long", "scores", np.array([0.9, 0.8, 0.3, 0.1]), r"{S} must have shape.*\(4,\)"),
+    ("scores 2-D", "scores", np.ones((3, 2)), r"{S} must have shape \(E,\)"),
+    ("scores NaN", "scores", np.array([0.9, np.nan, 0.3]), "{S} contains 1 NaN"),
+    ("scores inf", "scores", np.array([0.9, np.inf, 0.3]), "{S} contains 1 infinite"),
+    ("scores text", "scores", np.array(["a", "b", "c"]), "{S} must be numeric"),
+    ("id >= num_nodes", "edge_index", np.array([[0, 1, 2], [1, 2, 4]]),
+     r"edge_index holds 1 node id\(s\) outside \[0, num_nodes=4\), e.g. 4"),
+    ("negative id", "edge_index", np.array([[0, -1, 2], [1, 2, 3]]),
+     r"edge_index holds 1 node id\(s\) outside .*e.g. -1"),
+    ("float ids", "edge_index", np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]]),
+     "edge_index must hold integer node ids"),
+    ("(E, 2) edges", "edge_index", np.array([[0, 1], [1, 2], [2, 3]]),
+     r"edge_index must have shape \(2, E\), got shape \(3, 2\); transpose"),
+    ("1-D edges", "edge_index", np.array([0, 1, 2]), r"edge_index must have shape \(2, E\)"),
+    ("edges None", "edge_index", None, "edge_index is None"),
+    ("num_nodes 0", "num_nodes", 0, "num_nodes must be an integer >= 1, got 0"),
+    ("num_nodes float", "num_nodes", 4.0, "num_nodes must be an integer, got 4.0"),
+    ("num_nodes bool", "num_nodes", True, "num_nodes must be an integer"),
+    ("num_nodes text", "num_nodes", "4", "num_nodes must be an integer"),
+]  # fmt: skip
+SCORE_BOUNDARIES = [("scores None", "scores", None, "scores is None")]
+THRESHOLD_BOUNDARIES = [
+    ("threshold NaN", "threshold", float("nan"), "threshold must be a finite number"),
+    ("threshold None", "threshold", None, "threshold must be a finite number"),
+    ("threshold text", "threshold", "0.5", "threshold must be a finite number"),
+]
+NAME_BOUNDARIES = [
+    ("names too short", "names", np.array([0, -1, 1]), "names has 3 entries but 4"),
+    ("names fractional", "names", np.array([0, 0.5, -1, 1]), "names must hold integer"),
+    ("names text", "names", np.array(["a", "b", "c", "d"]), "names must hold integer"),
+    ("names 2-D", "names", np.zeros((4, 2), dtype=int), r"names must have shape \(N,\)"),
+]
+
+
+def _boundary_cases():
+    for fid, call, score_name, uses_threshold, uses_names in MERGE_FUNCTIONS:
+        cases = list(BOUNDARIES)
+        cases += SCORE_BOUNDARIES if score_name == "scores" else []
+        cases += THRESHOLD_BOUNDARIES if uses_threshold else []
+        cases += NAME_BOUNDARIES if uses_names else []
+        for case, arg, value, message in cases:
+            yield pytest.param(
+                call, arg, value, message.replace("{S}", score_name), id=f"{fid}-{case}"
+            )
+
+
+def _call(call, **changes):
+    args = {**BASE, **changes}
+    return call(*(args[k] for k in ("edge_index", "scores", "num_nodes", "threshold", "names")))
+
+
+@pytest.mark.parametrize(("call", "arg", "value", "message"), list(_boundary_cases()))
+def test_every_merge_function_names_the_bad_argument(call, arg, value, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _call(call, **{arg: value})
+
+
+@pytest.mark.parametrize(
+    "call", [pytest.param(row[1], id=row[0]) for row in MERGE_FUNCTIONS]
+)  # fmt: skip
+def test_every_merge_function_accepts_the_base_case_and_checks_once(call, monkeypatch):
+    pytest.importorskip("infomap")  # the infomap forms run it
+    from linkage_gcn import merge
+
+    seen = []
+    rows = merge._edge_rows
+    monkeypatch.setattr(merge, "_edge_rows", lambda *a: seen.append(1) or rows(*a))
+    labels = _call(call)
+    assert labels.dtype == np.int64 and labels.shape == (4,)
+    assert len(seen) == 1  # one edge check per call, however the work is composed
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "message"),
+    [
+        ("constrained_components", {"must_link": "yes"}, "must_link must be True or False"),
+        ("propagate_labels", {"return_info": "yes"}, "return_info must be True or False"),
+        ("propagate_labels", {"step": 0}, r"step must be a number in \(0, 1\]"),
+        ("chinese_whispers", {"max_iter": -1}, "max_iter must be an integer >= 0"),
+        ("chinese_whispers", {"n_blocks": 0}, "n_blocks must be an integer >= 1"),
+        ("chinese_whispers", {"random_state": "seed"}, "random_state must be None, an int"),
+        ("chinese_whispers", {"return_info": 1}, "return_info must be True or False"),
+        ("consensus_chinese_whispers", {"n_runs": 0}, "n_runs must be an integer >= 1"),
+        ("consensus_chinese_whispers", {"max_iter": 1.5}, "max_iter must be an integer"),
+        ("consensus_chinese_whispers", {"n_blocks": 0}, "n_blocks must be an integer >= 1"),
+        ("constrained_chinese_whispers", {"n_runs": 0}, "n_runs must be an integer >= 1"),
+        ("infomap", {"num_trials": 0}, "num_trials must be an integer >= 1"),
+        ("infomap", {"markov_time": 0}, r"markov_time must be a number in \(0, inf\)"),
+        ("infomap", {"directed": "no"}, "directed must be True or False"),
+        ("infomap", {"two_level": None}, "two_level must be True or False"),
+        ("infomap", {"level": 1.0}, "level must be an integer"),
+    ],
+)
+def test_merge_options_are_checked_before_work(fn, kwargs, message, monkeypatch):
+    from linkage_gcn import community, merge
+
+    module = merge if fn in merge.__all__ else community
+    # no work may start: the components and the Infomap import fail the test if reached
+    monkeypatch.setattr(merge, "_components", lambda *a: pytest.fail("work before checks"))
+    monkeypatch.setattr(community, "_components", lambda *a: pytest.fail("work before checks"))
+    monkeypatch.setattr(community, "_import_infomap", lambda: pytest.fail("import before checks"))
+    args = [BASE["edge_index"], BASE["scores"], BASE["num_nodes"]]
+    if fn in ("constrained_components", "constrained_chinese_whispers"):
+        args += [BASE["threshold"], BASE["names"]]
+    with pytest.raises(ValueError, match=message):
+        getattr(module, fn)(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "call", [pytest.param(row[1], id=row[0]) for row in MERGE_FUNCTIONS]
+)  # fmt: skip
+def test_inside_skip_validation_the_edge_scans_are_skipped_with_the_same_result(call, monkeypatch):
+    pytest.importorskip("infomap")
+    from linkage_gcn import merge
+    from linkage_gcn._params import skip_validation
+
+    want = _call(call)
+    monkeypatch.setattr(merge, "_edge_rows", lambda *a: pytest.fail("checked inside the skip"))
+    monkeypatch.setattr(merge, "check_scores", lambda *a, **k: pytest.fail("checked"))
+    with skip_validation():  # the caller (the estimator) has checked its edges
+        got = _call(call, edge_index=torch.as_tensor(BASE["edge_index"], dtype=torch.int32))
+    np.testing.assert_array_equal(got, want)

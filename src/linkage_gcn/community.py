@@ -26,6 +26,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._params import skip_validation
 from ._validation import ArrayLike, RandomStateLike, as_generator, check_bool, check_int, check_real
 from .merge import (
     _above,
@@ -162,10 +163,30 @@ def chinese_whispers(
     >>> info["converged"]
     True
     """
-    return _chinese_whispers_edges(
-        _weighted(edge_index, weights, num_nodes), max_iter=max_iter, n_blocks=n_blocks,
-        random_state=random_state, return_info=return_info,
-    )  # fmt: skip
+    u, v, w, num_nodes = _weighted(edge_index, weights, num_nodes)
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
+    rng = as_generator(random_state)
+    return_info = check_bool(return_info, "return_info")
+    # one arc per direction; a self loop is a single arc onto the node itself
+    loop = u == v
+    src = np.concatenate([u, v[~loop]])
+    dst = np.concatenate([v, u[~loop]])
+    w = np.concatenate([w, w[~loop]])
+    labels = np.arange(num_nodes, dtype=np.int64)
+    changed: list[int] = []
+    if src.size:
+        n_blocks = min(n_blocks, num_nodes)
+        block_dtype = np.int16 if n_blocks <= np.iinfo(np.int16).max else np.int64
+        for _ in range(max_iter):
+            changed.append(_cw_round(src, dst, w, labels, n_blocks, block_dtype, rng))
+            if changed[-1] == 0:
+                break
+    labels = _first_appearance(labels)
+    if not return_info:
+        return labels
+    converged = not src.size or (bool(changed) and changed[-1] == 0)
+    return labels, {"rounds": len(changed), "converged": converged, "changed": changed}
 
 
 def infomap(
@@ -254,11 +275,39 @@ def infomap(
     >>> infomap(edge_index, weights, 7, random_state=0)  # doctest: +SKIP
     array([0, 0, 0, 1, 1, 1, 2])
     """
-    return _infomap_edges(
-        _weighted(edge_index, weights, num_nodes), random_state=random_state,
-        num_trials=num_trials, two_level=two_level, directed=directed, markov_time=markov_time,
-        level=level,
-    )  # fmt: skip
+    u, v, w, num_nodes = _weighted(edge_index, weights, num_nodes)
+    if w.size and bool((w < 0).any()):
+        raise ValueError(
+            f"weights must be non-negative for Infomap, got {int((w < 0).sum())} negative "
+            f"value(s) (min {float(w.min())!r})."
+        )
+    num_trials = check_int(num_trials, "num_trials", minimum=1)
+    two_level = check_bool(two_level, "two_level")
+    directed = check_bool(directed, "directed")
+    markov_time = check_real(markov_time, "markov_time", minimum=0, inclusive=False)
+    level = check_int(level, "level")
+    rng = as_generator(random_state)
+    module = _import_infomap()
+
+    keep = (u != v) & (w > 0)
+    u, v, w = u[keep], v[keep], w[keep]
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    if u.size:
+        seed = int(rng.integers(1, 2**31 - 1))
+        im = module.Infomap(
+            two_level=two_level,
+            directed=directed,
+            markov_time=markov_time,
+            num_trials=num_trials,
+            seed=seed,
+            silent=True,
+        )
+        _add_links(im, u, v, w)
+        nodes, modules = _run_modules(im, level)
+        labels[nodes] = modules - modules.min()
+    alone = labels < 0
+    labels[alone] = labels.max() + 1 + np.arange(int(alone.sum()))
+    return _first_appearance(labels)
 
 
 def consensus_chinese_whispers(
@@ -318,10 +367,20 @@ def consensus_chinese_whispers(
     >>> consensus_chinese_whispers(edge_index, weights, 7, random_state=0)
     array([0, 0, 0, 1, 1, 1, 2])
     """
-    return _consensus_edges(
-        _weighted(edge_index, weights, num_nodes), n_runs=n_runs, random_state=random_state,
-        max_iter=max_iter, n_blocks=n_blocks,
-    )  # fmt: skip
+    u, v, w, num_nodes = _weighted(edge_index, weights, num_nodes)
+    edge_index = np.stack([u, v])
+    n_runs = check_int(n_runs, "n_runs", minimum=1)
+    rng = as_generator(random_state)
+    votes = np.zeros(u.size, dtype=np.int64)
+    for _ in range(n_runs):
+        seed = int(rng.integers(np.iinfo(np.int32).max))
+        with skip_validation():  # the edge set was checked once, above
+            labels = chinese_whispers(
+                edge_index, w, num_nodes, max_iter=max_iter, n_blocks=n_blocks, random_state=seed
+            )
+        votes += labels[u] == labels[v]
+    keep = (2 * votes > n_runs) & (u != v)
+    return _first_appearance(_components(u[keep], v[keep], num_nodes)[0])
 
 
 def constrained_chinese_whispers(
@@ -380,16 +439,18 @@ def constrained_chinese_whispers(
     >>> constrained_chinese_whispers(edge_index, scores, 6, 0.5, names, random_state=0)
     array([0, 0, 0, 1, 1, 1])
     """
-    edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
-    group = _check_names(names, edges.n)
+    u, v, s, n = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    group = _check_names(names, n)
+    n_runs = check_int(n_runs, "n_runs", minimum=1)
+    rng = as_generator(random_state)
+    if group is not None and bool((group >= 0).any()):
+        comp = _constrained_labels(_Edges(u, v, s, n), group, must_link=True)
+        keep = comp[u] == comp[v]  # links inside the constrained components
+        u, v, s = u[keep], v[keep], s[keep]
+    with skip_validation():  # the edge set was checked once, above
+        labels = consensus_chinese_whispers(np.stack([u, v]), s, n, n_runs=n_runs, random_state=rng)
     if group is None or not bool((group >= 0).any()):
-        return _consensus_edges(edges, n_runs=n_runs, random_state=random_state)
-    u, v, s, n = edges
-    comp = _constrained_labels(edges, group, must_link=True)
-    keep = comp[u] == comp[v]
-    labels = _consensus_edges(
-        _Edges(u[keep], v[keep], s[keep], n), n_runs=n_runs, random_state=random_state
-    )
+        return labels
     # join the pieces that hold the same name (the constrained components keep names apart)
     head, tail = _name_links(group)
     joined, _ = _components(labels[head], labels[tail], int(labels.max()) + 1)
@@ -402,110 +463,6 @@ def constrained_chinese_whispers(
 def _weighted(edge_index: ArrayLike, weights: Optional[ArrayLike], num_nodes: Any) -> _Edges:
     """The edge check of :mod:`linkage_gcn.merge` for ``weights`` (``None``: weight 1)."""
     return _edges_numpy(edge_index, weights, num_nodes, name="weights", optional=True)
-
-
-def _chinese_whispers_edges(
-    edges: _Edges,
-    *,
-    max_iter: int = 100,
-    n_blocks: int = 16,
-    random_state: RandomStateLike = None,
-    return_info: bool = False,
-) -> Union[np.ndarray, tuple[np.ndarray, dict[str, Any]]]:
-    """:func:`chinese_whispers` of a validated edge set (its options checked here)."""
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
-    rng = as_generator(random_state)
-    return_info = check_bool(return_info, "return_info")
-    u, v, w, num_nodes = edges
-    # one arc per direction; a self loop is a single arc onto the node itself
-    loop = u == v
-    src = np.concatenate([u, v[~loop]])
-    dst = np.concatenate([v, u[~loop]])
-    w = np.concatenate([w, w[~loop]])
-    labels = np.arange(num_nodes, dtype=np.int64)
-    changed: list[int] = []
-    if src.size:
-        n_blocks = min(n_blocks, num_nodes)
-        block_dtype = np.int16 if n_blocks <= np.iinfo(np.int16).max else np.int64
-        for _ in range(max_iter):
-            changed.append(_cw_round(src, dst, w, labels, n_blocks, block_dtype, rng))
-            if changed[-1] == 0:
-                break
-    labels = _first_appearance(labels)
-    if not return_info:
-        return labels
-    converged = not src.size or (bool(changed) and changed[-1] == 0)
-    return labels, {"rounds": len(changed), "converged": converged, "changed": changed}
-
-
-def _consensus_edges(
-    edges: _Edges,
-    *,
-    n_runs: int = 5,
-    random_state: RandomStateLike = None,
-    max_iter: int = 100,
-    n_blocks: int = 16,
-) -> np.ndarray:
-    """:func:`consensus_chinese_whispers` of a validated edge set (its options checked here)."""
-    n_runs = check_int(n_runs, "n_runs", minimum=1)
-    rng = as_generator(random_state)
-    u, v, _, num_nodes = edges
-    votes = np.zeros(u.size, dtype=np.int64)
-    for _ in range(n_runs):
-        seed = int(rng.integers(np.iinfo(np.int32).max))
-        labels = _chinese_whispers_edges(
-            edges, max_iter=max_iter, n_blocks=n_blocks, random_state=seed
-        )
-        votes += labels[u] == labels[v]
-    keep = (2 * votes > n_runs) & (u != v)
-    return _first_appearance(_components(u[keep], v[keep], num_nodes)[0])
-
-
-def _infomap_edges(
-    edges: _Edges,
-    *,
-    random_state: RandomStateLike = None,
-    num_trials: int = 1,
-    two_level: bool = True,
-    directed: bool = False,
-    markov_time: float = 1.0,
-    level: int = 1,
-) -> np.ndarray:
-    """:func:`infomap` of a validated edge set (its options checked here)."""
-    u, v, w, num_nodes = edges
-    if w.size and bool((w < 0).any()):
-        raise ValueError(
-            f"weights must be non-negative for Infomap, got {int((w < 0).sum())} negative "
-            f"value(s) (min {float(w.min())!r})."
-        )
-    num_trials = check_int(num_trials, "num_trials", minimum=1)
-    two_level = check_bool(two_level, "two_level")
-    directed = check_bool(directed, "directed")
-    markov_time = check_real(markov_time, "markov_time", minimum=0, inclusive=False)
-    level = check_int(level, "level")
-    rng = as_generator(random_state)
-    module = _import_infomap()
-
-    keep = (u != v) & (w > 0)
-    u, v, w = u[keep], v[keep], w[keep]
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    if u.size:
-        seed = int(rng.integers(1, 2**31 - 1))
-        im = module.Infomap(
-            two_level=two_level,
-            directed=directed,
-            markov_time=markov_time,
-            num_trials=num_trials,
-            seed=seed,
-            silent=True,
-        )
-        _add_links(im, u, v, w)
-        nodes, modules = _run_modules(im, level)
-        labels[nodes] = modules - modules.min()
-    alone = labels < 0
-    labels[alone] = labels.max() + 1 + np.arange(int(alone.sum()))
-    return _first_appearance(labels)
 
 
 def _cw_round(

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
-from ._params import check_param
+from ._params import check_param, validation_skipped
 from ._validation import (
     ArrayLike,
     as_tensor,
@@ -522,15 +522,27 @@ def _edges_numpy(
     integer ids in ``[0, num_nodes)``, one finite score per edge
     (:func:`~linkage_gcn._validation.check_scores`, in ``[0, 1]`` with
     ``unit_interval``); with ``optional``, ``scores=None`` gives every edge 1.
+    Inside :func:`~linkage_gcn._params.skip_validation` (a caller that has
+    checked the edge set once, such as a merge composed of others) it only
+    converts.
     """
+    if validation_skipped():
+        e = _numpy(edge_index, "edge_index", np.int64)
+        s = np.ones(e.shape[1]) if scores is None and optional else _numpy(scores, name, np.float64)
+        return _Edges(e[0], e[1], s.reshape(-1), int(num_nodes))
     n = _check_num_nodes(num_nodes)
-    e = _edge_rows(edge_index, n).detach().cpu().numpy()
+    e = _numpy(_edge_rows(edge_index, n), "edge_index", np.int64)
     if scores is None and optional:
         s = np.ones(e.shape[1], dtype=np.float64)
     else:
         w = check_scores(scores, name=name, n_edges=e.shape[1], unit_interval=unit_interval)
-        s = w.detach().cpu().numpy().astype(np.float64, copy=False)
+        s = _numpy(w, name, np.float64)
     return _Edges(e[0], e[1], s, n)
+
+
+def _numpy(x: ArrayLike, name: str, dtype: Any) -> np.ndarray:
+    """``x`` as a numpy array of ``dtype`` (from the CPU; no copy when it already is one)."""
+    return as_tensor(x, name=name)[0].detach().cpu().numpy().astype(dtype, copy=False)
 
 
 def _above(edges: _Edges, threshold: Any) -> _Edges:

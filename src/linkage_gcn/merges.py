@@ -18,8 +18,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ._params import skip_validation
 from ._validation import check_in_options
-from .community import INFOMAP_INSTALL_HINT, _infomap_edges, constrained_chinese_whispers
+from .community import INFOMAP_INSTALL_HINT, constrained_chinese_whispers
+from .community import infomap as _infomap
 from .merge import (
     _above,
     _edges_numpy,
@@ -92,8 +94,8 @@ class Merge:
             )
 
 
-# The adapters below own no algorithm: each calls the function it stands for, which checks
-# the edge set once (linkage_gcn.merge's edge check, ``scores`` named as the caller passed it).
+# The adapters below own no algorithm: each calls the function it stands for, which checks the
+# edge set once (linkage_gcn.merge's edge check), naming ``scores`` as the caller passed it.
 
 
 def _threshold(edge_index, scores, num_nodes, threshold, *, runs=None, max_size=None,
@@ -110,8 +112,9 @@ def _chinese_whispers(edge_index, scores, num_nodes, threshold, *, runs=5, max_s
 
 def _infomap_merge(edge_index, scores, num_nodes, threshold, *, runs=1, max_size=None,
                    step=None, random_state=None) -> np.ndarray:  # fmt: skip
-    edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
-    return _infomap_edges(edges, random_state=random_state, num_trials=runs)
+    u, v, s, n = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
+    with skip_validation():  # checked once, above, with the caller's names
+        return _infomap(np.stack([u, v]), s, n, random_state=random_state, num_trials=runs)
 
 
 def _propagation(edge_index, scores, num_nodes, threshold=None, *, runs=None, max_size=900,
