@@ -551,7 +551,7 @@ def test_pool_errors(args, kwargs, match):
 # Scale
 
 
-@pytest.mark.benchmark  # prints timings; about 1.3 s alone, several under CPU contention
+@pytest.mark.benchmark  # prints timings (figures: docs/scaling.md)
 def test_scale_million_edges():
     rng = np.random.default_rng(11)
     num_nodes, k = 200_000, 5

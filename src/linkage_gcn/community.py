@@ -114,7 +114,7 @@ def chinese_whispers(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say).
+        The final label of each node, renumbered as the module says.
     info : dict, only when ``return_info``
         ``"rounds"`` (rounds run), ``"converged"`` (whether the last round
         changed no label) and ``"changed"`` (labels changed in each round).
@@ -244,8 +244,7 @@ def infomap(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say); a node
-        in no kept edge is a singleton.
+        Infomap's modules as labels; a node in no kept edge is a singleton.
 
     Raises
     ------
@@ -345,7 +344,7 @@ def consensus_chinese_whispers(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say).
+        The connected components of the links the majority kept.
 
     Raises
     ------
@@ -419,13 +418,14 @@ def constrained_chinese_whispers(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say).
+        One label per node; no cluster holds two names, and the nodes of one
+        name share a cluster.
 
     Raises
     ------
     ValueError
-        As :func:`~linkage_gcn.merge.constrained_components`, and on an
-        ``n_runs`` below 1.
+        As :func:`~linkage_gcn.merge.constrained_components`, or an ``n_runs``
+        below 1.
 
     Examples
     --------

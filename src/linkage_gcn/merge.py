@@ -186,8 +186,8 @@ def threshold_components(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say); a node
-        without a kept edge is a singleton.
+        The connected components of the kept edges, one label per node
+        (numbered as the module's conventions say).
 
     Raises
     ------
@@ -243,7 +243,7 @@ def constrained_components(
     Returns
     -------
     numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say).
+        One label per node; no cluster holds two names.
 
     Raises
     ------
@@ -336,7 +336,8 @@ def propagate_labels(
     Returns
     -------
     labels : numpy.ndarray of int64, shape (N,)
-        The cluster labels (numbered as the module's conventions say).
+        One label per node; no cluster is larger than ``max_size`` unless
+        the passes stopped (see ``max_iter``).
     info : dict, only when ``return_info``
         ``"passes"`` (threshold passes run after pass 0), ``"thresholds"``
         (the threshold of each), ``"finalised"`` (nodes finalised by pass 0,
