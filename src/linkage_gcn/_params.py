@@ -122,6 +122,8 @@ class Integer(Rule):
             return text  # the rule names the problem
 
     def describe(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"an integer in [{self.minimum}, {self.maximum}]"
         lo = "" if self.minimum is None else f" >= {self.minimum}"
         hi = "" if self.maximum is None else f" <= {self.maximum}"
         return f"an integer{lo}{hi}"
@@ -154,11 +156,18 @@ class Number(Rule):
         self.minimum, self.maximum, self.closed = minimum, maximum, closed
 
     def check(self, value: Any, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or isinstance(value, np.complexfloating)  # float() would drop the imaginary part
+        ):
             raise ValueError(f"{name} must be a finite number, got {value!r}.")
         left = self.closed in ("both", "left")
         right = self.closed in ("both", "right")
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise ValueError(f"{name} must be a finite number, got {value!r}.") from None
         lo_ok = self.minimum is None or (v >= self.minimum if left else v > self.minimum)
         hi_ok = self.maximum is None or (v <= self.maximum if right else v < self.maximum)
         if not np.isfinite(v) or not (lo_ok and hi_ok):
@@ -392,6 +401,14 @@ def _random_state(value: Any, name: str) -> Any:
     return value
 
 
+def _parse_float(text: str) -> Any:
+    """Command-line text as a float, or the text itself (the rule then names the problem)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _parse_sizes(text: str) -> Any:
     try:
         return tuple(int(t) for t in text.replace(",", " ").split())
@@ -428,7 +445,7 @@ PARAMS: dict[str, Rule] = {
     "hidden_channels": Check(
         _layer_sizes, "one or more positive layer sizes", parse=_parse_sizes
     ),
-    "dropout": Check(_dropout, "a number in [0, 1)", parse=float),
+    "dropout": Check(_dropout, "a number in [0, 1)", parse=_parse_float),
     "pivot_similarity": Flag(),
     # scoring and merging
     "inference_batch_size": Integer(1, optional=True),
@@ -440,7 +457,7 @@ PARAMS: dict[str, Rule] = {
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "max_size": Integer(0, optional=True),
-    "step": Check(_step, "a number in (0, 1]", parse=float),
+    "step": Check(_step, "a number in (0, 1]", parse=_parse_float),
     # running
     "device": Check(_device, "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device"),
     "threads": Integer(1, optional=True),
@@ -461,7 +478,11 @@ def check_param(name: str, value: Any, rule: Optional[Rule] = None) -> Any:
     ...
     ValueError: lr_decay must be a number in [0, 1], got 1.5.
     """
-    return (PARAMS[name] if rule is None else rule)(value, name)
+    if rule is None:
+        if name not in PARAMS:
+            raise KeyError(f"{name!r} has no declaration in PARAMS; pass its rule.")
+        rule = PARAMS[name]
+    return rule(value, name)
 
 
 def check_params(values: Mapping[str, Any], rules: Optional[Mapping[str, Rule]] = None) -> dict:
@@ -473,6 +494,9 @@ def check_params(values: Mapping[str, Any], rules: Optional[Mapping[str, Rule]] 
     {'epochs': 2, 'lr': 0.1}
     """
     table = {**PARAMS, **(rules or {})}
+    unknown = [name for name in values if name not in table]
+    if unknown:
+        raise KeyError(f"{', '.join(map(repr, unknown))} have no declaration in PARAMS.")
     return {name: table[name](value, name) for name, value in values.items()}
 
 
