@@ -46,3 +46,30 @@ def test_errors():
         pre.transform(np.ones((2, 4)))
     with pytest.raises(ValueError, match="NaN"):
         pre.transform(np.array([[np.nan, 1.0, 1.0]]))
+
+
+def test_fitted_mean_is_checked_before_use():
+    x = torch.ones(2, 3)
+    with pytest.raises(ValueError, match="fitted mean of center-l2 preprocessing holds NaN"):
+        apply_preprocessing(x, "center-l2", torch.tensor([0.0, float("nan"), 0.0]))
+    with pytest.raises(ValueError, match="holds NaN or infinity"):
+        apply_preprocessing(x, "center-l2", np.array([0.0, np.inf, 0.0]))
+    with pytest.raises(ValueError, match=r"fitted mean of shape \(3,\), got none"):
+        apply_preprocessing(x, "center-l2")
+    # a numpy mean is as good as a tensor
+    out = apply_preprocessing(torch.tensor([[1.0, 2.0, 2.0]]), "center-l2", np.zeros(3))
+    assert torch.allclose(out, torch.tensor([[1 / 3, 2 / 3, 2 / 3]]))
+    pre = EmbeddingPreprocessor("center-l2").fit(np.eye(3))
+    pre.mean_ = np.array([np.nan, 0.0, 0.0])
+    with pytest.raises(ValueError, match="holds NaN"):
+        pre.transform(np.eye(3))
+
+
+def test_zero_rows_are_counted_and_the_first_named():
+    x = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"2 row\(s\) have zero norm after 'l2' preprocessing "
+                       r"\(first: row 1\)"):  # fmt: skip
+        apply_preprocessing(x, "l2")
+    mean = torch.tensor([2.0, 0.0])  # row 2 equals the mean
+    with pytest.raises(ValueError, match=r"1 row\(s\) .* 'center-l2' .*first: row 2"):
+        apply_preprocessing(torch.tensor([[1.0, 1.0], [3.0, 1.0], [2.0, 0.0]]), "center-l2", mean)

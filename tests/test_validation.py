@@ -22,6 +22,7 @@ from linkage_gcn._validation import (
     check_real,
     check_same_length,
     check_scores,
+    normalize_rows,
     resolve_device,
     to_like,
 )
@@ -428,3 +429,14 @@ def test_as_generator():
         as_generator(True)
     with pytest.raises(ValueError, match="random_state must be a non-negative int seed, got -1"):
         as_generator(-1)
+
+
+def test_normalize_rows_against_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4))
+    want = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(normalize_rows(torch.from_numpy(x), "unused").numpy(), want)
+    bad = torch.from_numpy(x).clone()
+    bad[[2, 4]] = 0.0
+    with pytest.raises(ValueError, match=r"^X has 2 zero rows, the first 2\.$"):
+        normalize_rows(bad, "X has {count} zero rows, the first {row}.")

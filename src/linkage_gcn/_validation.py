@@ -34,6 +34,7 @@ __all__ = [
     "check_real",
     "check_same_length",
     "check_scores",
+    "normalize_rows",
     "resolve_device",
     "to_like",
 ]
@@ -643,3 +644,40 @@ def as_generator(random_state: Any, name: str = "random_state") -> np.random.Gen
     raise ValueError(
         f"{name} must be None, an int, a numpy Generator or RandomState, got {random_state!r}."
     )
+
+
+def normalize_rows(x: torch.Tensor, message: str) -> torch.Tensor:
+    """Scale every row of ``x`` to unit L2 norm, refusing rows of zero norm.
+
+    The one row normaliser of the package (cosine kNN search, L2
+    preprocessing): a zero row has no direction, so dividing by its norm
+    would give NaN without a word.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, D)
+        Finite rows.
+    message : str
+        The error for zero rows, with ``{count}`` (how many) and ``{row}``
+        (the first) to fill in: it names the caller's argument and the fix.
+
+    Returns
+    -------
+    torch.Tensor of shape (N, D)
+        The rows divided by their norms, on ``x``'s device and dtype.
+
+    Examples
+    --------
+    >>> normalize_rows(torch.tensor([[3.0, 4.0], [0.0, 2.0]]), "x has {count} zero rows")
+    tensor([[0.6000, 0.8000],
+            [0.0000, 1.0000]])
+    >>> normalize_rows(torch.zeros(2, 2), "x has {count} zero row(s), first row {row}.")
+    Traceback (most recent call last):
+    ...
+    ValueError: x has 2 zero row(s), first row 0.
+    """
+    norm = x.norm(dim=1, keepdim=True)
+    zero = norm.squeeze(1) == 0
+    if bool(zero.any()):
+        raise ValueError(message.format(count=int(zero.sum()), row=int(zero.nonzero()[0, 0])))
+    return x / norm

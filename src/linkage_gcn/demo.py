@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._validation import check_features, normalize_rows
 from .baselines import KNNThresholdClusterer
 from .datasets import make_identities
 from .estimator import LinkageClusterer
@@ -76,8 +77,11 @@ def compare_with_baseline(
 
 def _cosine(X: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
     """Cosine similarity of the pairs ``edge_index`` of rows of ``X``."""
-    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
-    return (Xn[edge_index[0]] * Xn[edge_index[1]]).sum(1)
+    x, _ = check_features(X, name="X_test")
+    xn = normalize_rows(
+        x, "X_test has {count} all-zero row(s) (first: row {row}); their cosine is undefined."
+    ).numpy()
+    return (xn[edge_index[0]] * xn[edge_index[1]]).sum(1)
 
 
 def _entry(

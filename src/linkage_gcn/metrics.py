@@ -454,6 +454,14 @@ def _edge_targets(labels_true: Any, edge_index: Any, scores: Any) -> tuple[np.nd
     return y, s
 
 
+#: The edge metrics (:func:`edge_ap`, :func:`edge_roc_auc`, :func:`evaluate`'s keys):
+#: key -> ``(same-identity labels, scores) -> float``.
+_EDGE_METRICS = {
+    "edge_ap": lambda y, s: float(average_precision_score(y, s)),
+    "edge_roc_auc": lambda y, s: float(roc_auc_score(y, s)),
+}
+
+
 def edge_ap(labels_true: Any, edge_index: Any, scores: Any) -> float:
     """Average precision of edge scores against same-identity edge labels.
 
@@ -485,7 +493,7 @@ def edge_ap(labels_true: Any, edge_index: Any, scores: Any) -> float:
     >>> edge_ap([0, 0, 1], [[0, 0, 1], [1, 2, 2]], [0.9, 0.2, 0.4])
     1.0
     """
-    return float(average_precision_score(*_edge_targets(labels_true, edge_index, scores)))
+    return _EDGE_METRICS["edge_ap"](*_edge_targets(labels_true, edge_index, scores))
 
 
 def edge_roc_auc(labels_true: Any, edge_index: Any, scores: Any) -> float:
@@ -493,12 +501,8 @@ def edge_roc_auc(labels_true: Any, edge_index: Any, scores: Any) -> float:
 
     Parameters
     ----------
-    labels_true : array-like or torch.Tensor of shape (N,) or (N, 1)
-        Ground-truth identities.
-    edge_index : array-like or torch.Tensor of int, shape (2, E)
-        Scored edges (PyG convention), item ids in ``[0, N)``.
-    scores : array-like or torch.Tensor of shape (E,) or (E, 1)
-        Finite scores, higher meaning "same identity".
+    labels_true, edge_index, scores
+        As :func:`edge_ap`.
 
     Returns
     -------
@@ -515,7 +519,7 @@ def edge_roc_auc(labels_true: Any, edge_index: Any, scores: Any) -> float:
     >>> edge_roc_auc([0, 0, 1], [[0, 0, 1], [1, 2, 2]], [0.9, 0.5, 0.5])
     1.0
     """
-    return float(roc_auc_score(*_edge_targets(labels_true, edge_index, scores)))
+    return _EDGE_METRICS["edge_roc_auc"](*_edge_targets(labels_true, edge_index, scores))
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -609,8 +613,7 @@ def evaluate(
         out.update(_without_singletons(c, method))
     if edge_index is not None:
         y, s = _edge_targets(t, edge_index, scores)
-        out["edge_ap"] = float(average_precision_score(y, s))
-        out["edge_roc_auc"] = float(roc_auc_score(y, s))
+        out.update({key: metric(y, s) for key, metric in _EDGE_METRICS.items()})
     return out
 
 

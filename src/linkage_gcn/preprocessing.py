@@ -22,7 +22,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import ArrayLike, check_features, check_in_options, to_like
+from ._validation import ArrayLike, check_features, check_in_options, normalize_rows, to_like
 
 __all__ = [
     "PREPROCESSING",
@@ -52,16 +52,15 @@ def fit_preprocessing(x: torch.Tensor, method: str) -> Optional[torch.Tensor]:
     return None
 
 
-def apply_preprocessing(
-    x: torch.Tensor, method: str, mean: Optional[torch.Tensor] = None
-) -> torch.Tensor:
+def apply_preprocessing(x: torch.Tensor, method: str, mean: Optional[Any] = None) -> torch.Tensor:
     """Apply ``method`` with its fitted ``mean`` (``"center-l2"`` only) to ``x``.
 
     Raises
     ------
     ValueError
-        On an unknown method, a missing or mis-sized mean, or a row whose norm
-        is zero after centring (it has no direction to normalise).
+        On an unknown method, a missing, mis-sized or non-finite mean, or a
+        row whose norm is zero after centring (it has no direction to
+        normalise).
 
     Examples
     --------
@@ -76,22 +75,25 @@ def apply_preprocessing(
     if method == "none":
         return x
     if method == "center-l2":
-        if mean is None or mean.shape != (x.shape[1],):
-            got = "none" if mean is None else tuple(mean.shape)
+        m = None if mean is None else torch.as_tensor(mean)
+        if m is None or m.shape != (x.shape[1],):
+            got = "none" if m is None else tuple(m.shape)
             raise ValueError(
                 f"center-l2 preprocessing needs the fitted mean of shape ({x.shape[1]},), "
                 f"got {got}."
             )
-        x = x - mean.to(device=x.device, dtype=x.dtype)
-    norm = x.norm(dim=1, keepdim=True)
-    zero = norm.squeeze(1) == 0
-    if bool(zero.any()):
-        raise ValueError(
-            f"{int(zero.sum())} row(s) have zero norm after {method!r} preprocessing, so they "
-            "have no direction to normalise (e.g. an all-zero embedding, or one equal to the "
-            "training mean); drop them or use preprocessing='none'."
-        )
-    return x / norm
+        if not bool(torch.isfinite(m).all()):
+            raise ValueError(
+                "the fitted mean of center-l2 preprocessing holds NaN or infinity (a damaged "
+                "model?); fit the preprocessing again."
+            )
+        x = x - m.to(device=x.device, dtype=x.dtype)
+    return normalize_rows(
+        x,
+        f"{{count}} row(s) have zero norm after {method!r} preprocessing (first: row {{row}}), "
+        "so they have no direction to normalise (e.g. an all-zero embedding, or one equal to "
+        "the training mean); drop them or use preprocessing='none'.",
+    )
 
 
 class EmbeddingPreprocessor(TransformerMixin, BaseEstimator):
