@@ -128,7 +128,7 @@ def make_identities(
     cannot. Raising ``n_identities`` mostly adds small identities; raise
     ``max_size`` too for a bigger set of the same shape
     (``n_identities=2000, max_size=500`` gives about 9,400 samples, baseline
-    F about 0.85, in a few tens of milliseconds).
+    F about 0.85).
 
     Parameters
     ----------

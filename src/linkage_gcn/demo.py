@@ -22,8 +22,7 @@ from .model_selection import split_identities
 __all__ = ["QUICK_PARAMS", "compare_with_baseline", "format_comparison", "run_demo"]
 
 #: Estimator parameters of ``linkage-gcn demo --quick``: a narrow model on small
-#: subgraphs, which trains in about a second on a few hundred points (its
-#: scores mean little).
+#: subgraphs, a smoke test rather than a model (its scores mean little).
 QUICK_PARAMS: dict[str, Any] = {"k_at_hop": (10, 5), "hidden_channels": (64, 64)}
 
 

@@ -2,8 +2,9 @@
 
 Every clustering metric is computed from the sparse contingency table
 ``c_ij = |G_i ∩ P_j|`` (ground-truth identity ``i``, predicted cluster ``j``),
-built once with :func:`numpy.unique` and :class:`scipy.sparse.coo_matrix`, so a
-million items with a hundred thousand clusters take about a second.
+built once with :func:`numpy.unique` and :class:`scipy.sparse.coo_matrix`: the
+cost grows with the number of items (a sort) and of non-empty cells, never with
+the product of identities and clusters (timings: ``docs/scaling.md``).
 
 Arguments follow scikit-learn's order ``(labels_true, labels_pred)``. Labels may
 be numpy arrays, lists or torch tensors of shape ``(N,)`` or ``(N, 1)`` holding

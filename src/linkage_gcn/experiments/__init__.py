@@ -20,7 +20,7 @@ The package, one concept a module (each imports only those above it):
   :func:`describe_subsets`;
 - :mod:`~linkage_gcn.experiments.defaults`: the settings of ``linkage-gcn
   imbalance``, :func:`default_grid` (its docstring has the default grid on
-  LFW and its cost);
+  LFW);
 - :mod:`~linkage_gcn.experiments.data`: :func:`load_data`, LFW or synthetic;
 - :mod:`~linkage_gcn.experiments.results`: :func:`save_results`,
   :func:`load_results` (JSON);

@@ -25,17 +25,15 @@ pair per minority identity, S3 three). ``full=True`` runs ``m`` in {10, 20,
 Base settings (:data:`DEFAULT_BASE_PARAMS`): ``k_at_hop=(20, 5)``,
 ``active_connection=5`` (the reference test settings), ``hidden_channels=(256,
 256, 128, 128)`` (half the reference width), 3 epochs (with the x0.1 decay a
-4th epoch at lr 1e-5 changes little), batch 16, SGD lr 0.01. Measured on the
-2-core CPU of the development machine: a run took about 35 s to fit and 7 s
-to score the 6,618 test faces, and the default command (2 subsets x 10
-methods, plus a sweep of 6 gammas x 2 samplers and the baseline on (H10,
-S3), 3 of whose 13 runs are reused from the grid) 18.5 minutes. On a CPU
-shared with other jobs, ``--threads 1`` avoids torch threads waiting on each
-other.
+4th epoch at lr 1e-5 changes little), batch 16, SGD lr 0.01. The default
+command runs 2 subsets x 10 methods, plus a sweep of 6 gammas x 2 samplers and
+the baseline on (H10, S3), 3 of whose 13 runs are reused from the grid. On a
+CPU shared with other jobs, ``--threads 1`` avoids torch threads waiting on
+each other.
 
 ``full=True`` (:data:`FULL_BASE_PARAMS`) uses the reference width (512, 512,
-256, 256) and 4 epochs: 23-35 s an epoch when idle, some 2-3 minutes a run,
-3-4 hours for its 8 x 10 + 10 runs.
+256, 256) and 4 epochs, for 8 x 10 + 10 runs. What the runs cost on measured
+machines is in ``docs/scaling.md``.
 
 Without the LFW folder the data are synthetic (:func:`~linkage_gcn.experiments.load_data`),
 with the same grid.
@@ -81,7 +79,7 @@ DEFAULT_GAMMAS: tuple[float, ...] = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0)
 #: Pool expansions of the quick smoke test.
 QUICK_GAMMAS: tuple[float, ...] = (1.0, 2.0)
 
-#: Base settings of the default grid (light enough for 5K faces on 2 CPU cores).
+#: Base settings of the default grid: half the reference width, 3 epochs (a CPU budget).
 DEFAULT_BASE_PARAMS: dict[str, Any] = {
     "k_at_hop": (20, 5),
     "active_connection": 5,
