@@ -155,3 +155,12 @@ def test_numpy_labels_not_modified():
     y = np.array([0, 0, 1])
     RIWSNodeSampler(y)
     assert y.tolist() == [0, 0, 1]
+
+
+def test_replacement_and_generator_are_checked():
+    y = torch.tensor([0, 0, 1])
+    with pytest.raises(ValueError, match="replacement must be True or False, got 'no'"):
+        RIWSNodeSampler(y, replacement="no")
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
+        RIWSNodeSampler(y, generator=5)
+    assert RIWSNodeSampler(y, replacement=np.bool_(False)).replacement is False

@@ -280,3 +280,29 @@ def test_bad_parameters_are_clear_errors():
         resolve_loss("hinge")
     with pytest.raises(ValueError, match="callable"):
         resolve_loss(3)
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "match"),
+    [(None, ValueError, "target is None"), (["a", "b"], TypeError, "target must be numeric"),
+     ([[0, 1], [1, 0]], ValueError, r"target must have shape \(E,\)"),
+     (np.array([0, 1]), None, None), ([[1], [0]], None, None)],
+)  # fmt: skip
+def test_targets_of_every_kind_are_read_or_refused_by_name(target, error, match):
+    logits = torch.zeros(2, 2)
+    if error is None:
+        want = cross_entropy_loss(logits, torch.tensor([0, 1]))
+        torch.testing.assert_close(cross_entropy_loss(logits, target), want)
+        return
+    with pytest.raises(error, match=match):
+        cross_entropy_loss(logits, target)
+
+
+def test_groups_of_every_kind_are_read_or_refused_by_name():
+    logits, target = torch.zeros(2, 2), torch.tensor([0, 1])
+    with pytest.raises(TypeError, match="group must be numeric"):
+        class_balanced_loss(logits, target, group=["a", "b"])
+    with pytest.raises(TypeError, match="group must hold integer subgraph ids"):
+        class_balanced_loss(logits, target, group=[0.0, 1.0])
+    want = class_balanced_loss(logits, target, group=torch.tensor([0, 1]))
+    torch.testing.assert_close(class_balanced_loss(logits, target, group=[[0], [1]]), want)

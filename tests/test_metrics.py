@@ -478,3 +478,19 @@ def test_format_report():
     assert len(format_report(evaluate(labels, pred, remove_singletons=False)).splitlines()) == 2
     text = format_report(evaluate([0, 0, 1], [0, 1, 2]))
     assert "no item left" in text
+
+
+def test_scores_of_another_length_than_the_edges_name_edge_index():
+    with pytest.raises(ValueError, match=r"scores must have shape \(E,\) = \(2,\), one score per "
+                       r"edge of edge_index, got shape \(1,\)"):  # fmt: skip
+        edge_ap([0, 0, 1], [[0, 1], [1, 2]], [0.5])
+    with pytest.raises(ValueError, match="one score per edge of edge_index"):
+        evaluate([0, 0, 1], [0, 0, 1], edge_index=[[0, 1], [1, 2]], scores=[0.5, 0.2, 0.1])
+
+
+def test_format_report_needs_what_evaluate_returns():
+    with pytest.raises(ValueError, match=r"metrics must be the dict evaluate\(\) returns; it lacks "
+                       "'n_clusters'"):  # fmt: skip
+        format_report({"n_items": 3})
+    with pytest.raises(ValueError, match="it lacks 'n_items'"):
+        format_report([1, 2])

@@ -283,11 +283,14 @@ WRITE_ARGS = ([0, 0, 1, 1], [0, 0, 1, 2], [[0, 2, 0], [1, 3, 3]], [0.9, 0.4, 0.2
     ("change", "error", "match"),
     [
         # scores and edges of different lengths: the caller's arguments are named
-        ({"scores": [0.9, 0.4]}, ValueError, "scores has 2 entries but edge_index has 3 edges"),
-        ({"scores": [0.9, 0.4, 0.2, 0.1]}, ValueError, "scores has 4 entries but edge_index has 3"),
+        ({"scores": [0.9, 0.4]}, ValueError,
+         r"scores must have shape \(E,\) = \(3,\), one score per edge of edge_index, got "
+         r"shape \(2,\)"),
+        ({"scores": [0.9, 0.4, 0.2, 0.1]}, ValueError, r"one score per edge of edge_index, got "
+         r"shape \(4,\)"),
         ({"scores": [0.9, NAN, 0.2]}, ValueError, "scores contains 1 NaN"),
         ({"scores": None}, ValueError, "scores is None"),
-        ({"scores": []}, ValueError, "scores has 0 entries but edge_index has 3 edges"),
+        ({"scores": []}, ValueError, r"\(3,\), one score per edge of edge_index, got shape \(0,"),
         ({"edge_index": [[0, 2, 0], [1, 3, 4]]}, ValueError,
          r"edge_index holds item ids outside \[0, 4\)"),
         ({"edge_index": [[0.0, 2, 0], [1, 3, 3]]}, ValueError, "edge_index must hold integer"),

@@ -434,3 +434,21 @@ def test_hop1_sampler_base_and_registry():
     with pytest.raises(NotImplementedError):
         Hop1Sampler(2).sample(np.array([[1], [0]]))
     assert repr(Hop1Sampler(3)) == "Hop1Sampler(k=3)"
+
+
+def test_generator_and_parameters_are_checked_up_front(rng):
+    index, labels = random_table(rng, n=30, width=8)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int "
+                       r"\(for a seed, pass torch.Generator\(\).manual_seed\(5\)\)"):  # fmt: skip
+        RIWSSampler(2).sample(index, labels, generator=5)
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        TopKSampler(2).sample(index, generator=np.random.default_rng(0))
+    # resolve_sampler builds a sampler whose parameters are valid, or says why now
+    with pytest.raises(ValueError, match="gamma must be a finite number, got 'x'"):
+        resolve_sampler("riws", 2, gamma="x")
+    with pytest.raises(ValueError, match="gamma must be a number in"):
+        resolve_sampler("rs", 2, gamma=0.5)
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
+        resolve_sampler("topk", 0)
+    with pytest.raises(ValueError, match="unknown mode"):
+        resolve_sampler(ReSampler(2, mode="shuffle"), 2)

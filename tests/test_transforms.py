@@ -294,3 +294,20 @@ def test_on_gpu():
     out = RIWSTransform(5)(data, torch.Generator().manual_seed(0))
     assert out.edge_index.device.type == "cuda"
     assert out.edge_label.device.type == "cuda"
+
+
+def test_settings_are_checked_at_construction():
+    with pytest.raises(TypeError, match="key must be the name of a Data attribute"):
+        AddKNNIndex(2, key=5)
+    with pytest.raises(TypeError, match="knn_key must be the name of a Data attribute"):
+        RIWSTransform(2, knn_key=None)
+    with pytest.raises(TypeError, match="edge_key must be the name"):
+        RIWSTransform(2, edge_key="")
+    with pytest.raises(TypeError, match="keep_edges must be the name"):
+        RIWSTransform(2, keep_edges=3)
+    with pytest.raises(TypeError, match="input_nodes must be an attribute name, a tensor"):
+        RIWSTransform(2, input_nodes=[0, 1])
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None, got int"):
+        RIWSTransform(2, generator=5)
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator"):
+        RIWSTransform(5)(make_data(), generator=7)

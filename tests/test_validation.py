@@ -242,7 +242,8 @@ def test_check_scores_values_and_dtype():
     ("scores", "kwargs", "error", "match"),
     [
         ([0.2, 0.4], {"n_edges": 3}, ValueError,
-         r"scores must have shape \(E,\) = \(3,\), one score per edge, got shape \(2,\)"),
+         r"scores must have shape \(E,\) = \(3,\), one score per edge of edge_index, got shape "
+         r"\(2,\)"),
         (np.ones((2, 2)), {}, ValueError, r"scores must have shape \(E,\), got shape \(2, 2\)"),
         (0.5, {}, ValueError, r"got shape \(\)"),
         ([0.1, np.nan, np.nan], {}, ValueError, r"scores contains 2 NaN value\(s\)"),

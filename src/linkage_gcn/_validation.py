@@ -27,6 +27,7 @@ __all__ = [
     "as_tensor",
     "check_bool",
     "check_features",
+    "check_generator",
     "check_in_options",
     "check_int",
     "check_labels",
@@ -347,7 +348,8 @@ def check_scores(
     name : str
         Its name, for error messages.
     n_edges : int, optional
-        Expected number of scores (the edges of an ``edge_index``).
+        Expected number of scores (the edges of an ``edge_index``, which the
+        message names).
     unit_interval : bool
         Require scores in ``[0, 1]`` (probabilities); otherwise any finite
         value is accepted (logits, cosines).
@@ -376,7 +378,7 @@ def check_scores(
     >>> check_scores([0.2, 0.4], n_edges=3)
     Traceback (most recent call last):
     ...
-    ValueError: scores must have shape (E,) = (3,), one score per edge, got shape (2,).
+    ValueError: scores must have shape (E,) = (3,), one score per edge of edge_index, got ...
     """
     t, _ = as_tensor(scores, name=name)
     if t.is_complex():
@@ -384,7 +386,9 @@ def check_scores(
     if t.dim() == 2 and t.shape[1] == 1:
         t = t[:, 0]
     if t.dim() != 1 or (n_edges is not None and t.shape[0] != n_edges):
-        want = "(E,)" if n_edges is None else f"(E,) = ({n_edges},), one score per edge"
+        want = "(E,)"
+        if n_edges is not None:
+            want = f"(E,) = ({n_edges},), one score per edge of edge_index"
         raise ValueError(f"{name} must have shape {want}, got shape {tuple(t.shape)}.")
     if not t.is_floating_point():
         t = t.to(torch.float64)
@@ -681,3 +685,26 @@ def normalize_rows(x: torch.Tensor, message: str) -> torch.Tensor:
     if bool(zero.any()):
         raise ValueError(message.format(count=int(zero.sum()), row=int(zero.nonzero()[0, 0])))
     return x / norm
+
+
+def check_generator(generator: Any, name: str = "generator") -> Any:
+    """Validate a source of randomness of torch: ``None`` or a :class:`torch.Generator`.
+
+    Examples
+    --------
+    >>> check_generator(None) is None
+    True
+    >>> check_generator(0)
+    Traceback (most recent call last):
+    ...
+    TypeError: generator must be a torch.Generator or None, got int (for a seed, pass \
+torch.Generator().manual_seed(0)).
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        hint = ""
+        if isinstance(generator, Integral) and not isinstance(generator, bool):
+            hint = f" (for a seed, pass torch.Generator().manual_seed({int(generator)}))"
+        raise TypeError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__}{hint}."
+        )
+    return generator

@@ -19,7 +19,14 @@ from torch import Tensor
 from torch.utils.data import WeightedRandomSampler
 from torch_geometric.data import Data, InMemoryDataset
 
-from ._validation import check_int, check_labels, check_nodes, check_real
+from ._validation import (
+    check_bool,
+    check_generator,
+    check_int,
+    check_labels,
+    check_nodes,
+    check_real,
+)
 
 __all__ = ["RIWSNodeSampler", "identity_balanced_weights"]
 
@@ -176,6 +183,8 @@ class RIWSNodeSampler(WeightedRandomSampler):
         self.node_index = node_index
         self.num_identities = int(torch.unique(y).numel())
         weights = identity_balanced_weights(y, self.power)
+        replacement = check_bool(replacement, "replacement")
+        generator = check_generator(generator)
         super().__init__(weights, num_samples, replacement=replacement, generator=generator)
 
     def __repr__(self) -> str:

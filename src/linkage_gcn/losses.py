@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._validation import check_in_options, check_real
+from ._validation import as_tensor, check_in_options, check_real
 
 __all__ = [
     "LOSSES",
@@ -26,14 +26,17 @@ __all__ = [
 ]
 
 
+def _column(values: Any, name: str) -> Tensor:
+    """A tensor (numpy, lists and tensors alike; None and non-numbers refused), (E, 1) as (E,)."""
+    t, _ = as_tensor(values, name=name)
+    return t[:, 0] if t.dim() == 2 and t.shape[1] == 1 else t
+
+
 def _check_target(target: Any, n: int) -> Tensor:
     """Binary targets (E,) or (E, 1) with values in {0, 1}, as a boolean (E,) tensor."""
-    if not isinstance(target, Tensor):
-        target = torch.as_tensor(target)
+    target = _column(target, "target")
     if target.is_complex():
         raise TypeError(f"target must hold 0 or 1, got dtype {target.dtype}.")
-    if target.dim() == 2 and target.shape[1] == 1:
-        target = target[:, 0]
     if target.dim() != 1:
         raise ValueError(
             f"target must have shape (E,) (one 0/1 label per pair), got {tuple(target.shape)}."
@@ -84,12 +87,9 @@ def _per_pair_ce(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 
 def _check_group(group: Any, n: int) -> Tensor:
     """Subgraph ids (E,): non-negative integers, one per pair."""
-    if not isinstance(group, Tensor):
-        group = torch.as_tensor(group)
+    group = _column(group, "group")
     if group.dtype == torch.bool or group.is_floating_point() or group.is_complex():
         raise TypeError(f"group must hold integer subgraph ids, got dtype {group.dtype}.")
-    if group.dim() == 2 and group.shape[1] == 1:
-        group = group[:, 0]
     if group.dim() != 1 or group.shape[0] != n:
         raise ValueError(
             f"group must have shape ({n},) (the subgraph of each pair), got {tuple(group.shape)}."

@@ -633,6 +633,16 @@ def _metric_line(metrics: dict[str, float], suffix: str) -> str:
     )
 
 
+#: The keys :func:`format_report` always reads.
+_REPORT_KEYS = (
+    "n_items",
+    "n_clusters",
+    "n_singletons",
+    "nmi",
+    *(f"{m}_{k}" for m in ("bcubed", "pairwise") for k in ("precision", "recall", "fscore")),
+)
+
+
 def format_report(metrics: dict[str, float]) -> str:
     """Summarise :func:`evaluate`'s output in a few human-readable lines.
 
@@ -654,6 +664,12 @@ def format_report(metrics: dict[str, float]) -> str:
     B-Cubed P/R/F 0.778 / 0.778 / 0.778 | pairwise P/R/F 0.500 / 0.500 / 0.500 | NMI 0.685
     without singletons (5 items): B-Cubed P/R/F 0.733 / 0.733 / 0.733 | pairwise ... | NMI 0.433
     """
+    missing = [k for k in _REPORT_KEYS if not isinstance(metrics, dict) or k not in metrics]
+    if missing:
+        raise ValueError(
+            "metrics must be the dict evaluate() returns; it lacks "
+            f"{', '.join(map(repr, missing))}."
+        )
     lines = [
         f"{metrics['n_items']} items, {metrics['n_clusters']} predicted clusters "
         f"({metrics['n_singletons']} singletons)",

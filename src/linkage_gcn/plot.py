@@ -133,12 +133,7 @@ def _same(same: Any, n_edges: int) -> np.ndarray:
 
 def _scores(scores: Any, n_edges: Optional[int] = None) -> np.ndarray:
     """Finite float64 scores, at least one; ``n_edges``: one per edge of ``edge_index``."""
-    s = check_scores(scores).detach().cpu().to(torch.float64).numpy()
-    if n_edges is not None and s.shape[0] != n_edges:
-        raise ValueError(
-            f"scores has {s.shape[0]} entries but edge_index has {n_edges} edges; give one "
-            "score per edge (the scores predict_edges returns with that edge_index)."
-        )
+    s = check_scores(scores, n_edges=n_edges).detach().cpu().to(torch.float64).numpy()
     if s.size == 0:
         raise ValueError("scores is empty; at least one scored edge is needed.")
     return s

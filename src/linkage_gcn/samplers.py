@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ._validation import (
     ArrayLike,
+    check_generator,
     check_in_options,
     check_int,
     check_labels,
@@ -142,9 +143,11 @@ class Hop1Sampler:
             a label-aware sampler, have the wrong length or shape, or hold
             non-integer values; when a parameter of the sampler is invalid.
         TypeError
-            When ``knn_index`` or ``labels`` is not numeric.
+            When ``knn_index`` or ``labels`` is not numeric, or ``generator``
+            is not a :class:`torch.Generator`.
         """
         pool = self.pool_size()  # validates the parameters first
+        check_generator(generator)
         min_width, why = self._required_width(pool)
         was_numpy = not isinstance(knn_index, Tensor)
         index = check_knn_index(knn_index, name=name, width=pool, min_width=min_width, why=why)
@@ -425,7 +428,8 @@ def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> Hop1Sample
     Raises
     ------
     ValueError
-        For an unknown name, or a sampler object whose ``k`` is not ``k``.
+        For an unknown name, a sampler object whose ``k`` is not ``k``, or a
+        parameter the sampler refuses (checked now, before any sampling).
 
     Examples
     --------
@@ -442,6 +446,7 @@ def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> Hop1Sample
                 f"the sampler {sampler!r} selects k={sampler.k} neighbours per pivot but "
                 f"k={k} are needed (e.g. k_at_hop[0]); build it with k={k}, or pass its name."
             )
+        sampler.pool_size()  # its parameters, now
         return sampler
     if isinstance(sampler, str) and sampler in SAMPLERS:
         if k is None:
@@ -449,7 +454,9 @@ def resolve_sampler(sampler: Any, k: Optional[int], **kwargs: Any) -> Hop1Sample
         cls = SAMPLERS[sampler]
         names = inspect.signature(cls).parameters
         accepted = {k_: v for k_, v in kwargs.items() if k_ in names}
-        return cls(k, **accepted)
+        built = cls(k, **accepted)
+        built.pool_size()  # validates k and the extra parameters now
+        return built
     choices = ", ".join(repr(s) for s in SAMPLERS)
     raise ValueError(
         f"unknown sampler {sampler!r}; choose one of {choices} or pass a Hop1Sampler."

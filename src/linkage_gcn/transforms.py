@@ -23,6 +23,7 @@ from torch_geometric.transforms import BaseTransform
 
 from ._validation import (
     check_features,
+    check_generator,
     check_in_options,
     check_int,
     check_labels,
@@ -38,6 +39,13 @@ FLOWS = ("source_to_target", "target_to_source")
 
 #: Attributes of the old edges dropped when ``edge_index`` is rewired.
 _OLD_EDGE_KEYS = ("edge_attr", "edge_weight")
+
+
+def _check_key(key: Any, name: str) -> str:
+    """An attribute name of a Data: a non-empty string."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"{name} must be the name of a Data attribute (a string), got {key!r}.")
+    return key
 
 
 def _check_data(data: Any, who: str) -> Data:
@@ -93,7 +101,7 @@ class AddKNNIndex(BaseTransform):
 
     def __init__(self, k: int, *, key: str = "knn_index", metric: str = "cosine") -> None:
         self.k = check_int(k, "k", minimum=1)
-        self.key = key
+        self.key = _check_key(key, "key")
         self.metric = check_in_options(metric, METRICS, "metric")
 
     def forward(self, data: Data) -> Data:
@@ -232,13 +240,18 @@ class RIWSTransform(BaseTransform):
         else:
             self.sampler = resolve_sampler("riws" if sampler is None else sampler, k, gamma=gamma)
         self.sampler.pool_size()  # validates k and gamma now
-        self.knn_key = knn_key
+        self.knn_key = _check_key(knn_key, "knn_key")
+        if input_nodes is not None and not isinstance(input_nodes, (str, Tensor)):
+            raise TypeError(
+                "input_nodes must be an attribute name, a tensor of node ids or a boolean mask, "
+                f"got {type(input_nodes).__name__}."
+            )
         self.input_nodes = input_nodes
-        self.edge_key = edge_key
-        self.keep_edges = keep_edges
+        self.edge_key = _check_key(edge_key, "edge_key")
+        self.keep_edges = None if keep_edges is None else _check_key(keep_edges, "keep_edges")
         self.flow = check_in_options(flow, FLOWS, "flow")
         self.metric = check_in_options(metric, METRICS, "metric")
-        self.generator = generator
+        self.generator = check_generator(generator)
 
     def __call__(self, data: Data, generator: Optional[torch.Generator] = None) -> Data:
         """Draw new edges for ``data`` (caching its kNN table on it first, when absent)."""
@@ -265,6 +278,7 @@ class RIWSTransform(BaseTransform):
             )
         if generator is None:
             generator = self.generator
+        check_generator(generator)
         hop1 = self.sampler.sample(table, y, generator=generator, name=f"data.{self.knn_key}")
         pivots = _pivots(self.input_nodes, data, n, table.device)
         hop1 = hop1[pivots]
