@@ -409,6 +409,12 @@ def _parse_float(text: str) -> Any:
         return text
 
 
+def _merge_function(value: Any, name: str) -> Any:
+    if not callable(value) or isinstance(value, type):
+        raise ValueError(f"{name} must be a merge name or a function, got {value!r}.")
+    return value
+
+
 def _parse_sizes(text: str) -> Any:
     try:
         return tuple(int(t) for t in text.replace(",", " ").split())
@@ -463,6 +469,19 @@ PARAMS: dict[str, Rule] = {
     "threads": Integer(1, optional=True),
     "random_state": Check(_random_state, "None, an int or a numpy RandomState", optional=True),
     "verbose": Flag(optional=True),
+    # kNN search (linkage_gcn.knn)
+    "chunk_size": Integer(1, optional=True),
+    "tile_size": Integer(1),
+    "nprobe": Integer(1),
+    # growing collections (linkage_gcn.incremental)
+    "search_k": Integer(1, optional=True),
+    "context": Flag(),
+    "incremental_backend": Options("linkage_gcn.incremental:BACKENDS"),
+    "incremental_merge": OneOf(
+        Options("linkage_gcn.merges:MERGES"),
+        Check(_merge_function, "a function merge(edge_index, scores, num_nodes, threshold, names)"),
+        optional=True,
+    ),
 }
 
 
