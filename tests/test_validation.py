@@ -15,6 +15,7 @@ from linkage_gcn._validation import (
     as_tensor,
     check_bool,
     check_features,
+    check_generator,
     check_in_options,
     check_int,
     check_labels,
@@ -441,3 +442,12 @@ def test_normalize_rows_against_numpy():
     bad[[2, 4]] = 0.0
     with pytest.raises(ValueError, match=r"^X has 2 zero rows, the first 2\.$"):
         normalize_rows(bad, "X has {count} zero rows, the first {row}.")
+
+
+def test_check_generator():
+    g = torch.Generator()
+    assert check_generator(g) is g and check_generator(None) is None
+    with pytest.raises(TypeError, match=r"rng must be a torch\.Generator or None, got Generator\.$"):
+        check_generator(np.random.default_rng(0), "rng")  # numpy's: its class name, no seed hint
+    with pytest.raises(TypeError, match=r"got bool\.$"):
+        check_generator(True)
