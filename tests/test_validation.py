@@ -447,7 +447,8 @@ def test_normalize_rows_against_numpy():
 def test_check_generator():
     g = torch.Generator()
     assert check_generator(g) is g and check_generator(None) is None
-    with pytest.raises(TypeError, match=r"rng must be a torch\.Generator or None, got Generator\.$"):
+    want = r"rng must be a torch\.Generator or None, got Generator\.$"
+    with pytest.raises(TypeError, match=want):
         check_generator(np.random.default_rng(0), "rng")  # numpy's: its class name, no seed hint
     with pytest.raises(TypeError, match=r"got bool\.$"):
         check_generator(True)
