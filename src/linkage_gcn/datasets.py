@@ -38,11 +38,6 @@ LFW_ENV = "LINKAGE_GCN_LFW"
 #: Names moved to :mod:`linkage_gcn.model_selection` (kept here one release, with a warning).
 _MOVED = ("identity_folds", "make_imbalanced_subset", "split_identities")
 
-# ``RandomStateLike`` and ``_check_random_state`` stay importable from here for the
-# modules that import them from this one (the rule itself is in ``_validation``).
-_check_random_state = as_generator
-
-
 def __getattr__(name: str) -> Any:
     """Deprecated aliases of the functions moved to :mod:`linkage_gcn.model_selection`."""
     if name in _MOVED:
