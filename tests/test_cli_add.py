@@ -9,8 +9,9 @@ import pytest
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn.cli import build_parser, main
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.incremental import IncrementalClusterer
+from linkage_gcn.model_selection import split_identities
 
 TINY = dict(
     k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,), merge="threshold"
@@ -125,3 +126,34 @@ def test_help_shows_defaults():
     sub = next(a for a in parser._actions if a.dest == "command").choices["add"]
     text = sub.format_help()
     assert "(default: auto)" in text and "--init" in text and "--threads" in text
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("state_is_dir", r"--state \S+ is a directory; give the state file"),
+        ("init_state_is_dir", r"--state \S+ is a directory; give the state file"),
+        ("ids_out_is_state", r"--ids-out and --state name the same file"),
+        ("ids_out_is_input", r"--ids-out \S+first.npy is also an input \(--feat-path\)"),
+        ("out_state_is_ids_out", r"--ids-out and --out-state name the same file"),
+    ],
+)
+def test_bad_paths_are_refused_before_anything_is_written(setup, tmp_path, capsys, case, match):
+    root, _, _ = setup
+    state, extra = tmp_path / "lib.npz", ["--init"]
+    if case == "state_is_dir":
+        state, extra = tmp_path, []
+    elif case == "init_state_is_dir":
+        state = tmp_path
+    elif case == "ids_out_is_state":
+        extra = ["--init", "--ids-out", str(state)]
+    elif case == "ids_out_is_input":
+        extra = ["--init", "--ids-out", str(root / "first.npy")]
+    elif case == "out_state_is_ids_out":
+        extra = ["--init", "--out-state", str(tmp_path / "o.npz"), "--ids-out",
+                 str(tmp_path / "o.npz")]  # fmt: skip
+    before = sorted(tmp_path.iterdir()), (root / "first.npy").read_bytes()
+    assert run(root, state, "first.npy", *extra) == 2
+    line = error_line(capsys)
+    assert re.search(match, line), line
+    assert (sorted(tmp_path.iterdir()), (root / "first.npy").read_bytes()) == before
