@@ -362,6 +362,14 @@ def test_test_with_nothing_to_do_returns_before_loading(tmp_path, capsys):
     assert "--val-feat-path" in error_line(capsys, "test")
 
 
+def test_an_option_and_its_alias_must_agree(tmp_path, capsys):
+    argv = ["test", "--checkpoint", str(tmp_path / "m.pt"), "--val_feat_path", "a.npy",
+            "--feat_path", "b.npy", "--out", str(tmp_path / "p.npy")]  # fmt: skip
+    assert main(argv) == 2
+    assert "--feat-path is an alias of --val-feat-path; give one of them" in error_line(
+        capsys, "test")  # fmt: skip
+
+
 def test_missing_checkpoint(files, tmp_path, capsys):
     missing = tmp_path / "no_model.pt"
     code = main(["test", "--checkpoint", str(missing), "--feat_path",
@@ -730,7 +738,11 @@ def test_missing_optional_packages_are_refused_before_any_work(
     missing = ("infomap", "faiss")
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in missing else real(name, *a))  # fmt: skip
+    from linkage_gcn import LinkageClusterer
+
     feat, labels = str(files / "train_features.npy"), str(files / "train_labels.npy")
+    faiss_model = tmp_path.parent / f"{tmp_path.name}_faiss.pt"  # a model saved on faiss
+    LinkageClusterer.load(model).set_params(knn_backend="faiss").save(faiss_model)
     ckpt = tmp_path / "m.pt"
     train = ["train", "--feat_path", feat, "--labels_path", labels, "--checkpoint", str(ckpt)]
     test = ["test", "--checkpoint", str(model), "--feat_path", feat, "--out",
@@ -738,11 +750,13 @@ def test_missing_optional_packages_are_refused_before_any_work(
     cases = [
         ([*train, "--merge", "infomap"], "--merge", "'infomap' package"),
         ([*test, "--merge", "infomap"], "--merge", "'infomap' package"),
-        ([*train, "--knn-backend", "faiss-hnsw"], "--knn-backend faiss-hnsw", "'faiss' package"),
+        ([*train, "--knn-backend", "faiss-hnsw"], "--knn-backend 'faiss-hnsw'", "'faiss'"),
         (["knn", "--feat_path", feat, "--out", str(tmp_path / "k.npy"), "--backend", "faiss"],
-         "--backend faiss", "'faiss' package"),
+         "--backend 'faiss'", "'faiss'"),
         (["add", "--checkpoint", str(model), "--state", str(tmp_path / "s.npz"), "--init",
-          "--feat-path", feat, "--backend", "faiss"], "--backend faiss", "'faiss' package"),
+          "--feat-path", feat, "--backend", "faiss"], "--backend 'faiss'", "'faiss'"),
+        (["test", "--checkpoint", str(faiss_model), "--feat_path", feat, "--out",
+          str(tmp_path / "p.npy")], "--knn-backend 'faiss'", "'faiss'"),
     ]  # fmt: skip
     for argv, flag, words in cases:
         assert main(argv) == 2, argv

@@ -402,10 +402,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
               "cluster id)")  # fmt: skip
     _declared(p, "threshold", "re-cut the collection at this link threshold before adding; "
               "auto: the model's cut", default="the state's; with --init the model's cut")
-    _opt(p, "backend", param="backend", default=None,
-         help=f"{docs.get('backend', 'nearest-neighbour search')}, for a new state (--init; a "
-              f"saved state keeps its own) (default: "
-              f"{_defaults(IncrementalClusterer)['backend']})")  # fmt: skip
+    _declared(p, "incremental_backend", f"{docs.get('backend', 'nearest-neighbour search')}, "
+              "for a new state (--init; a saved state keeps its own)",
+              default=_defaults(IncrementalClusterer)["backend"], name="backend")  # fmt: skip
     _opt(p, "overwrite", action="store_true", help="replace existing --out-state / --ids-out")
 
 
@@ -661,8 +660,8 @@ def _translate(text: str, names: dict[str, str]) -> str:
         if "_" in word:  # unambiguous (k_at_hop, knn_index): every occurrence outside paths
             pattern = rf"(?<![\w./-]){w}(?![\w/-]|\.\w)"
         else:  # a plain word (threshold, lr, X): only where it names the argument
-            pattern = (rf"(?:(?<![\w./-]){w}(?=\s*=(?!=)|\s+(?:must|should|has|holds|needs|row)\b)"
-                       rf"|(?<=\bunknown ){w}\b)")  # fmt: skip
+            pattern = (rf"(?:(?<![\w./-]){w}(?=\s*=(?!=)|\s+(?:must|should|has|holds|needs|row)\b"
+                       rf"|\s+'[^'\s]*'\s+needs\b)|(?<=\bunknown ){w}\b)")  # fmt: skip
         text = re.sub(pattern, lambda _m, flag=names[word]: flag, text)
     return text
 
@@ -730,24 +729,24 @@ def _check_extras(given: dict[str, Any]) -> None:
 
         flag, merge = given["merge"]
         MERGES[merge].check_available(flag)
-    for param in ("knn_backend", "backend"):
+    for param in ("knn_backend", "incremental_backend"):
         if param in given:
             _check_backend(*given[param])
 
 
+def _flag_of(param: str) -> str:
+    """The flag of an estimator parameter's option (:func:`_opt`'s spelling)."""
+    return "--" + param.replace("_", "-")
+
+
 def _check_backend(flag: str, backend: str) -> None:
     """A kNN backend's optional package (faiss, torch_cluster), checked before any work."""
-    import importlib.util
+    from .knn import check_backend
 
-    package = "faiss" if backend.startswith("faiss") else backend
-    if package in ("faiss", "torch_cluster") and importlib.util.find_spec(package) is None:
-        install = "pip install 'linkage-gcn[faiss]'" if package == "faiss" else (
-            "see the PyG installation page for its wheels"
-        )  # fmt: skip
-        raise ValueError(
-            f"{flag} {backend} needs the optional {package!r} package, which is not installed: "
-            f"{install}; or choose another backend."
-        )
+    try:
+        check_backend(backend)
+    except ValueError as exc:
+        raise ValueError(_translate(str(exc), {"backend": flag})) from None
 
 
 def _check_outputs(
@@ -1000,6 +999,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     est.set_params(device=device, verbose=False if args.quiet else None,
                    **_given(args, _PREDICT_PARAMS))  # fmt: skip
     cfg = est.resolved_params()  # the overrides, and the merge's package, before any work
+    _check_backend(_flag_of("knn_backend"), cfg["knn_backend"])  # the saved one, too
     X, index, y = _load_set(feat, knn_file, labels)
     _check_width(X, feat, est.n_features_in_, f"the model --checkpoint {args.checkpoint}")
     _check_knn_width(index, X, knn_file, feat, cfg["n_neighbors_predict"], _SCORING_WIDTH)
