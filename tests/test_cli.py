@@ -980,3 +980,26 @@ def test_an_interrupted_training_continues_after_its_last_finished_epoch(files, 
     from linkage_gcn import LinkageClusterer
 
     assert [h["epoch"] for h in LinkageClusterer.load(ckpt).history_] == [0, 1]
+
+
+def _progress_logs():
+    from linkage_gcn import _progress
+
+    return hasattr(_progress, "LOG_FIRST")
+
+
+@pytest.mark.skipif(not _progress_logs(), reason="_progress logs no periodic lines yet")
+def test_training_off_a_terminal_logs_its_progress_once(files, tmp_path, capsys, monkeypatch):
+    from linkage_gcn import _progress
+
+    monkeypatch.setattr(_progress, "LOG_FIRST", 0.0)  # a line at every step
+    monkeypatch.setattr(_progress, "LOG_EVERY", 0.0)
+    argv = ["train", "--feat_path", str(files / "train_features.npy"), "--labels_path",
+            str(files / "train_labels.npy"), "--k-at-hop", "4", "2", "--active_connection",
+            "2", "--epochs", "1", "--hidden-channels", "8"]  # fmt: skip
+    assert main([*argv, "--checkpoint", str(tmp_path / "a.pt")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "ETA" in line]
+    assert lines and all(" INFO " in line for line in lines)
+    assert len(set(lines)) == len(lines)  # one handler: no line twice
+    assert main([*argv, "--checkpoint", str(tmp_path / "b.pt"), "--quiet"]) == 0
+    assert "ETA" not in capsys.readouterr().err
