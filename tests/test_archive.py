@@ -4,11 +4,13 @@ import json
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from linkage_gcn import _archive
 from linkage_gcn._archive import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -145,6 +147,21 @@ def test_rung_unreadable(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_rung_unreadable_as_another_user(tmp_path, kind, monkeypatch):
+    # tests run as root, who reads anything: the open is made to fail as it would for others
+    path = _checkpoint(tmp_path / "locked") if kind == "checkpoint" else _state(tmp_path / "l.npz")
+    real_open = open
+
+    def guarded_open(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(_archive, "open", guarded_open, raising=False)
+    _raises(PermissionError, "permission denied", kind, path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("content", "looks"),
     [
@@ -179,7 +196,7 @@ def test_rung_corrupted(tmp_path, kind, skip):
     else:
         path = _state(tmp_path / "c.npz", x=np.arange(10_000.0))
     _corrupt(path, skip)
-    _raises(ValueError, "truncated or corrupted.*CRC", kind, path)
+    _raises(ValueError, "truncated or corrupt.*CRC", kind, path)
 
 
 def test_rung_not_a_checkpoint(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from linkage_gcn import _files
+from linkage_gcn import _archive, _files
 from linkage_gcn import io as lio
 from linkage_gcn.io import (
     load_bin_features,
@@ -267,7 +267,7 @@ def test_ltc_knn_sort_matches_ltc_ordering(tmp_path, rng):
     [
         (np.zeros((3, 3, 2)), r"\(N, 2, K\)"),
         (np.zeros((3, 2, 1)), "K >= 2"),
-        (np.array([[[0, -1], [0, 1]], [[1, 0], [0, 0.5]]]), r"in \[0, 2\), found -1 in row 0"),
+        (np.array([[[0, -1], [0, 1]], [[1, 0], [0, 0.5]]]), r"outside \[0, 2\).*column 0 is -1"),
         (np.array([[[0, 1.5], [0, 1]], [[1, 0], [0, 0.5]]]), "whole numbers"),
         (np.array([[[0, 1], [0, np.inf]], [[1, 0], [0, 0.5]]]), "NaN or infinity"),
     ],
@@ -327,7 +327,7 @@ def test_not_self_first(tmp_path):
 
 def test_knn_out_of_range(tmp_path):
     np.save(tmp_path / "knn.npy", np.array([[0, 1], [1, 5], [2, -1]]))
-    with pytest.raises(ValueError, match=r"knn.npy: neighbour ids must be in \[0, 3\), found 5"):
+    with pytest.raises(ValueError, match=r"knn.npy holds neighbour ids outside \[0, 3\) .*is 5"):
         load_knn(tmp_path / "knn.npy")
 
 
@@ -365,6 +365,20 @@ def test_shape_disagreement(trio, tmp_path, rng):
     save_knn(tmp_path / "knn21.npy", _random_index(rng, n=21))
     with pytest.raises(ValueError, match=r"knn21.npy has 21 rows but .*features.npy has 20"):
         load_reference(feat, knn_path=tmp_path / "knn21.npy")
+
+
+def test_knn_file_with_too_few_rows_gets_the_row_count_message(trio, tmp_path):
+    (feat, knn_path, _), _ = trio
+    short = tmp_path / "short_knn.npy"
+    np.save(short, np.load(knn_path)[:19])  # still refers to row 19, which it lacks
+    with pytest.raises(ValueError, match=r"short_knn.npy has 19 rows but .*features.npy has 20"):
+        load_reference(feat, knn_path=short)
+    save_ltc_knn(tmp_path / "k.npz", [[1], [2], [0]], np.full((3, 1), 0.5))
+    raw = np.load(tmp_path / "k.npz")["data"][:2]
+    np.savez(tmp_path / "short.npz", data=raw)
+    save_bin_features(tmp_path / "x.bin", np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"short.npz has 2 rows but .*x.bin has 3"):
+        load_ltc(tmp_path / "x.bin", knn_path=tmp_path / "short.npz", dim=2)
 
 
 def test_ltc_shape_disagreement(tmp_path):
@@ -667,7 +681,7 @@ def test_unreadable_file(tmp_path, good_files, monkeypatch, loader_id, kind, cal
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(lio, "open", guarded_open, raising=False)
+    monkeypatch.setattr(_archive, "open", guarded_open, raising=False)  # where files are opened
     with pytest.raises(Exception) as info:
         call(path, good_files)
     _assert_clear(info, PermissionError, "permission denied", "locked_file")
@@ -725,7 +739,7 @@ def test_missing_secondary_file(trio, tmp_path):
 
 
 def test_save_knn_validates(tmp_path):
-    with pytest.raises(ValueError, match=r"neighbour ids must be in \[0, 2\), found 2"):
+    with pytest.raises(ValueError, match=r"index holds neighbour ids outside \[0, 2\) .*is 2"):
         save_knn(tmp_path / "knn.npy", [[1], [2]])
     with pytest.raises(ValueError, match="2-D"):
         save_knn(tmp_path / "knn.npy", [1, 0])

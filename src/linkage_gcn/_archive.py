@@ -57,6 +57,8 @@ __all__ = [
     "as_path",
     "check_file",
     "damaged_entry",
+    "first_line",
+    "looks_like",
     "read_checkpoint",
     "read_state",
     "reading",
@@ -114,8 +116,14 @@ def as_path(path: PathLike, name: str = "path") -> Path:
     return Path(path)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its class name."""
+def first_line(exc: BaseException) -> str:
+    r"""The first line of an exception's message, or its class name.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad\nmore")), first_line(KeyError())
+    ('bad', 'KeyError')
+    """
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -158,12 +166,12 @@ def reading(p: Path, kind: str = "file") -> Iterator[None]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{p}: no such file.") from None
     except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f"{p}: truncated or corrupted {kind} ({_first_line(exc)}).") from None
+        raise ValueError(f"{p}: truncated or corrupt {kind} ({first_line(exc)}).") from None
     except pickle.UnpicklingError as exc:
-        raise ValueError(f"{p}: not a valid {kind} ({_first_line(exc)}).") from None
+        raise ValueError(f"{p}: not a valid {kind} ({first_line(exc)}).") from None
     except OSError as exc:
         raise OSError(
-            exc.errno, f"{p}: the file cannot be read ({exc.strerror or _first_line(exc)})."
+            exc.errno, f"{p}: the file cannot be read ({exc.strerror or first_line(exc)})."
         ) from None
 
 
@@ -212,8 +220,14 @@ def check_file(path: PathLike, *, name: str = "path", what: str = "file") -> tup
     return p, head
 
 
-def _looks_like(head: bytes) -> str:
-    """What a file that is not a zip archive looks like, from its first bytes."""
+def looks_like(head: bytes) -> str:
+    r"""What a file that is not a zip archive looks like, from its first bytes.
+
+    Examples
+    --------
+    >>> looks_like(b"id,label\n"), looks_like(b"\x93NUMPY\x01")
+    ('a text file', 'a NumPy .npy array')
+    """
     if head.startswith(b"\x80"):
         return (
             "a Python pickle (or a PyTorch file in the legacy format); pickles are never "
@@ -236,7 +250,7 @@ def _looks_like(head: bytes) -> str:
     return f"another kind of file (it starts with {head[:8]!r})"
 
 
-def _zip_looks_like(names: list[str]) -> str:
+def _ziplooks_like(names: list[str]) -> str:
     """What a zip archive looks like, from its entry names."""
     if "header.npy" in names:
         return "a linkage-gcn incremental state file (read it with IncrementalClusterer.load)"
@@ -253,7 +267,7 @@ def _zip_names(p: Path, head: bytes, what: str, container: str) -> list[str]:
     """Rungs 2-3 for both formats: the entry names of the zip archive ``p``."""
     if not head.startswith(_ZIP_MAGICS):
         raise ValueError(
-            f"{p} is not a linkage-gcn {what}: not {container} but {_looks_like(head)}."
+            f"{p} is not a linkage-gcn {what}: not {container} but {looks_like(head)}."
         )
     try:
         with reading(p, "zip archive"), zipfile.ZipFile(p) as zf:
@@ -340,27 +354,16 @@ def _reserved(given: Iterable[str], keys: tuple[str, ...], where: str) -> None:
 def write_checkpoint(path: PathLike, state: Mapping[str, Any], *, overwrite: bool = False) -> Path:
     """Write a checkpoint: ``state`` plus the format entries, atomically.
 
+    ``path``, ``overwrite``, the return value and the errors of writing are
+    those of :func:`linkage_gcn._files.atomic_write` (never replacing a file
+    unless ``overwrite=True``).
+
     Parameters
     ----------
-    path : str or path-like
-        The file to write (exactly this name).
     state : mapping
         The estimator's fields (anything :func:`torch.save` stores); the
-        keys ``format``, ``format_version`` and ``version`` are added here.
-    overwrite : bool
-        Replace an existing file instead of raising :class:`FileExistsError`.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    FileExistsError
-        When ``path`` exists and ``overwrite`` is false.
-    ValueError
-        When ``state`` holds one of the format entries.
+        keys ``format``, ``format_version`` and ``version`` are added here:
+        ``state`` holding one of them is a :class:`ValueError`.
 
     Examples
     --------
@@ -385,7 +388,7 @@ def write_checkpoint(path: PathLike, state: Mapping[str, Any], *, overwrite: boo
     return atomic_write(path, lambda f: f.write(buffer.getvalue()), overwrite=overwrite)
 
 
-def _torch_looks_like(state: Any) -> str:
+def _torchlooks_like(state: Any) -> str:
     """What a :func:`torch.load` result that is no checkpoint looks like."""
     import torch
 
@@ -443,7 +446,7 @@ def read_checkpoint(
     p, head = check_file(path, what="checkpoint file")
     names = _zip_names(p, head, what, container)
     if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        raise ValueError(f"{p} is not a linkage-gcn {what}: it is {_zip_looks_like(names)}.")
+        raise ValueError(f"{p} is not a linkage-gcn {what}: it is {_ziplooks_like(names)}.")
     bad = damaged_entry(p)
     if bad:
         raise ValueError(f"{p} is truncated or corrupted: {bad}.")
@@ -460,12 +463,12 @@ def read_checkpoint(
         ) from exc
     except Exception as exc:  # zip entries missing or damaged: torch raises RuntimeError & co
         raise ValueError(
-            f"{p} is truncated or corrupted ({type(exc).__name__}: {_first_line(exc)[:200]})."
+            f"{p} is truncated or corrupted ({type(exc).__name__}: {first_line(exc)[:200]})."
         ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{p} is a PyTorch file but not a linkage-gcn {what} (no format "
-            f"{CHECKPOINT_FORMAT!r} entry): it looks like {_torch_looks_like(state)}; "
+            f"{CHECKPOINT_FORMAT!r} entry): it looks like {_torchlooks_like(state)}; "
             "LinkageClusterer.load reads files written by LinkageClusterer.save."
         )
     state.setdefault("format_version", 1)  # files of linkage-gcn <= 0.2.0
@@ -486,27 +489,19 @@ def write_state(
 ) -> Path:
     """Write a state file: ``arrays`` and the JSON ``header``, atomically.
 
+    As :func:`write_checkpoint` for ``path`` (no ``.npz`` is appended),
+    ``overwrite`` and the return value.
+
     Parameters
     ----------
-    path : str or path-like
-        The file to write (exactly this name; no ``.npz`` is appended).
     header : mapping
         JSON-serialisable fields; ``format``, ``format_version`` and
         ``linkage_gcn_version`` are added here.
     arrays : mapping of str to numpy.ndarray
-        Numeric arrays (object arrays are refused: never pickled).
-    overwrite : bool
-        Replace an existing file instead of raising :class:`FileExistsError`.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
+        Numeric arrays, never pickled.
 
     Raises
     ------
-    FileExistsError
-        When ``path`` exists and ``overwrite`` is false.
     ValueError
         When ``header`` holds a format field, ``arrays`` an entry named
         ``header``, or an array holds Python objects.
@@ -542,13 +537,13 @@ def _decode_header(p: Path, z: Any, names: list[str]) -> dict[str, Any]:
     """Rung 4 for a state: the JSON header of the open ``.npz`` ``z``, or why it is no state."""
     what = "state file"
     if "header" not in z.files:
-        raise ValueError(f"{p} is not a linkage-gcn {what}: it is {_zip_looks_like(names)}.")
+        raise ValueError(f"{p} is not a linkage-gcn {what}: it is {_ziplooks_like(names)}.")
     try:
         raw = z["header"]
     except ValueError as exc:  # allow_pickle=False refuses an object array
         raise ValueError(
             f"{p} is not a linkage-gcn {what}: its header holds pickled Python objects "
-            f"(never loaded: unpickling can run arbitrary code; {_first_line(exc)})."
+            f"(never loaded: unpickling can run arbitrary code; {first_line(exc)})."
         ) from None
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(
@@ -629,7 +624,7 @@ def read_state(
     except ValueError as exc:
         if str(exc).startswith(str(p)):
             raise
-        raise ValueError(f"{p} is truncated or corrupted ({_first_line(exc)}).") from None
+        raise ValueError(f"{p} is truncated or corrupted ({first_line(exc)}).") from None
     return header, arrays
 
 
@@ -640,7 +635,7 @@ def _load_array(p: Path, z: Any, name: str) -> np.ndarray:
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
         raise  # ``reading`` words these
     except Exception as exc:  # a damaged .npy header fails to parse: ValueError, SyntaxError ...
-        text = _first_line(exc)
+        text = first_line(exc)
         if "allow_pickle" in text or "Object arrays" in text:
             raise ValueError(
                 f"{p}: array {name!r} holds pickled Python objects, which are never loaded "

@@ -50,23 +50,24 @@ file behind.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import pickle
 import warnings
-import zipfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import torch
 
+from ._archive import as_path as _as_path
+from ._archive import check_file as _existing_file
+from ._archive import first_line as _first_line
+from ._archive import looks_like
+from ._archive import reading as _reading
 from ._files import atomic_write
 from ._validation import ArrayLike, check_features, check_int, check_labels
-from .knn import drop_self, from_self_first, to_self_first
+from .knn import check_knn_index, drop_self, from_self_first, to_self_first
 
 __all__ = [
     "atomic_write",
@@ -106,55 +107,6 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _FLOAT64_EXACT = 1 << 53
 
 
-def _as_path(path: PathLike, name: str) -> Path:
-    """Return ``path`` as a :class:`~pathlib.Path`, refusing what is not a path."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or path-like object, got {type(path).__name__}.")
-    return Path(path)
-
-
-@contextlib.contextmanager
-def _reading(p: Path, kind: str) -> Iterator[None]:
-    """Translate the low-level errors of reading ``p`` into messages that name it."""
-    try:
-        yield
-    except PermissionError:
-        raise PermissionError(f"{p}: permission denied; the file cannot be read.") from None
-    except IsADirectoryError:
-        raise FileNotFoundError(f"{p}: is a directory, not a file.") from None
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{p}: no such file.") from None
-    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f"{p}: truncated or corrupt {kind} ({_first_line(exc)}).") from None
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{p}: not a valid {kind} ({_first_line(exc)}).") from None
-    except OSError as exc:
-        raise OSError(
-            exc.errno, f"{p}: the file cannot be read ({exc.strerror or _first_line(exc)})."
-        ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its class name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _existing_file(path: PathLike, name: str = "path") -> tuple[Path, bytes]:
-    """Check that ``path`` is a readable, non-empty file; return it and its first 8 bytes."""
-    p = _as_path(path, name)
-    if not p.is_file():
-        what = "is a directory, not a file" if p.is_dir() else "no such file"
-        raise FileNotFoundError(f"{p}: {what}.")
-    with _reading(p, "file"), open(p, "rb") as f:
-        head = f.read(8)
-    if not head:
-        raise ValueError(f"{p}: the file is empty.")
-    return p, head
-
-
 def _kind_of(p: Path, head: bytes) -> str:
     """``"npy"`` or ``"npz"`` from a file's first bytes; a clear error for anything else."""
     if head.startswith(_NPY_MAGIC):
@@ -165,12 +117,7 @@ def _kind_of(p: Path, head: bytes) -> str:
         raise ValueError(f"{p}: truncated .npy file ({len(head)} bytes).")
     if len(head) < 4 and any(m.startswith(head) for m in _ZIP_MAGICS):
         raise ValueError(f"{p}: truncated .npz archive ({len(head)} bytes).")
-    if head[:1] == b"\x80":
-        raise ValueError(
-            f"{p}: looks like a Python pickle, not a NumPy .npy/.npz file; pickles are "
-            "never loaded (unpickling can run arbitrary code)."
-        )
-    raise ValueError(f"{p}: not a NumPy .npy/.npz file (it starts with {head!r}).")
+    raise ValueError(f"{p}: not a NumPy .npy/.npz file but {looks_like(head)}.")
 
 
 def _numpy_load_error(p: Path, kind: str, exc: ValueError) -> ValueError:
@@ -187,7 +134,7 @@ def _numpy_load_error(p: Path, kind: str, exc: ValueError) -> ValueError:
 
 def _load_npy(path: PathLike, *, name: str = "path", mmap: bool = False) -> np.ndarray:
     """Load one numeric array from a ``.npy`` file, refusing pickles, archives and damage."""
-    p, head = _existing_file(path, name)
+    p, head = _existing_file(path, name=name)
     if _kind_of(p, head) == "npz":
         raise ValueError(
             f"{p}: is an .npz archive; expected a single .npy array (save it with numpy.save)."
@@ -272,23 +219,12 @@ def _as_labels(arr: np.ndarray, name: str, n_samples: Optional[int]) -> np.ndarr
     return check_labels(arr, n_samples=n_samples, name=str(name))
 
 
-def _check_id_range(index: np.ndarray, n: int, name: str) -> None:
-    """Raise when a neighbour id falls outside ``[0, n)``, naming the first bad row."""
-    if index.size == 0:
+def _check_rows(name: str, n: int, n_ref: Optional[int], ref_name: Optional[str]) -> None:
+    """Raise when a file's row count differs from ``n_ref`` (the rows of ``ref_name``)."""
+    if n_ref is None or n == n_ref:
         return
-    bad = (index < 0) | (index >= n)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name}: neighbour ids must be in [0, {n}), found {int(index[row, col])} in row "
-            f"{int(row)} ({int(bad.sum())} bad id(s))."
-        )
-
-
-def _check_rows(name: str, n: int, ref_name: str, n_ref: int) -> None:
-    """Raise when two files disagree on the number of rows."""
-    if n != n_ref:
-        raise ValueError(f"{name} has {n} rows but {ref_name} has {n_ref}.")
+    other = f"{n_ref} were expected" if ref_name is None else f"{ref_name} has {n_ref}"
+    raise ValueError(f"{name} has {n} rows but {other}.")
 
 
 def _check_n_samples(n_samples: Optional[int]) -> Optional[int]:
@@ -296,16 +232,9 @@ def _check_n_samples(n_samples: Optional[int]) -> Optional[int]:
     return None if n_samples is None else check_int(n_samples, "n_samples", minimum=1)
 
 
-def _check_index(index: ArrayLike, name: str = "index") -> np.ndarray:
-    """Validate an in-memory (N, K) neighbour-id matrix (self excluded)."""
-    if isinstance(index, torch.Tensor):
-        index = index.detach().cpu().numpy()
-    arr = np.asarray(index)
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must be a 2-D (N, K) array with K >= 1, got shape {arr.shape}.")
-    arr = _as_ids(arr, name)
-    _check_id_range(arr, arr.shape[0], name)
-    return arr
+def _checked_index(index: ArrayLike, name: str, rows_of: Optional[str] = None) -> np.ndarray:
+    """A neighbour-id table (self excluded) checked by :func:`~linkage_gcn.knn.check_knn_index`."""
+    return check_knn_index(index, name=name, rows_of=rows_of or "the table").numpy()
 
 
 # --------------------------------------------------------------------------- L-GCN trio
@@ -431,8 +360,14 @@ def load_knn(path: PathLike, n_samples: Optional[int] = None, *, mmap: bool = Fa
      [0 2]
      [1 0]]
     """
+    return _read_knn(path, _check_n_samples(n_samples), None, mmap=mmap)
+
+
+def _read_knn(
+    path: PathLike, n: Optional[int], ref_name: Optional[str], *, mmap: bool
+) -> np.ndarray:
+    """:func:`load_knn` of ``n`` rows (those of ``ref_name``, or given), checked in that order."""
     name = str(path)
-    n_samples = _check_n_samples(n_samples)
     arr = _load_npy(path, mmap=mmap)
     _check_dtype(arr, name, "neighbour ids", "iuf")
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < 2:
@@ -440,15 +375,13 @@ def load_knn(path: PathLike, n_samples: Optional[int] = None, *, mmap: bool = Fa
             f"{name}: a kNN table must be 2-D (N, K+1) with N >= 1 and K >= 1, got shape "
             f"{arr.shape}."
         )
-    if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(f"{name} has {arr.shape[0]} rows but {n_samples} were expected.")
     table = _as_ids(arr, name)
+    _check_rows(name, arr.shape[0], n, ref_name)
     try:
         index = from_self_first(table)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
-    _check_id_range(index, table.shape[0], name)
-    return index
+    return _checked_index(index, name, ref_name)
 
 
 def load_reference(
@@ -494,16 +427,27 @@ def load_reference(
     ((3, 3), (3, 1), [0, 0, 1])
     """
     X = load_features(_as_path(feat_path, "feat_path"), mmap=mmap)
-    n = X.shape[0]
-    index = labels = None
-    if labels_path is not None:
-        labels_path = _as_path(labels_path, "labels_path")
-        labels = load_labels(labels_path)
-        _check_rows(str(labels_path), labels.shape[0], str(feat_path), n)
+    labels = _labels_of(X, feat_path, labels_path, "labels_path", load_labels)
+    index = None
     if knn_path is not None:
-        index = load_knn(_as_path(knn_path, "knn_path"), mmap=mmap)
-        _check_rows(str(knn_path), index.shape[0], str(feat_path), n)
+        index = _read_knn(_as_path(knn_path, "knn_path"), len(X), str(feat_path), mmap=mmap)
     return X, index, labels
+
+
+def _labels_of(
+    X: np.ndarray,
+    feat_path: PathLike,
+    path: Optional[PathLike],
+    name: str,
+    load: Callable[[Path], np.ndarray],
+) -> Optional[np.ndarray]:
+    """The labels file ``path`` (argument ``name``) read by ``load``, one per row of ``X``."""
+    if path is None:
+        return None
+    path = _as_path(path, name)
+    labels = load(path)
+    _check_rows(str(path), labels.shape[0], len(X), str(feat_path))
+    return labels
 
 
 def save_features(path: PathLike, X: ArrayLike, *, overwrite: bool = False) -> Path:
@@ -559,19 +503,10 @@ def save_labels(path: PathLike, labels: ArrayLike, *, overwrite: bool = False) -
 def save_knn(path: PathLike, index: ArrayLike, *, overwrite: bool = False) -> Path:
     """Write (N, K) neighbour ids as the reference self-first ``(N, K + 1)`` ``knn.npy``.
 
-    Parameters
-    ----------
-    path : str or path-like
-        Target file, written exactly as named.
-    index : array-like or torch.Tensor of shape (N, K)
-        Neighbour ids in ``[0, N)``, self excluded.
-    overwrite : bool, default=False
-        Replace an existing file instead of raising :class:`FileExistsError`.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
+    ``index`` (array-like or tensor of shape (N, K)) holds integer neighbour
+    ids in ``[0, N)``, self excluded, as
+    :func:`linkage_gcn.knn.check_knn_index` checks them. See
+    :func:`save_features` for ``path``, ``overwrite`` and the return value.
 
     Examples
     --------
@@ -582,7 +517,7 @@ def save_knn(path: PathLike, index: ArrayLike, *, overwrite: bool = False) -> Pa
     [[0 1]
      [1 0]]
     """
-    table = to_self_first(_check_index(index))
+    table = to_self_first(_checked_index(index, "index"))
     return atomic_write(path, lambda f: np.save(f, table, allow_pickle=False), overwrite=overwrite)
 
 
@@ -654,21 +589,11 @@ def save_bin_features(path: PathLike, X: ArrayLike, *, overwrite: bool = False) 
 def load_meta_labels(path: PathLike, n_samples: Optional[int] = None) -> np.ndarray:
     """Load an LTC ``.meta`` file: one integer label per line.
 
-    Parameters
-    ----------
-    path : str or path-like
-        The text file.
-    n_samples : int, optional
-        Expected number of labels.
-
-    Returns
-    -------
-    labels : numpy.ndarray of int64, shape (N,)
+    ``n_samples``, the return value and the errors about the path are those
+    of :func:`load_labels`; ``path`` is a text file.
 
     Raises
     ------
-    FileNotFoundError, PermissionError, TypeError
-        As :func:`load_features`.
     ValueError
         When the file is empty or not text, a line holds anything but one
         integer (whole-valued floats such as ``3.0`` are accepted; ``2.5``,
@@ -794,7 +719,7 @@ def load_ltc_knn(
     """
     n_samples = _check_n_samples(n_samples)
     p, head = _existing_file(path)
-    return _split_ltc_knn(_read_ltc_array(p, head), str(p), n_samples, sort=sort)
+    return _split_ltc_knn(_read_ltc_array(p, head), str(p), n_samples, None, sort=sort)
 
 
 def _read_ltc_array(p: Path, head: bytes) -> np.ndarray:
@@ -821,7 +746,7 @@ def _read_ltc_array(p: Path, head: bytes) -> np.ndarray:
 
 
 def _split_ltc_knn(
-    arr: np.ndarray, name: str, n_samples: Optional[int], *, sort: bool = True
+    arr: np.ndarray, name: str, n: Optional[int], ref_name: Optional[str], *, sort: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate an LTC ``(N, 2, K)`` array, sort its rows and split ids from similarities."""
     if arr.dtype.kind not in "iuf" or arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[2] < 2:
@@ -830,19 +755,16 @@ def _split_ltc_knn(
             f"{arr.shape} and dtype {arr.dtype}."
         )
     _check_not_empty(arr, name, "kNN rows")
-    n = arr.shape[0]
-    if n_samples is not None and n != n_samples:
-        raise ValueError(f"{name} has {n} rows but {n_samples} were expected.")
     ids = _as_ids(arr[:, 0, :], name)
     dist = arr[:, 1, :]
     _check_finite(dist, name, "distances")
-    _check_id_range(ids, n, name)
+    _check_rows(name, arr.shape[0], n, ref_name)
     if sort:
         order = np.argsort(dist, axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, axis=1)
         dist = np.take_along_axis(dist, order, axis=1)
     index, dist = drop_self(ids, dist)
-    return index, (1.0 - dist).astype(np.float32)
+    return _checked_index(index, name, ref_name), (1.0 - dist).astype(np.float32)
 
 
 def save_ltc_knn(
@@ -858,27 +780,18 @@ def save_ltc_knn(
     Each row is stored self first (distance 0) followed by the given
     neighbours, so a graph of ``K`` neighbours becomes ``faiss_k_<K+1>``.
     Values are float32 (float64 when ``N > 2**24``, so that ids stay exact).
+    See :func:`save_knn` for ``index`` and :func:`save_features` for
+    ``path``, ``overwrite`` and the return value.
 
     Parameters
     ----------
-    path : str or path-like
-        Target file, written exactly as named.
-    index : array-like of shape (N, K)
-        Neighbour ids in ``[0, N)``, self excluded.
     similarity : array-like of shape (N, K)
         Cosine similarities; stored as distances ``1 - similarity``.
     compressed : bool, default=True
         Compress the archive, as LTC does (``np.savez_compressed``); several
         times slower to write than ``False``, and both load the same way.
-    overwrite : bool, default=False
-        Replace an existing file instead of raising :class:`FileExistsError`.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
     """
-    ids = _check_index(index)
+    ids = _checked_index(index, "index")
     sim, _ = check_features(similarity, name="similarity", dtype=torch.float64)
     sim = sim.detach().cpu().numpy()
     if sim.shape != ids.shape:
@@ -934,8 +847,7 @@ def load_ltc(
     Raises
     ------
     FileNotFoundError, PermissionError, TypeError, ValueError
-        As the loaders of each file (the message names the file), or when the
-        files disagree on ``N``.
+        As :func:`load_reference`.
 
     Examples
     --------
@@ -951,13 +863,10 @@ def load_ltc(
     n = X.shape[0]
     if normalize:
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.float32(1e-12))
-    labels = index = similarity = None
-    if meta_path is not None:
-        meta_path = _as_path(meta_path, "meta_path")
-        labels = load_meta_labels(meta_path)
-        _check_rows(str(meta_path), labels.shape[0], str(feat_path), n)
+    labels = _labels_of(X, feat_path, meta_path, "meta_path", load_meta_labels)
+    index = similarity = None
     if knn_path is not None:
-        knn_path = _as_path(knn_path, "knn_path")
-        index, similarity = load_ltc_knn(knn_path, sort=sort)
-        _check_rows(str(knn_path), index.shape[0], str(feat_path), n)
+        p, head = _existing_file(knn_path, name="knn_path")
+        index, similarity = _split_ltc_knn(_read_ltc_array(p, head), str(p), n, str(feat_path),
+                                           sort=sort)  # fmt: skip
     return X, index, similarity, labels
