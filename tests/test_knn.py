@@ -11,6 +11,8 @@ from linkage_gcn.io import load_ltc_knn
 from linkage_gcn.knn import (
     AUTO_EXACT_BUDGET,
     AUTO_FAISS_MIN_SAMPLES,
+    KNNIndex,
+    check_backend,
     choose_backend,
     drop_self,
     from_self_first,
@@ -306,3 +308,179 @@ def test_auto_runs_the_chosen_backend(rng, monkeypatch):
     assert chosen == [(80, 6, HAS_FAISS, False)]
     ref_index, ref_dist = sklearn_knn(x, 4, "cosine")
     assert_same_neighbours(index, sim, ref_index, 1 - ref_dist, atol=1e-4)
+
+
+# ------------------------------------------------------------------ KNNIndex
+
+INDEX_BACKENDS = ["torch"] + (["faiss", "faiss-hnsw", "faiss-ivf"] if HAS_FAISS else [])
+EXACT = ["torch"] + (["faiss"] if HAS_FAISS else [])
+
+
+def brute(rows, queries, k, metric, own=None):
+    """Independent definition: every similarity, own row removed, sorted (numpy)."""
+    if metric == "cosine":
+        rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        sim = queries @ rows.T
+    else:
+        sim = -np.linalg.norm(queries[:, None, :] - rows[None, :, :], axis=2)
+    if own is not None:
+        sim[np.arange(len(queries)), own] = -np.inf
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sim, order, 1), order, sim
+
+
+def clustered(rng, n, d):
+    centres = rng.standard_normal((20, d))
+    return (centres[rng.integers(0, 20, n)] + 0.3 * rng.standard_normal((n, d))).astype(
+        np.float32
+    )
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("backend", EXACT)
+def test_index_search_matches_brute_force(metric, backend, rng):
+    rows, queries = rng.standard_normal((120, 6)), rng.standard_normal((30, 6))
+    index = KNNIndex(metric, backend, chunk_size=7, tile_size=7 * 20)  # several tiles
+    index.add(rows[:50])
+    index.add(rows[50:])  # rows are numbered in the order added
+    sim, ids = index.search(queries, 9)
+    ref_sim, ref_ids, _ = brute(rows, queries, 9, metric)
+    assert ids.dtype == np.int64 and sim.shape == ids.shape == (30, 9)
+    assert_same_neighbours(ids, sim, ref_ids, ref_sim, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", EXACT)
+def test_index_self_ids_exclude_the_query_row_even_among_duplicates(backend, rng):
+    base = rng.standard_normal((15, 4)).astype(np.float32)
+    rows = np.concatenate([base, base])  # every row has an exact duplicate
+    index = KNNIndex("cosine", backend)
+    index.add(rows)
+    own = np.array([3, 18, 0, 29])
+    sim, ids = index.search(rows[own], 2, self_ids=own)
+    assert not (ids == own[:, None]).any()
+    assert (ids[:, 0] == (own + 15) % 30).all()  # the duplicate, at similarity 1
+    np.testing.assert_allclose(sim[:, 0], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("backend", EXACT)
+def test_index_bounds_report_the_rows_a_query_enters(metric, backend, rng):
+    rows, queries = rng.standard_normal((80, 5)), rng.standard_normal((12, 5))
+    bounds = rng.uniform(-0.2, 0.6, 80) if metric == "cosine" else rng.uniform(-2.5, -1.0, 80)
+    index = KNNIndex(metric, backend, chunk_size=5, tile_size=5 * 16)
+    index.add(rows)
+    # k = every row: the faiss backends look for the pairs among the k results
+    _, _, (qi, row, s) = index.search(queries, 80, bounds=bounds)
+    _, _, full = brute(rows, queries, 80, metric)
+    want = sorted(zip(*np.nonzero(full > bounds[None, :])))
+    got = sorted(zip(qi.tolist(), row.tolist()))
+    assert got == [(int(a), int(b)) for a, b in want] and len(got) > 0
+    np.testing.assert_allclose(s, full[qi, row], atol=1e-4)
+
+
+def test_index_bounds_of_the_torch_backend_are_exact_beyond_k(rng):
+    rows, queries = rng.standard_normal((60, 5)), rng.standard_normal((6, 5))
+    bounds = np.full(60, -0.5)
+    index = KNNIndex("cosine", "torch")
+    index.add(rows)
+    _, _, (qi, _, _) = index.search(queries, 2, bounds=bounds)
+    _, _, full = brute(rows, queries, 2, "cosine")
+    assert qi.size == int((full > -0.5).sum()) > 2 * 6  # more than the k results hold
+
+
+@pytest.mark.parametrize("backend", INDEX_BACKENDS)
+def test_index_remove_equals_an_index_of_the_rows_kept(backend, rng):
+    rows = clustered(rng, 400, 8)
+    index = KNNIndex("l2", backend)
+    index.add(rows)
+    gone = rng.choice(400, size=60, replace=False)
+    index.remove(gone)
+    kept = np.delete(rows, gone, axis=0)
+    assert len(index) == 340
+    sim, ids = index.search(kept[:50], 5, self_ids=np.arange(50))
+    ref_sim, ref_ids, _ = brute(kept, kept[:50], 5, "l2", own=np.arange(50))
+    if backend in EXACT:
+        assert_same_neighbours(ids, sim, ref_ids, ref_sim, atol=1e-4)
+    else:  # approximate indexes: recall
+        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids, ref_ids)])
+        assert recall > 0.9 and (ids < 340).all()
+
+
+def test_index_views_reset_and_lazy_settings(rng):
+    index = KNNIndex(metric="manhattan", backend="annoy")  # __init__ only stores settings
+    assert len(index) == 0 and index.backend_ is None and index.n_features_in_ is None
+    with pytest.raises(ValueError, match="unknown metric 'manhattan'"):
+        index.add(np.eye(3))
+    index = KNNIndex()
+    index.add(np.eye(3))
+    assert index.backend_ == "torch" and index.n_features_in_ == 3 and len(index) == 3
+    assert repr(index) == "KNNIndex(metric='cosine', backend='torch', n_rows=3)"
+    index.add(np.zeros((0, 3)))  # an empty batch adds nothing
+    index.reset()
+    assert len(index) == 0 and index.backend_ is None
+    index.add(np.eye(5))  # another width after a reset
+    assert index.n_features_in_ == 5
+
+
+def test_index_keeps_torch_dtype_and_kind(rng):
+    x = torch.from_numpy(rng.standard_normal((20, 3)))  # float64
+    index = KNNIndex("l2", "torch")
+    index.add(x)
+    sim, ids = index.search(x[:4], 2, self_ids=torch.arange(4))
+    assert isinstance(ids, torch.Tensor) and sim.dtype == torch.float64
+    ref_sim, ref_ids, _ = brute(x.numpy(), x[:4].numpy(), 2, "l2", own=np.arange(4))
+    np.testing.assert_allclose(sim.numpy(), ref_sim, atol=1e-10)
+    assert (ids.numpy() == ref_ids).all()
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda i: i.search(np.ones((1, 2)), 1), "features"),
+        (lambda i: i.search(np.ones((1, 3)), 5), "k=5 but the index holds only 4 rows"),
+        (lambda i: i.search(np.ones((1, 3)), 4, self_ids=[0]), "other than each query itself"),
+        (lambda i: i.search(np.ones((2, 3)), 1, self_ids=[0]), "one stored row per query"),
+        (lambda i: i.search(np.ones((1, 3)), 1, self_ids=[4]), r"self_ids holds ids outside"),
+        (lambda i: i.search(np.ones((1, 3)), 1, self_ids=[0.5]), "integer row ids"),
+        (lambda i: i.search(np.ones((1, 3)), 1, bounds=np.ones(3)), r"shape \(4,\)"),
+        (lambda i: i.search(np.ones((1, 3)), 1, bounds=np.full(4, np.nan)), "NaN"),
+        (lambda i: i.search(np.full((1, 3), np.nan), 1), "NaN or infinity"),
+        (lambda i: i.search(np.zeros((1, 3)), 1), "queries has 1 all-zero row"),
+        (lambda i: i.add(np.ones((2, 4))), "x has 4 features"),
+        (lambda i: i.add(np.array([[1.0, 0, 0], [0, 0, 0]])), "x has 1 all-zero row"),
+        (lambda i: i.remove([7]), r"ids holds ids outside \[0, 4\)"),
+    ],
+)
+def test_index_bad_input(call, match):
+    index = KNNIndex()
+    index.add(np.eye(4)[:, :3] + 0.1)
+    with pytest.raises(ValueError, match=match):
+        call(index)
+    assert len(index) == 4  # nothing changed
+
+
+def test_index_empty_search_and_settings():
+    with pytest.raises(ValueError, match="the index is empty"):
+        KNNIndex().search(np.ones((1, 2)), 1)
+    with pytest.raises(ValueError, match="nprobe must be an integer >= 1"):
+        KNNIndex(nprobe=0).add(np.eye(2))
+    with pytest.raises(ValueError, match="tile_size"):
+        knn(np.eye(3), 1, tile_size=0)
+
+
+def test_check_backend_names_the_missing_package(monkeypatch):
+    assert check_backend("torch") == "torch"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        knn_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("faiss", "torch_cluster") else real(name, *a),
+    )
+    for backend, package in (("faiss-hnsw", "faiss"), ("torch_cluster", "torch_cluster")):
+        with pytest.raises(ValueError, match=f"needs the package '{package}'"):
+            check_backend(backend)
+    index = KNNIndex(backend="faiss")
+    with pytest.raises(ValueError, match="needs the package 'faiss'"):
+        index.add(np.eye(3))
+    assert len(index) == 0 and index.backend_ is None

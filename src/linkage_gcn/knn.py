@@ -27,6 +27,7 @@ __all__ = [
     "BACKENDS",
     "METRICS",
     "KNNIndex",
+    "check_backend",
     "check_knn_index",
     "choose_backend",
     "drop_self",
@@ -495,14 +496,45 @@ class KNNIndex:
                 backend, n, d,
             )  # fmt: skip
         rows = _Rows(backend=backend, n_features=int(d))
+        module = _require(backend)
         if backend.startswith("faiss"):
-            rows.faiss = _faiss_index(backend, _as_faiss(t), cfg["metric"])
-        elif backend == "torch_cluster":
-            rows.module = _require(
-                "torch_cluster", backend,
-                "a wheel matching your torch from https://data.pyg.org/whl/, see the install guide",
-            )  # fmt: skip
+            rows.faiss = _faiss_index(module, backend, _as_faiss(t), cfg["metric"])
+        else:
+            rows.module = module
         return rows
+
+
+def check_backend(backend: str) -> str:
+    """Check a backend name and that its optional package is installed, before any work.
+
+    Parameters
+    ----------
+    backend : str
+        One of :data:`BACKENDS`.
+
+    Returns
+    -------
+    str
+        ``backend``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown backend, or one whose package is not installed (the
+        message says how to install it).
+
+    Examples
+    --------
+    >>> check_backend("torch")
+    'torch'
+    >>> check_backend("annoy")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown backend 'annoy'; choose one of 'auto', 'torch', 'faiss', ...
+    """
+    backend = check_param("backend", backend, PARAMS["knn_backend"])
+    _require(backend)
+    return backend
 
 
 def _unit_rows(t: torch.Tensor, name: str) -> torch.Tensor:
@@ -549,8 +581,15 @@ def _as_faiss(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
 
-def _require(module: str, backend: str, install: str) -> Any:
-    """Import ``module`` for ``backend``, with a clear error when it is not installed."""
+def _require(backend: str) -> Any:
+    """Import the optional package of ``backend`` (``None`` if it needs none), or say how."""
+    if backend.startswith("faiss"):
+        module, install = "faiss", "pip install 'linkage-gcn[faiss]'"
+    elif backend == "torch_cluster":
+        module = "torch_cluster"
+        install = "a wheel for your torch from https://data.pyg.org/whl/, see the install guide"
+    else:
+        return None
     if importlib.util.find_spec(module) is None:
         raise ValueError(
             f"backend {backend!r} needs the package {module!r}, which is not installed; "
@@ -559,9 +598,8 @@ def _require(module: str, backend: str, install: str) -> Any:
     return importlib.import_module(module)
 
 
-def _faiss_index(backend: str, x: np.ndarray, metric: str) -> Any:
+def _faiss_index(faiss: Any, backend: str, x: np.ndarray, metric: str) -> Any:
     """An empty faiss index (flat, HNSW, or IVF with lists trained on ``x``)."""
-    faiss = _require("faiss", backend, "pip install 'linkage-gcn[faiss]'")
     n, d = x.shape
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if backend == "faiss":
