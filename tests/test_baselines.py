@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.exceptions import NotFittedError
 
+from linkage_gcn._params import PARAMS
 from linkage_gcn.baselines import (
     ChineseWhispersClusterer,
     DBSCANClusterer,
@@ -25,8 +26,9 @@ from linkage_gcn.baselines import (
     radius_edges,
 )
 from linkage_gcn.community import chinese_whispers, infomap
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
+from linkage_gcn.model_selection import split_identities
 
 #: Euclidean cuts for the unit-norm synthetic identities (cosine 0.875 .. 0.395).
 UNIT_GRID = np.round(np.arange(0.5, 1.1, 0.025), 4)
@@ -351,6 +353,116 @@ def test_knn_edges_unchanged():
     edge_index, sim = knn_edges(X, 1, metric="l2")
     assert edge_index.tolist() == [[0, 1], [1, 2]]
     np.testing.assert_allclose(sim, [-np.hypot(0.1, 0.1), -np.hypot(0.9, 0.9)])
+
+
+# --------------------------------------------------------------------------------------
+# Parameters: one declaration each; bad input refused by name before any work
+
+CLASSES = [KNNThresholdClusterer, ChineseWhispersClusterer, InfomapClusterer, DBSCANClusterer,
+           HDBSCANClusterer]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_every_parameter_is_validated_from_its_declaration(cls):
+    declared = cls._parameter_constraints
+    assert set(declared) == set(cls._get_param_names())
+    assert all(any(rule is r for r in PARAMS.values()) for rule in declared.values())
+
+
+# (class, parameter, bad value, message); every one is refused by fit before any search
+BAD_PARAMETERS = [
+    (KNNThresholdClusterer, "k", 0, "k must be an integer >= 1"),
+    (KNNThresholdClusterer, "threshold", 1.5, r"threshold must be a number in \[-1, 1\].*cosine"),
+    (KNNThresholdClusterer, "threshold", np.nan, "threshold must be a finite number or 'auto'"),
+    (KNNThresholdClusterer, "grid", [[0.5, 0.6]], "grid must be a non-empty 1-D sequence"),
+    (ChineseWhispersClusterer, "threshold", -0.1, r"threshold must be a number in \[0, inf\).*l2"),
+    (ChineseWhispersClusterer, "self_loops", "yes", "self_loops must be True or False"),
+    (ChineseWhispersClusterer, "max_iter", -1, "max_iter must be an integer >= 0"),
+    (ChineseWhispersClusterer, "n_blocks", 0, "n_blocks must be an integer >= 1"),
+    (ChineseWhispersClusterer, "k", 0, "k must be an integer >= 1"),
+    (ChineseWhispersClusterer, "weighting", "heavy", "unknown weighting 'heavy'"),
+    (ChineseWhispersClusterer, "random_state", "seed", "random_state must be None, an int"),
+    (InfomapClusterer, "num_trials", 0, "num_trials must be an integer >= 1"),
+    (InfomapClusterer, "markov_time", 0, r"markov_time must be a number in \(0, inf\)"),
+    (DBSCANClusterer, "eps", -1, "eps must be a number in"),
+    (DBSCANClusterer, "min_samples", 0, "min_samples must be an integer >= 1"),
+    (DBSCANClusterer, "n_jobs", "all", "n_jobs must be an integer"),
+    (DBSCANClusterer, "n_jobs", 0, "n_jobs must be None or a non-zero integer"),
+    (HDBSCANClusterer, "min_cluster_size", 1, "min_cluster_size must be an integer >= 2"),
+    (HDBSCANClusterer, "cluster_selection_method", "tree", "unknown cluster_selection_method"),
+    (HDBSCANClusterer, "cluster_selection_epsilon", "big", "cluster_selection_epsilon must be"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value", "match"),
+    BAD_PARAMETERS,
+    ids=[f"{c.__name__}-{n}-{v!r}" for c, n, v, _ in BAD_PARAMETERS],
+)
+def test_bad_parameters_are_named(cls, name, value, match, monkeypatch):
+    import linkage_gcn.baselines as baselines
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched before validating")
+
+    monkeypatch.setattr(baselines, "knn", no_search)
+    monkeypatch.setattr(baselines, "_radius_pairs", no_search)
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    params = {"threshold": 0.5} if "threshold" in cls._get_param_names() else {}
+    if name == "markov_time":
+        pytest.importorskip("infomap")
+    with pytest.raises(ValueError, match=match):
+        cls(**{**params, name: value}).fit(X)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_bad_data_is_refused_with_a_clear_error(cls):
+    if cls is InfomapClusterer:
+        pytest.importorskip("infomap")
+    X, y = make_identities(12, random_state=0)
+    model = cls().set_params(**{cls._cut: "auto"})
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        model.fit(bad, y)
+    with pytest.raises(ValueError, match="at least 2"):
+        model.fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match=rf"y has {len(y) - 1} entries but {len(y)}"):
+        model.fit(X, y[:-1])
+    with pytest.raises(ValueError, match=rf"y has {len(y) - 1} entries"):  # even when unused
+        cls().set_params(**{cls._cut: 0.5}).fit(X, y[:-1])
+    zero = np.vstack([X, np.zeros(X.shape[1])])
+    with pytest.raises(ValueError, match=r"1 all-zero row\(s\) \(first: row \d+\)"):
+        cls(metric="cosine").set_params(**{cls._cut: "auto"}).fit(zero, np.r_[y, -5])
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_string_identity_labels_are_taken_as_the_estimator_takes_them(cls):
+    if cls is InfomapClusterer:
+        pytest.importorskip("infomap")
+    X, y = make_identities(15, random_state=1)
+    names = np.array([f"person {i:02d}" for i in range(y.max() + 1)])[y]
+    codes = np.unique(names, return_inverse=True)[1]  # independent: sorted names -> 0 .. C-1
+    params = {cls._cut: "auto"}
+    if cls().metric == "l2":  # unit-norm identities: their own distance grid
+        params["grid"] = UNIT_GRID if cls is not HDBSCANClusterer else np.r_[0.0, UNIT_GRID]
+    if "random_state" in cls._get_param_names():
+        params["random_state"] = 0
+    by_name = cls(**params).fit(X, names)
+    by_code = cls(**params).fit(X, codes)
+    assert getattr(by_name, cls._cut + "_") == getattr(by_code, cls._cut + "_")
+    np.testing.assert_array_equal(by_name.grid_scores_, by_code.grid_scores_)
+    np.testing.assert_array_equal(by_name.predict(X), by_code.predict(X))
+
+
+def test_a_cut_outside_its_metric_is_refused():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[-1, 1\], got 5"):
+        radius_edges(X, 5, metric="cosine")
+    with pytest.raises(ValueError, match=r"eps must be a number in \[0, 2\], got 3.*cosine"):
+        DBSCANClusterer(eps=3, metric="cosine").fit(X)
+    with pytest.raises(ValueError, match=r"threshold must be a finite number, got nan"):
+        KNNThresholdClusterer(grid=[0.5, np.nan]).fit(X, np.arange(10))
 
 
 # --------------------------------------------------------------------------------------

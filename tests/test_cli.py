@@ -944,15 +944,6 @@ def test_resume_reaches_fit_and_interrupts_say_how_to_continue(files, tmp_path, 
     assert len(seen) == 3
 
 
-def _training_resumes():
-    import inspect
-
-    from linkage_gcn.training import train_linkage_gcn
-
-    return "resume" in inspect.signature(train_linkage_gcn).parameters
-
-
-@pytest.mark.skipif(not _training_resumes(), reason="train_linkage_gcn has no resume yet")
 def test_an_interrupted_training_continues_after_its_last_finished_epoch(files, tmp_path,
                                                                          capsys):  # fmt: skip
     class InterruptAtEpoch2(logging.Handler):
@@ -982,13 +973,6 @@ def test_an_interrupted_training_continues_after_its_last_finished_epoch(files, 
     assert [h["epoch"] for h in LinkageClusterer.load(ckpt).history_] == [0, 1]
 
 
-def _progress_logs():
-    from linkage_gcn import _progress
-
-    return hasattr(_progress, "LOG_FIRST")
-
-
-@pytest.mark.skipif(not _progress_logs(), reason="_progress logs no periodic lines yet")
 def test_training_off_a_terminal_logs_its_progress_once(files, tmp_path, capsys, monkeypatch):
     from linkage_gcn import _progress
 

@@ -401,3 +401,22 @@ def test_every_public_name_has_a_summary():
     )
     missing = [w for w in missing if w.startswith("linkage_gcn")]
     assert not missing, f"public names without a docstring or #: comment: {missing}"
+
+
+def test_root_names_are_the_stubs_objects_whatever_was_imported_first():
+    """A root name is the object the stub names, even where a submodule has that name."""
+    code = (
+        "import importlib, linkage_gcn\n"
+        "import linkage_gcn.knn, linkage_gcn.metrics  # submodules imported first\n"
+        "for name in linkage_gcn.__all__:\n"
+        "    module = linkage_gcn._EXPORTS.get(name)\n"
+        "    if module is None:\n"
+        "        continue\n"
+        "    want = getattr(importlib.import_module('linkage_gcn.' + module), name)\n"
+        "    assert getattr(linkage_gcn, name) is want, name\n"
+        "from linkage_gcn import knn\n"
+        "assert callable(knn) and knn.__module__ == 'linkage_gcn.knn'\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]

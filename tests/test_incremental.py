@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 import torch
 
 from linkage_gcn import LinkageClusterer
-from linkage_gcn.datasets import make_identities, split_identities
+from linkage_gcn.datasets import make_identities
 from linkage_gcn.incremental import IncrementalClusterer, UpdateReport, model_fingerprint
 from linkage_gcn.knn import knn
 from linkage_gcn.merge import constrained_components, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
+from linkage_gcn.model_selection import split_identities
 
 TINY = dict(
     k_at_hop=(8, 3), active_connection=3, epochs=1, hidden_channels=(16,), merge="threshold"
@@ -291,18 +293,126 @@ def test_recut_back_and_forth_keeps_ids(data):
 # ------------------------------------------------------------------ persistence
 
 
-def test_save_load_round_trip(data, tmp_path):
+SETTINGS = [
+    {},
+    {"context": True, "search_k": 150, "chunk_size": 7, "threshold": 0.4},
+    {"merge": "chinese-whispers", "threshold": 0.3},
+    pytest.param({"backend": "faiss-hnsw", "search_k": 120}, id="faiss-hnsw"),
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_save_load_round_trip(data, tmp_path, settings):
+    if settings.get("backend", "").startswith("faiss"):
+        pytest.importorskip("faiss")
     est, X, _ = data
-    inc, _ = streamed(est, X[:150], 50)
+    inc = IncrementalClusterer(est, **settings)
+    for s in range(0, 150, 50):
+        inc.add(X[s : s + 50])
     inc.name([3, 4], ["Ann", "Bob"])
     path = inc.save(tmp_path / "state.npz")
     back = IncrementalClusterer.load(path, est)
     for name in ("face_ids_", "labels_", "names_"):
         assert np.array_equal(getattr(back, name), getattr(inc, name))
-    assert back.threshold_ == inc.threshold_ and repr(back) == repr(inc)
-    # both go on identically
+    for name in ("threshold_", "backend", "search_k", "chunk_size", "context"):
+        assert getattr(back, name) == getattr(inc, name), name
+    assert back._merge_name() == inc._merge_name() and repr(back) == repr(inc)
+    # both go on identically: the same pivots scored, the same clusters
     r1, r2 = inc.add(X[150:]), back.add(X[150:])
+    assert r1.rescored == r2.rescored and r1.region == r2.region
     assert np.array_equal(r1.labels, r2.labels) and np.array_equal(back.labels_, inc.labels_)
+
+
+def test_a_context_library_comes_back_with_context(data, tmp_path):
+    # the bug this guards: context=True was not saved, so the loaded library scored fewer pivots
+    est, X, _ = data
+    inc, _ = streamed(est, X[:120], 40, context=True)
+    back = IncrementalClusterer.load(inc.save(tmp_path / "s.npz"), est)
+    plain = IncrementalClusterer.load(inc.save(tmp_path / "p.npz"), est, merge="threshold")
+    plain.context = False
+    assert back.context is True
+    r_ctx, r_plain, r_orig = back.add(X[120:140]), plain.add(X[120:140]), inc.add(X[120:140])
+    assert r_ctx.rescored == r_orig.rescored > r_plain.rescored
+
+
+def test_load_overrides_backend_and_chunk_size(data, tmp_path):
+    est, X, _ = data
+    inc, _ = streamed(est, X[:100], 50, search_k=130)
+    back = IncrementalClusterer.load(inc.save(tmp_path / "s.npz"), est, chunk_size=3)
+    assert back.chunk_size == 3 and back.search_k == 130
+    assert np.array_equal(back.add(X[100:120]).labels, inc.add(X[100:120]).labels)
+    with pytest.raises(ValueError, match="unknown backend 'annoy'"):
+        IncrementalClusterer.load(tmp_path / "s.npz", est, backend="annoy")
+
+
+def test_a_merge_function_is_asked_for_again_at_load(data, tmp_path):
+    est, X, _ = data
+
+    def merge(edge_index, scores, num_nodes, threshold, names):
+        return constrained_components(edge_index, scores, num_nodes, threshold, names)
+
+    inc = IncrementalClusterer(est, merge=merge)
+    inc.add(X[:60])
+    with pytest.warns(UserWarning, match="is not stored in the state file"):
+        path = inc.save(tmp_path / "s.npz")
+    with pytest.raises(ValueError, match=r"s\.npz was saved with the merge function .*merge="):
+        IncrementalClusterer.load(path, est)
+    back = IncrementalClusterer.load(path, est, merge=merge)
+    assert back.merge is merge
+    assert np.array_equal(back.add(X[60:80]).labels, inc.add(X[60:80]).labels)
+
+
+def _rewrite_state(path, target, change_header=None, drop=()):
+    """A state file with its header edited by hand (as an older or a damaged writer)."""
+    with np.load(path) as z:
+        arrays = {name: z[name] for name in z.files}
+    header = json.loads(arrays.pop("header").tobytes().decode())
+    for key in drop:
+        header.pop(key)
+    header.update(change_header or {})
+    encoded = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(target, header=encoded, **arrays)
+    return target
+
+
+def test_a_version_1_state_still_loads(data, tmp_path):
+    est, X, _ = data
+    inc, _ = streamed(est, X[:100], 50, threshold=0.45)
+    new = inc.save(tmp_path / "new.npz")
+    # the header the 0.2.0 writer wrote: format version 1, no context/chunk_size/merge fields
+    old = _rewrite_state(
+        new, tmp_path / "old.npz", {"format_version": 1, "linkage_gcn_version": "0.2.0"},
+        drop=("context", "chunk_size", "merge", "custom_merge"),
+    )  # fmt: skip
+    back = IncrementalClusterer.load(old, est)
+    assert back.threshold_ == 0.45 and back.context is False and back.chunk_size == 512
+    assert np.array_equal(back.labels_, inc.labels_)
+    assert np.array_equal(back.add(X[100:120]).labels, inc.add(X[100:120]).labels)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"threshold": 1.5}, r"holds a bad setting: threshold must be a number in \[0, 1\]"),
+        ({"context": "yes"}, "holds a bad setting: context must be True or False"),
+        ({"backend": "faiss-ivf"}, "holds a bad setting: unknown backend 'faiss-ivf'"),
+        ({"search_k": 0}, "holds a bad setting: search_k must be an integer >= 1"),
+        ({"merge": "louvain"}, "holds a bad setting: unknown merge 'louvain'"),
+        ({"custom_merge": 3}, "holds a bad setting: custom_merge"),
+    ],
+)
+def test_bad_saved_settings_name_the_file(saved, tmp_path, change, match):
+    inc, path, _ = saved
+    bad = _rewrite_state(path, tmp_path / "bad.npz", change)
+    with pytest.raises(ValueError, match=r"bad\.npz " + match[len("holds"):].join(["holds", ""])):
+        IncrementalClusterer.load(bad, inc.clusterer)
+
+
+def test_a_version_2_state_without_its_settings_is_incomplete(saved, tmp_path):
+    inc, path, _ = saved
+    bad = _rewrite_state(path, tmp_path / "bad.npz", drop=("context",))
+    with pytest.raises(ValueError, match=r"bad\.npz is an incomplete state file: .*context"):
+        IncrementalClusterer.load(bad, inc.clusterer)
 
 
 def test_save_refuses_to_overwrite(data, tmp_path):
@@ -427,6 +537,130 @@ def test_construction_errors(data):
         IncrementalClusterer(copy.deepcopy(est).set_params(merge="propagation"))
     with pytest.raises(Exception, match="not fitted"):
         IncrementalClusterer(LinkageClusterer())
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"threshold": 1.5}, r"threshold must be a number in \[0, 1\], got 1.5"),
+        ({"threshold": -0.1}, r"threshold must be a number in \[0, 1\]"),
+        ({"threshold": "auto"}, "threshold='auto' is calibrated on labelled training data"),
+        ({"threshold": float("nan")}, "threshold must be a finite number"),
+        ({"merge": 5}, "merge must be 'chinese-whispers' or 'threshold' .* or a function"),
+        ({"merge": "louvain"}, "merge must be"),
+        ({"backend": "faiss-ivf"}, "unknown backend 'faiss-ivf'; choose one of 'auto', 'torch'"),
+        ({"backend": "torch_cluster"}, "unknown backend 'torch_cluster'"),
+        ({"search_k": 0}, "search_k must be an integer >= 1"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+        ({"chunk_size": 2.5}, "chunk_size must be an integer"),
+        ({"context": "yes"}, "context must be True or False"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(data, kwargs, match):
+    est, _, _ = data
+    with pytest.raises(ValueError, match=match):
+        IncrementalClusterer(est, **kwargs)
+
+
+def test_backends_are_knns_growing_ones():
+    from linkage_gcn.incremental import BACKENDS
+    from linkage_gcn.knn import BACKENDS as KNN_BACKENDS
+
+    assert BACKENDS == ("auto", "torch", "faiss", "faiss-hnsw")
+    assert set(BACKENDS) <= set(KNN_BACKENDS)
+
+
+def test_a_missing_faiss_is_refused_at_construction(data, monkeypatch):
+    import importlib.util
+
+    est, _, _ = data
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else real(name, *a)
+    )
+    with pytest.raises(ValueError, match="backend 'faiss-hnsw' needs the package 'faiss'"):
+        IncrementalClusterer(est, backend="faiss-hnsw")
+
+
+def test_recut_refuses_what_the_estimator_refuses(saved):
+    inc, _, _ = saved
+    labels, cut = inc.labels_, inc.threshold_
+    for bad, match in ((70, r"\[0, 1\], got 70"), ("auto", "threshold='auto'"),
+                       (None, "finite number")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            inc.recut(bad)
+    assert inc.threshold_ == cut and np.array_equal(inc.labels_, labels)
+
+
+def test_a_merge_by_name_is_the_registry_merge_with_the_clusterers_runs(data):
+    est, X, _ = data
+    cw = copy.deepcopy(est).set_params(merge="chinese-whispers", merge_runs=3)
+    by_name = IncrementalClusterer(copy.deepcopy(est).set_params(merge_runs=3),
+                                   merge="chinese-whispers", threshold=cw.link_threshold())
+    by_name.add(X)
+    assert same_partition(by_name.labels_, cw.predict(X))
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda inc: inc.name([3], 5), "names must be a str, None, or a sequence"),
+        (lambda inc: inc.name([3, 4], {"Ann", "Bob"}), "names must be a str, None, or a seq"),
+        (lambda inc: inc.name([3], [5]), r"names\[0\] must be a non-empty string or None"),
+        (lambda inc: inc.name(3, "  "), "names must be a non-empty string or None"),
+        (lambda inc: inc.name([3, 4], [["Ann", "Bob"]]), "one name per face"),
+        (lambda inc: inc.name("3", "Ann"), "face_ids must be integer face ids, got '3'"),
+        (lambda inc: inc.name([1.5], "Ann"), "face_ids must be integer face ids"),
+        (lambda inc: inc.rename(5, "Ann"), "old must be a non-empty string"),
+        (lambda inc: inc.rename(["Ann"], "Bob"), "old must be a non-empty string"),
+        (lambda inc: inc.rename("Ann", None), "new must be a non-empty string"),
+        (lambda inc: inc.rename("Zed", "Bob"), "no face is named 'Zed'"),
+        (lambda inc: inc.remove([True]), "face_ids must be integer face ids"),
+        (lambda inc: inc.remove([1, 1]), "more than once"),
+        (lambda inc: inc.labels_of(None), "face_ids must be integer face ids"),
+        (lambda inc: inc.add(np.zeros((2, inc.n_features_in_))), "all-zero row"),
+        (lambda inc: inc.add(None), "X is None"),
+        (lambda inc: inc.save(None), "path must be a str or path-like"),
+        (lambda inc: inc.save("s.npz", overwrite="no"), "overwrite must be True or False"),
+    ],
+)
+def test_bad_input_to_every_method_is_refused_and_changes_nothing(saved, call, match):
+    inc, path, before = saved
+    inc.name(0, "Ann")
+    labels, names, table = inc.labels_, inc.names_, inc._bufs["knn"][:40].copy()
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(inc)
+    assert len(inc) == 40 and np.array_equal(inc.labels_, labels)
+    assert np.array_equal(inc.names_, names) and np.array_equal(inc._bufs["knn"][:40], table)
+    assert path.read_bytes() == before
+
+
+def test_names_accept_any_sequence(saved):
+    inc, _, _ = saved
+    inc.name((3, 4), np.array(["Ann", "Bob"]))
+    inc.name(np.array([5]), ("Cy",))
+    assert set(inc.persons()) == {"Ann", "Bob", "Cy"}
+
+
+def test_a_refused_addition_leaves_a_working_index(saved):
+    inc, _, _ = saved
+    est, X = inc.clusterer, np.asarray(inc._bufs["x"][:40])
+    with pytest.raises(ValueError, match="all-zero row"):
+        inc.add(np.vstack([X[:2] + 0.01, np.zeros((1, inc.n_features_in_))]))
+    assert len(inc._index) == 40
+    extra = np.random.default_rng(1).standard_normal((30, est.n_features_in_)).astype(np.float32)
+    inc.add(extra)
+    ref, _ = knn(inc._bufs["x"][:70], inc._w)
+    table = inc._bufs["knn"][:70, : inc._w]
+    assert np.array_equal(np.sort(table, 1), np.sort(np.asarray(ref), 1))
+
+
+def test_load_errors_name_the_path(data, tmp_path):
+    est, _, _ = data
+    with pytest.raises(FileNotFoundError, match="is a directory, not a state file"):
+        IncrementalClusterer.load(tmp_path, est)
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        IncrementalClusterer.load(tmp_path / "x.npz", est, chunk_size=0)
 
 
 # ------------------------------------------------------------------ small things

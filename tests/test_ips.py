@@ -319,7 +319,7 @@ def test_transform_input_errors(rng):
         t(bad)
     bad = data.clone()
     bad.knn_index = bad.knn_index.float()
-    with pytest.raises(ValueError, match=r"data\.knn_index must hold integer node ids"):
+    with pytest.raises(ValueError, match=r"data\.knn_index must hold integer neighbour ids"):
         t(bad)
 
 

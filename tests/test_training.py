@@ -110,10 +110,9 @@ def test_diverging_loss_stops_at_the_first_bad_step_before_updating():
               callback=lambda s: snapshots.append(s))  # fmt: skip
     message = str(info.value)
     assert f"loss is nan at epoch 2/2, step 3/{steps}" in message
-    assert (
-        "lower lr (lr=0.05, 0.005 in this epoch; e.g. lr=0.005)" in message
-        and "another loss" in message
-    )
+    assert "with lr=0.05 (0.005 in this epoch)" in message
+    assert "loss=explodes_at_step_3_of_epoch_2" in message
+    assert "lower lr (e.g. lr=0.005)" in message and "another loss (e.g. loss='ce')" in message
     assert len(calls) == steps + 3 and len(snapshots) == 1  # stopped at once
 
 
@@ -189,7 +188,7 @@ def test_pivot_similarity_model_and_bad_input_are_named_before_training():
         train_linkage_gcn(narrow, x, index + x.shape[0], y, **kwargs)
     with pytest.raises(ValueError, match="lr_decay"):
         train_linkage_gcn(narrow, x, index, y, lr_decay=2.0, **kwargs)
-    with pytest.raises(TypeError, match="sampler must be a NeighborSampler"):
+    with pytest.raises(TypeError, match="sampler must be a Hop1Sampler"):
         train_linkage_gcn(narrow, x, index, y, **{**kwargs, "sampler": "topk"})
     with pytest.raises(ValueError, match=r"expects 65 input features .* will have 64"):
         predict_links(model, x, index, k1=6, k2=3, active_connection=3)
@@ -310,3 +309,82 @@ def test_csr_training_step_equals_the_edge_list_one():
     np.testing.assert_allclose([h.loss for h in h1], [h.loss for h in h2], rtol=1e-4)
     for (name, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+
+
+# ------------------------------------------------------------------ resume
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(epochs_run):
+    seen = []
+
+    def callback(stats):
+        seen.append(stats.epoch)
+        if len(seen) == epochs_run:
+            raise _Stop
+
+    return callback
+
+
+def test_an_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path):
+    x, index, y = small_problem()
+    whole, whole_history = train(x, index, y, 0, epochs=3, lr=0.05)
+    path = tmp_path / "run.resume"
+    with pytest.raises(_Stop):
+        train(x, index, y, 0, epochs=3, lr=0.05, resume=path, callback=_stop_after(1))
+    assert path.is_file()  # written after the first finished epoch
+    seen = []
+    resumed, history = train(x, index, y, 0, epochs=3, lr=0.05, resume=path,
+                             callback=lambda s: seen.append(s.epoch))  # fmt: skip
+    assert seen == [1, 2]  # only the epochs still to run
+    assert [h.epoch for h in history] == [0, 1, 2]
+    assert [h.lr for h in history] == pytest.approx([h.lr for h in whole_history])
+    assert history[2].loss == pytest.approx(whole_history[2].loss, rel=1e-5)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not path.exists()  # removed once the training completed
+
+
+def test_a_resume_file_of_other_settings_is_refused_and_kept(tmp_path):
+    x, index, y = small_problem()
+    path = tmp_path / "run.resume"
+    with pytest.raises(_Stop):
+        train(x, index, y, 0, epochs=3, lr=0.05, resume=path, callback=_stop_after(1))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"another training: lr is 0.05 there, 0.01 here"):
+        train(x, index, y, 0, epochs=3, lr=0.01, resume=path)
+    n = x.shape[0]
+    with pytest.raises(ValueError, match=rf"n_samples is {n} there, {n - 1} here"):
+        fewer = torch.from_numpy(knn(x[:-1].numpy(), 12)[0])
+        train(x[:-1], fewer, y[:-1], 0, epochs=3, lr=0.05, resume=path)
+    assert path.read_bytes() == before  # never overwritten
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [(b"not a torch file", "cannot be read"), (None, "is not a resume file of train_linkage_gcn")],
+)
+def test_a_file_that_is_not_a_resume_file_is_refused_untouched(tmp_path, content, words):
+    x, index, y = small_problem()
+    path = tmp_path / "run.resume"
+    if content is None:
+        torch.save({"weights": torch.zeros(2)}, path)
+        content = path.read_bytes()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(words)) as info:
+        train(x, index, y, 0, epochs=1, resume=path)
+    assert "will not overwrite it" in str(info.value)
+    assert path.read_bytes() == content
+
+
+def test_a_resume_path_in_a_missing_directory_is_refused_before_training(tmp_path):
+    x, index, y = small_problem()
+    calls = []
+    with pytest.raises(ValueError, match=r"resume=.*does not exist"):
+        train(x, index, y, 0, epochs=1, resume=tmp_path / "no" / "run.resume",
+              callback=calls.append)  # fmt: skip
+    assert calls == []

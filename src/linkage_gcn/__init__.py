@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """The package, whose exported functions win over submodules of the same name.
+
+    Importing a submodule sets it as an attribute of its package; where a
+    function is exported under that submodule's name (``linkage_gcn.knn``),
+    the function is kept, as an eager ``from .knn import knn`` would.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -75,7 +75,7 @@ CHECKPOINT_VERSION = 1
 #: Format name of an incremental state file (:meth:`IncrementalClusterer.save`).
 STATE_FORMAT = "linkage-gcn-incremental"
 #: Newest state format version this library writes and reads.
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HEAD_BYTES = 512  # enough to tell text from binary

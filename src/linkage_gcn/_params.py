@@ -415,6 +415,38 @@ def _merge_function(value: Any, name: str) -> Any:
     return value
 
 
+def _generator_seed(value: Any, name: str) -> Any:
+    """A seed of :func:`linkage_gcn._validation.as_generator`, checked without drawing from it."""
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return check_int(value, name, minimum=0)
+    raise ValueError(
+        f"{name} must be None, an int, a numpy Generator or RandomState, got {value!r}."
+    )
+
+
+def _finite(value: Any, name: str) -> float:
+    return Number()(value, name)
+
+
+def _cut_grid(value: Any, name: str) -> np.ndarray:
+    try:
+        grid = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        grid = None
+    if grid is None or grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got {value!r}.")
+    return grid
+
+
+def _n_jobs(value: Any, name: str) -> int:
+    value = check_int(value, name)
+    if value == 0:
+        raise ValueError(f"{name} must be None or a non-zero integer (-1: all processors), got 0.")
+    return value
+
+
 def _parse_sizes(text: str) -> Any:
     try:
         return tuple(int(t) for t in text.replace(",", " ").split())
@@ -481,6 +513,26 @@ PARAMS: dict[str, Rule] = {
         Options("linkage_gcn.merges:MERGES"),
         Check(_merge_function, "a function merge(edge_index, scores, num_nodes, threshold, names)"),
         optional=True,
+    ),
+    # baselines (linkage_gcn.baselines); a cut's bounds depend on the metric (checked there)
+    "k": Integer(1),
+    "k_or_all_pairs": Integer(1, optional=True),
+    "baseline_threshold": OneOf(Check(_finite, "a finite number"), Options(("auto",))),
+    "eps": OneOf(Number(0.0), Options(("auto",))),
+    "cluster_selection_epsilon": OneOf(Number(0.0), Options(("auto",))),
+    "grid": Check(_cut_grid, "a non-empty 1-D sequence of numbers", optional=True),
+    "weighting": Options(("unit", "similarity")),
+    "self_loops": Flag(),
+    "max_iter": Integer(0),
+    "n_blocks": Integer(1),
+    "num_trials": Integer(1),
+    "markov_time": Number(0.0, closed="neither"),
+    "min_samples": Integer(1),
+    "min_cluster_size": Integer(2),
+    "cluster_selection_method": Options(("eom", "leaf")),
+    "n_jobs": Check(_n_jobs, "None or a non-zero integer (-1: all processors)", optional=True),
+    "generator_seed": Check(
+        _generator_seed, "None, an int, a numpy Generator or RandomState", optional=True
     ),
 }
 

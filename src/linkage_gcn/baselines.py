@@ -31,7 +31,7 @@ threshold components 0.920, DBSCAN 0.918, HDBSCAN 0.927, Chinese whispers
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,7 +39,8 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_features, check_in_options, check_int, check_labels, check_real
+from ._params import PARAMS, Number, Rule, check_param
+from ._validation import check_features, check_labels
 from .community import _import_infomap, chinese_whispers, infomap
 from .knn import knn
 from .merge import _first_appearance, pool_pair_scores, threshold_components
@@ -68,7 +69,20 @@ COSINE_GRID = np.round(np.arange(0.30, 0.95, 0.0125), 4)
 #: The same for graphs of all pairs (Chinese whispers, DBSCAN): a low cosine links most pairs.
 _COSINE_RADIUS_GRID = np.round(np.arange(0.50, 0.95, 0.0125), 4)
 
-METRICS = ("l2", "cosine")
+#: The metrics of the baselines: those of :func:`linkage_gcn.knn.knn` (``PARAMS["metric"]``).
+METRICS = PARAMS["metric"].choices
+
+#: The values of ``HDBSCANClusterer``'s ``cluster_selection_epsilon`` tried by ``"auto"``.
+_EPSILON_GRIDS = {
+    "l2": np.concatenate([[0.0], DISTANCE_GRID]),
+    "cosine": np.concatenate([[0.0], np.sort(np.round(1.0 - _COSINE_RADIUS_GRID, 4))]),
+}
+
+#: The bounds of a cut that links pairs at most that far (a Euclidean distance, ``"l2"``) or
+#: at least that similar (a cosine similarity, ``"cosine"``): ``threshold`` of the clusterers.
+_THRESHOLD_RULES: dict[str, Rule] = {"l2": Number(0.0), "cosine": Number(-1.0, 1.0)}
+#: The bounds of a distance cut: Euclidean, or the cosine distance ``1 - cos`` (``eps``).
+_DISTANCE_RULES: dict[str, Rule] = {"l2": Number(0.0), "cosine": Number(0.0, 2.0)}
 
 
 # ----------------------------------------------------------------------------- edges
@@ -87,7 +101,7 @@ def knn_edges(X: Any, k: int, *, metric: str = "cosine") -> tuple[np.ndarray, np
     >>> edge_index.tolist()
     [[0, 1], [1, 2]]
     """
-    index, sim = knn(X, k, metric=metric)
+    index, sim = knn(_features(X, check_param("metric", metric)), k, metric=metric)
     src = np.repeat(np.arange(index.shape[0]), index.shape[1])
     # a pair found from both sides has the same similarity twice: max keeps it
     return pool_pair_scores(
@@ -127,8 +141,9 @@ def radius_edges(X: Any, threshold: float, *, metric: str = "l2") -> tuple[np.nd
     >>> edge_index.tolist(), sim.round(2).tolist()
     ([[0, 0], [1, 2]], [-0.3, -0.4])
     """
-    metric = check_in_options(metric, METRICS, "metric")
-    x = _features(X)
+    metric = check_param("metric", metric)
+    threshold = _THRESHOLD_RULES[metric](threshold, "threshold")
+    x = _features(X, metric)
     rows, cols, dist = _radius_pairs(x, _euclidean_radius(threshold, metric), metric)
     upper = rows < cols
     order = np.lexsort((cols[upper], rows[upper]))
@@ -136,26 +151,24 @@ def radius_edges(X: Any, threshold: float, *, metric: str = "l2") -> tuple[np.nd
     return edge_index, _similarity(dist[upper][order], metric)
 
 
-def _features(X: Any) -> np.ndarray:
-    return check_features(X, name="X", min_samples=2)[0].numpy()
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if bool((norms == 0).any()):
-        raise ValueError(
-            f"X has {int((norms == 0).sum())} all-zero row(s); the cosine metric is undefined "
-            "for them."
-        )
-    return x / norms
+def _features(X: Any, metric: str) -> np.ndarray:
+    """Finite (N, D) embeddings, N >= 2; no all-zero row under the cosine."""
+    x = check_features(X, name="X", min_samples=2)[0].numpy()
+    if metric == "cosine":
+        zero = np.flatnonzero(~x.any(axis=1))
+        if zero.size:
+            raise ValueError(
+                f"X has {zero.size} all-zero row(s) (first: row {int(zero[0])}); the cosine "
+                "metric is undefined for them."
+            )
+    return x
 
 
 def _euclidean_radius(threshold: float, metric: str) -> float:
     """The Euclidean radius of a cut (on unit rows for the cosine: ``d^2 = 2 - 2 cos``)."""
     if metric == "l2":
-        return check_real(threshold, "threshold", minimum=0)
-    cos = check_real(threshold, "threshold")
-    return float(np.sqrt(min(max(2.0 - 2.0 * cos, 0.0), 4.0)))
+        return float(threshold)
+    return float(np.sqrt(min(max(2.0 - 2.0 * threshold, 0.0), 4.0)))
 
 
 def _radius_pairs(
@@ -166,7 +179,7 @@ def _radius_pairs(
     Under the cosine metric the rows are L2-normalised first.
     """
     if metric == "cosine":
-        x = _unit_rows(x)
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)  # rows checked non-zero by _features
     # a little slack: the cut itself is applied to the distances afterwards
     nn = NearestNeighbors(radius=radius * (1 + 1e-6) + 1e-12, algorithm="brute").fit(x)
     graph = nn.radius_neighbors_graph(mode="distance").tocoo()  # the query point is left out
@@ -184,10 +197,8 @@ def _similarity(dist: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _similarity_cut(threshold: float, metric: str) -> float:
-    """A user's cut (a distance for l2, a cosine) as a threshold on similarities."""
-    if metric == "l2":
-        return -check_real(threshold, "threshold", minimum=0)
-    return check_real(threshold, "threshold")
+    """A checked cut (a distance for l2, a cosine) as a threshold on similarities."""
+    return -float(threshold) if metric == "l2" else float(threshold)
 
 
 def _link_weights(sim: np.ndarray, metric: str) -> np.ndarray:
@@ -202,7 +213,14 @@ def _candidate_edges(
     if k is None:
         return radius_edges(x, threshold, metric=metric)
     edge_index, sim = knn_edges(x, min(k, len(x) - 1), metric=metric)
-    keep = sim >= _similarity_cut(threshold, metric)
+    return _linked(edge_index, sim, threshold, metric)
+
+
+def _linked(
+    edge_index: np.ndarray, sim: np.ndarray, cut: float, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (and their similarities) that the cut links."""
+    keep = sim >= _similarity_cut(cut, metric)
     return edge_index[:, keep], sim[keep]
 
 
@@ -243,12 +261,20 @@ def _tune_cut(
 class _CutClusterer(ClusterMixin, BaseEstimator):
     """A clusterer with one cut (parameter ``_cut``) chosen by B-Cubed F when it is "auto".
 
-    Subclasses define ``_default_grid``, ``_check_cut`` (returns the cut as a
-    float), ``_loosest`` (the grid value linking the most), ``_graph`` (what
-    is computed once per data set) and ``_cluster`` (labels at one cut).
+    Each parameter is declared once in :data:`linkage_gcn._params.PARAMS`;
+    ``_parameter_constraints`` maps a subclass's parameters to their
+    declarations, and ``_cut_rules`` the metric to the bounds of its cut.
+    Subclasses define ``_cluster`` (labels at one cut, from what
+    ``_graph`` computes once per data set), and may override ``_graph`` and
+    ``_grids`` (the default grid of each metric).
     """
 
     _cut = "threshold"
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+    _cut_rules: ClassVar[dict[str, Rule]] = _THRESHOLD_RULES
+    #: The metrics under which the cut is a similarity (pairs at least that similar link).
+    _similarity_cuts: ClassVar[tuple[str, ...]] = ("cosine",)
+    _grids: ClassVar[dict[str, np.ndarray]] = {"l2": DISTANCE_GRID, "cosine": COSINE_GRID}
 
     def fit(self, X: Any, y: Any = None) -> _CutClusterer:
         """Choose the cut on labelled ``X`` (when it is ``"auto"``) or take the given one.
@@ -258,20 +284,21 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
         X : array-like of shape (N, D)
             Embeddings.
         y : array-like of shape (N,), optional
-            Identity labels; needed when the cut is ``"auto"``.
+            Identity labels (integers, strings or other comparable ids, as
+            :meth:`LinkageClusterer.fit <linkage_gcn.LinkageClusterer.fit>`
+            takes them); needed when the cut is ``"auto"``.
 
         Returns
         -------
         self
         """
-        self._check_params()
-        x = _features(X)
+        cut = self._check_params()
+        x = _features(X, self.metric)
+        labels = None if y is None else check_labels(y, n_samples=len(x), name="y", encode=True)
         self.n_features_in_ = int(x.shape[1])
-        cut = getattr(self, self._cut)
-        if isinstance(cut, str) and cut == "auto":
-            if y is None:
+        if isinstance(cut, str):  # "auto"
+            if labels is None:
                 raise ValueError(f"{self._cut}='auto' needs labels y to choose the {self._cut}.")
-            labels = check_labels(y, n_samples=x.shape[0], name="y")
             grid = self._grid()
             graph = self._graph(x, self._loosest(grid))
             best, scores = _tune_cut(grid, labels, lambda c: self._cluster(graph, c, len(x)))
@@ -286,7 +313,7 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
                     stacklevel=2,
                 )
         else:
-            best = self._check_cut(cut)
+            best = cut
             self.grid_, self.grid_scores_ = None, None
         setattr(self, self._cut + "_", best)
         return self
@@ -301,7 +328,7 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, self._cut + "_")
         self._check_params()
-        x = _features(X)
+        x = _features(X, self.metric)
         if x.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
@@ -314,28 +341,44 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
         """Fit on ``X`` (with ``y`` for ``"auto"``) and cluster it."""
         return self.fit(X, y).predict(X)
 
-    # defaults shared by the threshold clusterers (metric: l2 distance or cosine similarity)
+    def _check_params(self) -> Any:
+        """Check every parameter by its declaration, then the cut by the metric's bounds.
 
-    def _check_params(self) -> None:
-        check_in_options(self.metric, METRICS, "metric")
+        Returns the cut: ``"auto"`` or a float.
+        """
+        for name, rule in self._parameter_constraints.items():
+            rule(getattr(self, name), name)
+        cut = getattr(self, self._cut)
+        return cut if isinstance(cut, str) else self._check_cut(cut)
 
-    def _default_grid(self) -> np.ndarray:
-        return DISTANCE_GRID if self.metric == "l2" else COSINE_GRID
+    def _check_cut(self, cut: Any) -> float:
+        try:
+            return self._cut_rules[self.metric](cut, self._cut)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (metric={self.metric!r})") from None
 
     def _grid(self) -> np.ndarray:
-        grid = self._default_grid() if self.grid is None else np.asarray(self.grid, dtype=float)
-        grid = np.atleast_1d(grid)
-        if grid.ndim != 1 or grid.size == 0:
-            raise ValueError(f"grid must be a non-empty 1-D sequence, got shape {grid.shape}.")
+        grid = self._grids[self.metric] if self.grid is None else PARAMS["grid"](self.grid, "grid")
         for c in grid:
             self._check_cut(float(c))
         return grid
 
-    def _check_cut(self, cut: Any) -> float:
-        return check_real(cut, self._cut, minimum=0 if self.metric == "l2" else None)
-
     def _loosest(self, grid: np.ndarray) -> float:
-        return float(grid.max() if self.metric == "l2" else grid.min())
+        """The cut of the grid linking the most: the least similarity, the largest distance."""
+        return float(grid.min() if self.metric in self._similarity_cuts else grid.max())
+
+    def _graph(self, x: np.ndarray, loosest: float) -> Any:
+        return _candidate_edges(x, loosest, self.metric, self.k)
+
+    def _cluster(self, graph: Any, cut: float, n: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _declared(*names: str, **declarations: str) -> dict[str, Rule]:
+    """``{name: PARAMS[name]}``, and ``{name: PARAMS[declaration]}`` for a name declared apart."""
+    rules = {name: PARAMS[name] for name in names}
+    rules.update((name, PARAMS[declared]) for name, declared in declarations.items())
+    return rules
 
 
 # ----------------------------------------------------------------------------- clusterers
@@ -370,9 +413,9 @@ class KNNThresholdClusterer(_CutClusterer):
     Attributes
     ----------
     threshold_ : float
-        The cut used by ``predict``.
+        The cut ``predict`` links at (the given one, or the one ``"auto"`` chose).
     grid_, grid_scores_ : numpy.ndarray or None
-        The cuts tried by ``"auto"`` and their B-Cubed F (``None`` otherwise).
+        With ``"auto"``, each cut tried and its B-Cubed F on the training set.
 
     Examples
     --------
@@ -385,6 +428,8 @@ class KNNThresholdClusterer(_CutClusterer):
     (670,)
     """
 
+    _parameter_constraints = _declared("k", "metric", "grid", threshold="baseline_threshold")
+
     def __init__(
         self,
         k: int = 10,
@@ -396,13 +441,6 @@ class KNNThresholdClusterer(_CutClusterer):
         self.threshold = threshold
         self.metric = metric
         self.grid = grid
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_int(self.k, "k", minimum=1)
-
-    def _graph(self, x: np.ndarray, loosest: float) -> tuple[np.ndarray, np.ndarray]:
-        return knn_edges(x, min(self.k, len(x) - 1), metric=self.metric)
 
     def _cluster(self, graph: tuple[np.ndarray, np.ndarray], cut: float, n: int) -> np.ndarray:
         edge_index, sim = graph
@@ -449,10 +487,8 @@ class ChineseWhispersClusterer(_CutClusterer):
 
     Attributes
     ----------
-    threshold_ : float
-        The cut used by ``predict``.
-    grid_, grid_scores_ : numpy.ndarray or None
-        The cuts tried by ``"auto"`` and their B-Cubed F (``None`` otherwise).
+    threshold_, grid_, grid_scores_
+        As :class:`KNNThresholdClusterer`.
 
     Notes
     -----
@@ -467,6 +503,12 @@ class ChineseWhispersClusterer(_CutClusterer):
     >>> ChineseWhispersClusterer(threshold=0.5, random_state=0).fit_predict(X)
     array([0, 0, 0, 1, 1])
     """
+
+    _parameter_constraints = _declared(
+        "metric", "weighting", "self_loops", "max_iter", "n_blocks", "grid",
+        threshold="baseline_threshold", k="k_or_all_pairs", random_state="generator_seed",
+    )  # fmt: skip
+    _grids: ClassVar[dict[str, np.ndarray]] = {"l2": DISTANCE_GRID, "cosine": _COSINE_RADIUS_GRID}
 
     def __init__(
         self,
@@ -490,23 +532,9 @@ class ChineseWhispersClusterer(_CutClusterer):
         self.grid = grid
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_in_options(self.weighting, ("unit", "similarity"), "weighting")
-        if self.k is not None:
-            check_int(self.k, "k", minimum=1)
-
-    def _default_grid(self) -> np.ndarray:
-        return DISTANCE_GRID if self.metric == "l2" else _COSINE_RADIUS_GRID
-
-    def _graph(self, x: np.ndarray, loosest: float) -> tuple[np.ndarray, np.ndarray]:
-        return _candidate_edges(x, loosest, self.metric, self.k)
-
     def _cluster(self, graph: tuple[np.ndarray, np.ndarray], cut: float, n: int) -> np.ndarray:
-        edge_index, sim = graph
+        edge_index, sim = _linked(*graph, cut, self.metric)
         cut_sim = _similarity_cut(cut, self.metric)
-        keep = sim >= cut_sim
-        edge_index, sim = edge_index[:, keep], sim[keep]
         weights = np.ones(sim.size) if self.weighting == "unit" else _link_weights(sim, self.metric)
         if self.self_loops:
             # as heavy as a link at the cut (dlib: 1, as every link), so that one close
@@ -558,10 +586,8 @@ class InfomapClusterer(_CutClusterer):
 
     Attributes
     ----------
-    threshold_ : float
-        The cut used by ``predict``.
-    grid_, grid_scores_ : numpy.ndarray or None
-        The cuts tried by ``"auto"`` and their B-Cubed F (``None`` otherwise).
+    threshold_, grid_, grid_scores_
+        As :class:`KNNThresholdClusterer`.
 
     Notes
     -----
@@ -575,6 +601,16 @@ class InfomapClusterer(_CutClusterer):
     >>> InfomapClusterer(threshold=0.5, k=2, random_state=0).fit_predict(X)  # doctest: +SKIP
     array([0, 0, 0, 1, 1])
     """
+
+    _parameter_constraints = _declared(
+        "metric", "k", "num_trials", "markov_time", "grid",
+        threshold="baseline_threshold", random_state="generator_seed",
+    )  # fmt: skip
+    #: Positive link weights: a distance below 2, a cosine above 0.
+    _cut_rules: ClassVar[dict[str, Rule]] = {
+        "l2": Number(0.0, 2.0, closed="neither"),
+        "cosine": Number(0.0, 1.0, closed="neither"),
+    }
 
     def __init__(
         self,
@@ -594,25 +630,16 @@ class InfomapClusterer(_CutClusterer):
         self.grid = grid
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_int(self.k, "k", minimum=1)
+    def _check_params(self) -> Any:
+        cut = super()._check_params()
         _import_infomap()  # fail before the kNN search when the package is missing
-
-    def _check_cut(self, cut: Any) -> float:
-        if self.metric == "l2":
-            return check_real(cut, self._cut, minimum=0, maximum=2, inclusive=False)
-        return check_real(cut, self._cut, minimum=0, maximum=1, inclusive=False)
-
-    def _graph(self, x: np.ndarray, loosest: float) -> tuple[np.ndarray, np.ndarray]:
-        return _candidate_edges(x, loosest, self.metric, self.k)
+        return cut
 
     def _cluster(self, graph: tuple[np.ndarray, np.ndarray], cut: float, n: int) -> np.ndarray:
-        edge_index, sim = graph
-        keep = sim >= _similarity_cut(cut, self.metric)
+        edge_index, sim = _linked(*graph, cut, self.metric)
         return infomap(
-            edge_index[:, keep],
-            _link_weights(sim[keep], self.metric),
+            edge_index,
+            _link_weights(sim, self.metric),
             n,
             random_state=self.random_state,
             num_trials=self.num_trials,
@@ -646,7 +673,7 @@ class DBSCANClusterer(_CutClusterer):
     eps_ : float
         The radius used by ``predict``.
     grid_, grid_scores_ : numpy.ndarray or None
-        The values tried by ``"auto"`` and their B-Cubed F (``None`` otherwise).
+        As :class:`KNNThresholdClusterer`, for ``eps``.
 
     Notes
     -----
@@ -662,6 +689,12 @@ class DBSCANClusterer(_CutClusterer):
     """
 
     _cut = "eps"
+    _parameter_constraints = _declared("eps", "min_samples", "metric", "grid", "n_jobs")
+    _cut_rules = _DISTANCE_RULES
+    _similarity_cuts = ()
+    _grids: ClassVar[dict[str, np.ndarray]] = {
+        "l2": DISTANCE_GRID, "cosine": np.round(1.0 - _COSINE_RADIUS_GRID, 4),
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -676,21 +709,6 @@ class DBSCANClusterer(_CutClusterer):
         self.metric = metric
         self.grid = grid
         self.n_jobs = n_jobs
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_int(self.min_samples, "min_samples", minimum=1)
-
-    def _default_grid(self) -> np.ndarray:
-        return DISTANCE_GRID if self.metric == "l2" else np.round(1.0 - _COSINE_RADIUS_GRID, 4)
-
-    def _check_cut(self, cut: Any) -> float:
-        if self.metric == "l2":
-            return check_real(cut, self._cut, minimum=0)
-        return check_real(cut, self._cut, minimum=0, maximum=2)
-
-    def _loosest(self, grid: np.ndarray) -> float:
-        return float(grid.max())
 
     def _graph(self, x: np.ndarray, loosest: float) -> tuple[np.ndarray, ...]:
         radius = loosest if self.metric == "l2" else float(np.sqrt(2.0 * loosest))
@@ -755,6 +773,13 @@ class HDBSCANClusterer(_CutClusterer):
     """
 
     _cut = "cluster_selection_epsilon"
+    _parameter_constraints = _declared(
+        "min_cluster_size", "min_samples", "cluster_selection_method",
+        "cluster_selection_epsilon", "metric", "grid", "n_jobs",
+    )  # fmt: skip
+    _cut_rules = _DISTANCE_RULES
+    _similarity_cuts = ()
+    _grids = _EPSILON_GRIDS
 
     def __init__(
         self,
@@ -773,22 +798,6 @@ class HDBSCANClusterer(_CutClusterer):
         self.metric = metric
         self.grid = grid
         self.n_jobs = n_jobs
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_int(self.min_cluster_size, "min_cluster_size", minimum=2)
-        check_int(self.min_samples, "min_samples", minimum=1)
-        check_in_options(self.cluster_selection_method, ("eom", "leaf"), "cluster_selection_method")
-
-    def _default_grid(self) -> np.ndarray:
-        grid = DISTANCE_GRID if self.metric == "l2" else np.round(1.0 - _COSINE_RADIUS_GRID, 4)
-        return np.concatenate([[0.0], np.sort(grid)])
-
-    def _check_cut(self, cut: Any) -> float:
-        return check_real(cut, self._cut, minimum=0)
-
-    def _loosest(self, grid: np.ndarray) -> float:
-        return float(grid.max())
 
     def _graph(self, x: np.ndarray, loosest: float) -> np.ndarray:
         return x

@@ -544,7 +544,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             active_connection=cfg["active_connection"], loss=cfg["loss"], epochs=cfg["epochs"],
             batch_size=cfg["batch_size"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
-            pivot_similarity=cfg["pivot_similarity"], **_TEMP_SEED(seed, resume),
+            pivot_similarity=cfg["pivot_similarity"], seed=seed, resume=resume,
         )  # fmt: skip
         return model, history
 
@@ -1036,14 +1036,6 @@ def _check_weights(weights: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- cross-parameter rules
-
-
-def _TEMP_SEED(seed, resume):  # TEMPORARY until training takes seed/resume
-    import inspect
-
-    if "seed" in inspect.signature(train_linkage_gcn).parameters:
-        return {"seed": seed, "resume": resume}
-    return {"generator": torch.Generator().manual_seed(seed)}
 
 
 def _knn_widths(cfg: dict[str, Any]) -> dict[str, int]:

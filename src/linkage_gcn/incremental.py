@@ -37,20 +37,21 @@ the whole collection is the reference):
 * with the faiss backends, the existing rows that a new face enters are found
   among the new face's ``search_k`` nearest neighbours (the torch backend
   finds them exactly); ``"faiss-hnsw"`` is also approximate in its search.
+
+The nearest-neighbour search is a :class:`~linkage_gcn.knn.KNNIndex` over the
+stored embeddings, and the estimator is driven through its public methods
+only (``resolved_params``, ``preprocess``, ``link_threshold``,
+``merge_rule``). The state file is the package's state format
+(:mod:`linkage_gcn._archive`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
-import io as _io
 import json
 import logging
 import time
 import warnings
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,32 +61,37 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._files import atomic_write
+from ._archive import as_path, read_state, write_state
+from ._params import PARAMS, Number, Rule, check_param, skip_validation
 from ._threads import with_threads
-from ._validation import check_int, check_real
-from ._version import __version__
-from .community import constrained_chinese_whispers
-from .knn import knn
-from .merge import constrained_components, pool_pair_scores
+from ._validation import check_bool
+from .knn import BACKENDS as KNN_BACKENDS
+from .knn import KNNIndex, check_backend, check_knn_index
+from .merge import pool_pair_scores
+from .merges import MERGES
 from .training import predict_links
 
 __all__ = ["BACKENDS", "IncrementalClusterer", "UpdateReport"]
 
 logger = logging.getLogger(__name__)
 
-#: kNN backends of :class:`IncrementalClusterer`.
-BACKENDS = ("auto", "torch", "faiss", "faiss-hnsw")
-
-#: Format name and version written in a saved state's header.
-FORMAT = "linkage-gcn-incremental"
-FORMAT_VERSION = 1
+#: kNN backends of :class:`IncrementalClusterer`: those of :data:`linkage_gcn.knn.BACKENDS`
+#: whose index grows one batch at a time ("faiss-ivf" would train its lists on the first
+#: batch alone; "torch_cluster" searches everything again per batch, slowly on a CPU).
+BACKENDS = tuple(b for b in KNN_BACKENDS if b not in ("faiss-ivf", "torch_cluster"))
 
 #: The merge rule: ``merge(edge_index, scores, num_nodes, threshold, names) -> labels``.
 MergeRule = Callable[[np.ndarray, np.ndarray, int, float, np.ndarray], np.ndarray]
 
 _ARRAYS = ("x", "knn", "sim", "scores", "labels", "comp", "names", "face_ids")
+#: Header fields of every state file, and those added by format version 2 (the settings).
+_HEADER = ("fingerprint", "n_features", "n_faces", "width", "threshold", "backend",
+           "search_k", "names", "next_face_id", "next_cluster_id", "next_component")  # fmt: skip
+_HEADER_V2 = ("context", "chunk_size", "merge", "custom_merge")
+_CHUNK = 512  # new faces searched and inserted at once, by default
 _PIVOT_BLOCK = 8192  # pivots whose IPS nodes are gathered at once
 
 
@@ -150,43 +156,48 @@ class IncrementalClusterer:
     ----------
     clusterer : LinkageClusterer
         A fitted clusterer: its model scores the links, its preprocessing and
-        metric apply, its link cut (the ``threshold`` parameter, or the fitted
-        ``threshold_`` when ``"auto"``) is the starting threshold. Its
-        ``merge="threshold"`` or ``"chinese-whispers"`` is applied with names
-        as constraints (an addition of everything at once gives
-        ``clusterer.predict``); with another merge, threshold components are
-        used and a :class:`UserWarning` says that the cut was calibrated for
-        that merge (pass ``threshold``).
+        metric apply, its link cut (:meth:`LinkageClusterer.link_threshold
+        <linkage_gcn.LinkageClusterer.link_threshold>`) is the starting
+        threshold, and its merge (:meth:`LinkageClusterer.merge_rule
+        <linkage_gcn.LinkageClusterer.merge_rule>` with names as constraints)
+        the default merge: an addition of everything at once gives
+        ``clusterer.predict`` for ``merge="threshold"`` or
+        ``"chinese-whispers"``. Other merges have no form with names as
+        constraints: threshold components are used, and without
+        ``threshold`` a :class:`UserWarning` says that the cut was calibrated
+        for that merge.
     threshold : float, optional
-        Link threshold (default: the clusterer's).
+        Link threshold, a number in [0, 1] (default: the clusterer's cut;
+        ``"auto"`` is refused: there are no training data to calibrate on).
     backend : {"auto", "torch", "faiss", "faiss-hnsw"}
-        Nearest-neighbour search of new faces against the collection.
-        ``"torch"``: exact, one pass over the stored embeddings per batch
-        (also finds exactly the rows a new face enters). ``"faiss"``: a flat
-        faiss index kept in memory (exact search; the rows a new face enters
-        are found among its ``search_k`` nearest). ``"faiss-hnsw"``: an HNSW
-        index, sublinear, for millions of faces (approximate). ``"auto"``:
-        ``"torch"``.
+        Nearest-neighbour search of new faces against the collection (a
+        :class:`~linkage_gcn.knn.KNNIndex`). ``"torch"``: exact, one pass
+        over the stored embeddings per batch (also finds exactly the rows a
+        new face enters). ``"faiss"``: a flat faiss index kept in memory
+        (exact search; the rows a new face enters are found among its
+        ``search_k`` nearest). ``"faiss-hnsw"``: an HNSW index, sublinear,
+        for millions of faces (approximate). ``"auto"``: ``"torch"`` (the
+        exact rows; the faiss backends are chosen by name).
     search_k : int, optional
         ``k'`` of the faiss backends (default: 8 times the kNN width, at
         least 100).
-    chunk_size : int
-        New faces inserted into the kNN table at once (bounds memory).
+    chunk_size : int, optional
+        New faces searched and inserted into the kNN table at once (bounds
+        memory; default 512).
     context : bool
         Also re-score the pivots whose 1-hop nodes gained a new neighbour
         among their first ``max(k2, active_connection)`` (the 2-hop context
         of their subgraph): closer to scoring everything again, at the cost
         of more pivots per addition. Default: only the pivots whose 1-hop set
         changed.
-    merge : callable, optional
-        The merge rule ``merge(edge_index, scores, num_nodes, threshold,
-        names) -> labels``. By default the clusterer's own merge with names as
-        constraints: :func:`~linkage_gcn.community.constrained_chinese_whispers`
-        for ``merge="chinese-whispers"`` (seeded by the clusterer's
-        ``random_state``), :func:`~linkage_gcn.merge.constrained_components`
-        otherwise. It must work one
-        connected component of the kept links at a time (the updates
-        re-merge only the touched components).
+    merge : str or callable, optional
+        A merge of :data:`linkage_gcn.merges.MERGES` by name (in its form with
+        names as constraints, with the clusterer's ``merge_runs`` and seed),
+        or a function ``merge(edge_index, scores, num_nodes, threshold,
+        names) -> labels``. By default the clusterer's own merge. A function
+        must work one connected component of the kept links at a time (the
+        updates re-merge only the touched components); it cannot be stored
+        in a state file (:meth:`load` asks for it again).
 
     Attributes
     ----------
@@ -208,13 +219,10 @@ class IncrementalClusterer:
     --------
     >>> from linkage_gcn import LinkageClusterer
     >>> from linkage_gcn.datasets import make_identities
-    >>> X, y = make_identities(30, random_state=0)
-    >>> clusterer = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
-    ...                              hidden_channels=(16,), merge="threshold",
-    ...                              random_state=0).fit(X, y)
-    >>> library = IncrementalClusterer(clusterer)
-    >>> first = library.add(X[:40])
-    >>> report = library.add(X[40:50])
+    >>> faces, _ = make_identities(30, dim=128, random_state=0)
+    >>> library = IncrementalClusterer(LinkageClusterer.pretrained(merge="threshold"))
+    >>> first = library.add(faces[:40])
+    >>> report = library.add(faces[40:50])
     >>> report.face_ids.tolist()
     [40, 41, 42, 43, 44, 45, 46, 47, 48, 49]
     >>> len(library), library.labels_.shape
@@ -228,44 +236,41 @@ class IncrementalClusterer:
         threshold: Optional[float] = None,
         backend: str = "auto",
         search_k: Optional[int] = None,
-        chunk_size: int = 512,
+        chunk_size: Optional[int] = None,
         context: bool = False,
-        merge: Optional[MergeRule] = None,
+        merge: Union[str, MergeRule, None] = None,
     ) -> None:
         check_is_fitted(clusterer, "model_")
-        cfg = clusterer._check_params()
-        own_rule = cfg["merge"] in ("threshold", "chinese-whispers")
-        if not own_rule and threshold is None and merge is None:
+        cfg = clusterer.resolved_params()
+        backend = check_backend(check_param("backend", backend, PARAMS["incremental_backend"]))
+        search_k = check_param("search_k", search_k)
+        chunk_size = check_param("chunk_size", chunk_size)
+        self.context = check_param("context", context)
+        self.merge = check_param("merge", merge, PARAMS["incremental_merge"])
+        own = MERGES[cfg["merge"]]
+        if not own.native_constraints and threshold is None and merge is None:
             warnings.warn(
-                f"the clusterer merges with merge={cfg['merge']!r}; IncrementalClusterer merges "
+                f"the clusterer merges with merge={own.name!r}; IncrementalClusterer merges "
                 "with threshold components with name constraints at the clusterer's link "
                 "cut, which was calibrated for the other merge: pass threshold= (or fit with "
                 "merge='threshold' or 'chinese-whispers') to choose the cut.",
                 UserWarning,
                 stacklevel=2,
             )
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
-        if backend.startswith("faiss") and importlib.util.find_spec("faiss") is None:
-            raise ValueError(f"backend={backend!r} needs faiss: pip install faiss-cpu.")
+        self.threshold_ = clusterer.link_threshold() if threshold is None else _link_cut(threshold)
         self.clusterer = clusterer
         self.backend = "torch" if backend == "auto" else backend
         self._cfg = cfg
         self._width = int(cfg["n_neighbors_predict"])  # K
         self._k1 = int(cfg["k1"])
-        self.search_k = check_int(
-            max(8 * self._width, 100) if search_k is None else search_k, "search_k", minimum=1
-        )
-        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-        self.context = bool(context)
-        self.merge = _merge_rule(clusterer, cfg) if merge is None else merge
-        if threshold is None:  # the estimator's rule (LinkageClusterer._link_threshold)
-            threshold = (
-                clusterer.threshold_ if cfg["threshold"] == "auto" else float(cfg["threshold"])
-            )
-        self.threshold_ = check_real(threshold, "threshold")
+        self.search_k = max(8 * self._width, 100) if search_k is None else search_k
+        self.chunk_size = _CHUNK if chunk_size is None else chunk_size
+        self._merge = _merge_function(clusterer, cfg, self.merge)
         self.n_features_in_ = int(clusterer.n_features_in_)
         self.fingerprint_ = model_fingerprint(clusterer)
+        self._index = KNNIndex(
+            cfg["metric"], self.backend, chunk_size=self.chunk_size, verbose=False
+        )
         self._n = 0
         self._w = 0  # valid kNN width, min(K, n - 1)
         self._bufs: dict[str, np.ndarray] = {}
@@ -275,7 +280,6 @@ class IncrementalClusterer:
         self._next_face = 0
         self._next_id = 0
         self._next_comp = 0
-        self._index: Any = None  # faiss index over the rows [0, n)
         self._journal: Optional[list[tuple[str, np.ndarray, np.ndarray]]] = None
 
     # ------------------------------------------------------------------ views
@@ -362,15 +366,16 @@ class IncrementalClusterer:
         Raises
         ------
         ValueError
-            On a bad ``X`` (shape, feature width, NaN): nothing is changed.
+            On a bad ``X`` (shape, feature width, NaN, an all-zero row under
+            the cosine metric): nothing is changed.
         """
         start = time.perf_counter()
-        cfg = self._cfg
-        xb = self.clusterer._prepare(X, cfg, reset=False, min_samples=1).cpu().numpy()
+        xb = self.clusterer.preprocess(X)
         b, n0 = xb.shape[0], self._n
         self._journal = []
         scalars = self._scalars()
         try:
+            self._index.add(xb)
             self._append(xb)
             new_rows = np.arange(n0, n0 + b)
             if n0 <= self._width or b >= n0:
@@ -411,24 +416,31 @@ class IncrementalClusterer:
         Raises
         ------
         ValueError
-            On an unknown face id, a name that is not a non-empty string,
-            lengths that differ, or one face given two different names:
-            nothing is changed.
+            On an unknown face id, ``names`` that is not a string, ``None`` or
+            a sequence, a name that is not a non-empty string, lengths that
+            differ, or one face given two different names: nothing is changed.
         """
         start = time.perf_counter()
         rows = self._rows(face_ids, allow_repeats=True)
         if names is None or isinstance(names, str):
             given = [names] * rows.size
-        else:
-            given = list(names)
-            if len(given) != rows.size:
+        elif isinstance(names, (Sequence, np.ndarray)) and not isinstance(names, bytes):
+            given = np.asarray(names, dtype=object).ravel().tolist()
+            if np.ndim(names) != 1 or len(given) != rows.size:
                 raise ValueError(
-                    f"names has {len(given)} entries but face_ids has {rows.size}; give one "
-                    "name per face, or a single name."
+                    f"names has {len(given)} entries (shape {np.shape(names)}) but face_ids has "
+                    f"{rows.size}; give one name per face, or a single name."
                 )
-        for value in given:
+        else:
+            raise ValueError(
+                "names must be a str, None, or a sequence of str or None (one per face), got "
+                f"{type(names).__name__} {names!r}."
+            )
+        single = names is None or isinstance(names, str)
+        for i, value in enumerate(given):
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"a name must be a non-empty string or None, got {value!r}.")
+                where = "names" if single else f"names[{i}]"
+                raise ValueError(f"{where} must be a non-empty string or None, got {value!r}.")
         seen: dict[int, Optional[str]] = {}
         for r, value in zip(rows.tolist(), given):
             if r in seen and seen[r] != value:
@@ -455,12 +467,13 @@ class IncrementalClusterer:
         Raises
         ------
         ValueError
-            When ``old`` is not a name in use or ``new`` is not a non-empty
-            string.
+            When ``old`` or ``new`` is not a non-empty string, or ``old`` is
+            not a name in use.
         """
         start = time.perf_counter()
-        if not isinstance(new, str) or not new.strip():
-            raise ValueError(f"a name must be a non-empty string, got {new!r}.")
+        for arg, value in (("old", old), ("new", new)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{arg} must be a non-empty string (a name), got {value!r}.")
         codes = self._names_view()
         code = self._name_code.get(old, -1)
         faces = np.flatnonzero(codes == code) if code >= 0 else np.zeros(0, dtype=np.int64)
@@ -528,9 +541,14 @@ class IncrementalClusterer:
 
         The result equals merging :meth:`pair_scores` with the merge rule at
         ``threshold`` (with the names), mapped onto the current ids.
+
+        Raises
+        ------
+        ValueError
+            When ``threshold`` is not a number in [0, 1] (nothing is changed).
         """
         start = time.perf_counter()
-        threshold = check_real(threshold, "threshold")
+        threshold = _link_cut(threshold)
         self.threshold_ = threshold
         report = self._recluster(np.arange(self._n), rescored=0)
         return _replace(report, start=start)
@@ -540,12 +558,38 @@ class IncrementalClusterer:
     def save(self, path: Union[str, Path], *, overwrite: bool = False) -> Path:
         """Write the whole state to one ``.npz`` file (no pickle; JSON header).
 
-        Atomic; refuses to replace an existing file unless ``overwrite=True``.
+        The header holds every setting (threshold, backend, ``search_k``,
+        ``chunk_size``, ``context``, the merge's name); a merge given as a
+        function cannot be stored: a :class:`UserWarning` says so, and
+        :meth:`load` asks for it again. Atomic; refuses to replace an existing
+        file unless ``overwrite=True``.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+
+        Raises
+        ------
+        FileExistsError
+            When ``path`` exists and ``overwrite`` is false.
+        TypeError
+            When ``path`` is not a path.
+        ValueError
+            When ``overwrite`` is not ``True`` or ``False``.
         """
+        path = as_path(path)
+        overwrite = check_bool(overwrite, "overwrite")
+        custom = None if self._merge_name() is not None else _qualname(self.merge)
+        if custom is not None:
+            warnings.warn(
+                f"the merge function {custom} is not stored in the state file (a function "
+                "cannot be); pass it again: IncrementalClusterer.load(path, clusterer, "
+                "merge=...).",
+                UserWarning,
+                stacklevel=2,
+            )
         header = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "linkage_gcn_version": __version__,
             "fingerprint": self.fingerprint_,
             "n_features": self.n_features_in_,
             "n_faces": self._n,
@@ -557,54 +601,88 @@ class IncrementalClusterer:
             "next_face_id": self._next_face,
             "next_cluster_id": self._next_id,
             "next_component": self._next_comp,
+            "context": self.context,
+            "chunk_size": self.chunk_size,
+            "merge": self._merge_name(),
+            "custom_merge": custom,
         }
         arrays = {name: self._bufs[name][: self._n] for name in _ARRAYS}
         arrays["knn"] = arrays["knn"][:, : self._w]
         arrays["sim"] = arrays["sim"][:, : self._w]
         arrays["scores"] = arrays["scores"][:, : min(self._k1, self._w)]
-        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        buffer = _io.BytesIO()
-        np.savez(buffer, **arrays)
-        return atomic_write(path, lambda f: f.write(buffer.getvalue()), overwrite=overwrite)
+        return write_state(path, header, arrays, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: Union[str, Path], clusterer: Any, **kwargs: Any) -> IncrementalClusterer:
-        """Read a state written by :meth:`save`, for the same model.
+    def load(
+        cls,
+        path: Union[str, Path],
+        clusterer: Any,
+        *,
+        backend: Optional[str] = None,
+        chunk_size: Optional[int] = None,
+        merge: Union[str, MergeRule, None] = None,
+    ) -> IncrementalClusterer:
+        """Read a state written by :meth:`save`, for the same model, with its settings.
 
         Parameters
         ----------
         path : str or Path
         clusterer : LinkageClusterer
             The model the state was built with (same weights and settings).
-        **kwargs
-            ``chunk_size``, ``merge`` (the other settings come from the file).
+        backend : str, optional
+            Search with another backend than the saved one (e.g. ``"torch"``
+            where faiss is not installed).
+        chunk_size : int, optional
+            Another chunk size than the saved one.
+        merge : str or callable, optional
+            Another merge than the saved one; required when the state was
+            saved with a merge function (which a file cannot hold).
+
+        Returns
+        -------
+        IncrementalClusterer
+            With the saved threshold, backend, ``search_k``, ``chunk_size``,
+            ``context`` and merge (files of format version 1 hold only the
+            first three: the others take their defaults).
 
         Raises
         ------
         FileNotFoundError
-            When ``path`` is not a file.
+            When ``path`` is not a file (or is a directory).
         ValueError
             Naming the file: not a state file (another kind of file, a
-            pickle), truncated or corrupted, a newer format, another feature
+            pickle), truncated or corrupted, a newer format, missing fields,
+            a bad setting, a merge function to pass again, another feature
             width, another model (fingerprint), or inconsistent arrays.
         """
         check_is_fitted(clusterer, "model_")
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such state file.")
-        header, arrays = _read_state(p)
+        overrides = {
+            "backend": None if backend is None else check_backend(
+                check_param("backend", backend, PARAMS["incremental_backend"])
+            ),
+            "chunk_size": check_param("chunk_size", chunk_size),
+            "merge": check_param("merge", merge, PARAMS["incremental_merge"]),
+        }  # fmt: skip
+        header, arrays = read_state(path, required_arrays=_ARRAYS, required_header=_HEADER)
+        p = as_path(path)
+        settings = _saved_settings(p, header)
         if header["n_features"] != clusterer.n_features_in_:
             raise ValueError(
                 f"{p} holds {header['n_features']}-dimensional embeddings but the clusterer "
                 f"expects {clusterer.n_features_in_}; load it with the model it was built with."
             )
-        state = cls(
-            clusterer,
-            threshold=header["threshold"],
-            backend=header["backend"],
-            search_k=header["search_k"],
-            **kwargs,
-        )
+        if settings["custom_merge"] is not None and overrides["merge"] is None:
+            raise ValueError(
+                f"{p} was saved with the merge function {settings['custom_merge']}, which a "
+                "state file cannot hold: pass it again, IncrementalClusterer.load(path, "
+                "clusterer, merge=...)."
+            )
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        del settings["custom_merge"]
+        try:
+            state = cls(clusterer, **settings)
+        except ValueError as exc:  # a saved setting this installation cannot honour
+            raise ValueError(f"{p}: {exc}") from None
         if header["fingerprint"] != state.fingerprint_:
             raise ValueError(
                 f"{p} was written with another model (fingerprint "
@@ -617,6 +695,12 @@ class IncrementalClusterer:
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{p} is not a consistent state: {exc}") from None
         return state
+
+    def _merge_name(self) -> Optional[str]:
+        """The registry name of the merge in use (``None`` for a merge function)."""
+        if self.merge is None:
+            return self._cfg["merge"]
+        return self.merge if isinstance(self.merge, str) else None
 
     def _set_arrays(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         n, w = int(header["n_faces"]), int(header["width"])
@@ -640,9 +724,9 @@ class IncrementalClusterer:
         table = header["names"]
         if not isinstance(table, list) or not all(isinstance(s, str) for s in table):
             raise ValueError("the name table must be a list of strings")
-        knn_, fids = arrays["knn"], arrays["face_ids"]
-        if knn_.size and (knn_.min() < 0 or knn_.max() >= n):
-            raise ValueError("kNN ids outside the collection")
+        if w:
+            check_knn_index(arrays["knn"], n, name="array 'knn'", rows_of="the state")
+        fids = arrays["face_ids"]
         if n and (np.any(np.diff(fids) <= 0) or fids[0] < 0 or fids[-1] >= header["next_face_id"]):
             raise ValueError("face ids must increase and stay below next_face_id")
         labels = arrays["labels"]
@@ -660,13 +744,12 @@ class IncrementalClusterer:
                 self._bufs[name][:n, :k1w] = arrays[name]
             else:
                 self._bufs[name][:n] = arrays[name]
-        self._db_refresh(0)
         self._name_list = list(table)
         self._name_code = {s: i for i, s in enumerate(table)}
         self._next_face = int(header["next_face_id"])
         self._next_id = int(header["next_cluster_id"])
         self._next_comp = int(header["next_component"])
-        self._reset_index()
+        self._reindex()
 
     # ------------------------------------------------------------------ storage
 
@@ -679,7 +762,7 @@ class IncrementalClusterer:
         cap = max(n, 2 * cap, 64)
         K, D = max(self._width, 1), self.n_features_in_
         specs = {
-            "x": ((cap, D), np.float32), "db": ((cap, D), np.float32),
+            "x": ((cap, D), np.float32),
             "knn": ((cap, K), np.int64), "sim": ((cap, K), np.float32),
             "scores": ((cap, max(min(self._k1, K), 1)), np.float32),
             "labels": ((cap,), np.int64), "comp": ((cap,), np.int64),
@@ -703,17 +786,6 @@ class IncrementalClusterer:
         self._bufs["face_ids"][sl] = np.arange(self._next_face, self._next_face + b)
         self._next_face += b
         self._n = n0 + b
-        self._db_refresh(n0)
-
-    def _db_refresh(self, start: int) -> None:
-        """Search vectors of the rows from ``start`` on (unit rows for the cosine metric)."""
-        x = self._bufs["x"][start : self._n]
-        if self._cfg["metric"] == "cosine":
-            norm = np.linalg.norm(x, axis=1, keepdims=True)
-            if bool((norm == 0).any()):
-                raise ValueError("X holds a zero row, which has no direction (metric='cosine').")
-            x = x / norm
-        self._bufs["db"][start : self._n] = x
 
     def _compact(self, keep: np.ndarray, new_pos: np.ndarray) -> None:
         """Drop the rows not kept; re-point kNN ids (ids of dropped rows become -1)."""
@@ -724,7 +796,7 @@ class IncrementalClusterer:
         pos = np.where(keep, new_pos, -1)
         self._bufs["knn"][:m, : self._w] = pos[self._bufs["knn"][:m, : self._w]]
         self._n = m
-        self._reset_index()
+        self._index.remove(np.flatnonzero(~keep))
 
     def _scalars(self) -> tuple[Any, ...]:
         return (self._n, self._w, self._next_face, self._next_id, self._next_comp,
@@ -741,7 +813,8 @@ class IncrementalClusterer:
             self._bufs[name][rows] = values
         self._n, self._w, self._next_face, self._next_id, self._next_comp = scalars[:5]
         self.threshold_ = scalars[5]
-        self._reset_index()
+        if len(self._index) > self._n:  # the rows of the failed addition
+            self._index.remove(np.arange(self._n, len(self._index)))
 
     def _snapshot(self) -> dict[str, Any]:
         """Everything an update may change (copies of the used rows; small next to a failure)."""
@@ -761,7 +834,7 @@ class IncrementalClusterer:
         self._n, self._w, self._next_face, self._next_id, self._next_comp = snap["scalars"]
         self._name_list, self._name_code = snap["names"]
         self.threshold_ = snap["threshold"]
-        self._reset_index()
+        self._reindex()
 
     def _rows(self, face_ids: Any, *, allow_repeats: bool) -> np.ndarray:
         """Storage rows of face ids; a clear error on unknown ones."""
@@ -770,7 +843,7 @@ class IncrementalClusterer:
             if ids.dtype.kind == "f" and ids.size and np.all(ids == np.round(ids)):
                 ids = ids.astype(np.int64)
             elif ids.size:
-                raise ValueError(f"face ids must be integers, got dtype {ids.dtype}.")
+                raise ValueError(f"face_ids must be integer face ids, got {face_ids!r}.")
         ids = ids.astype(np.int64).ravel()
         if not allow_repeats and np.unique(ids).size != ids.size:
             raise ValueError("face_ids lists a face more than once.")
@@ -787,64 +860,23 @@ class IncrementalClusterer:
 
     # ------------------------------------------------------------------ kNN
 
-    def _reset_index(self) -> None:
-        self._index = None
-        if self.backend == "torch" or self._n == 0:
-            return
-        import faiss
-
-        d = self.n_features_in_
-        ip = self._cfg["metric"] == "cosine"
-        if self.backend == "faiss":
-            index = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
-        else:
-            metric = faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2
-            index = faiss.IndexHNSWFlat(d, 32, metric)
-            index.hnsw.efSearch = max(2 * self.search_k, 64)
-        index.add(np.ascontiguousarray(self._bufs["db"][: self._n]))
-        self._index = index
+    def _reindex(self) -> None:
+        """The kNN index over the stored rows again (after a restore or a load)."""
+        self._index.reset()
+        if self._n:
+            self._index.add(self._bufs["x"][: self._n])
 
     def _search(
-        self, q: np.ndarray, n0: int, k: int, kth: Optional[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The ``k`` nearest of rows ``[0, n0)`` for each query; and the reverse candidates.
-
-        Returns ``ids, sims`` (b, k) and ``(qi, j, s)``: query ``qi`` is more
-        similar to row ``j`` than ``j``'s last neighbour (``kth[j]``).
-        """
-        k = min(k, n0)
-        cosine = self._cfg["metric"] == "cosine"
-        if self.backend != "torch":
-            dist, ids = self._index.search(np.ascontiguousarray(q), k)
-            sims = dist if cosine else -np.sqrt(np.maximum(dist, 0))
-            ok = ids >= 0
-            sims = np.where(ok, sims, -np.inf).astype(np.float32)
-            ids = np.where(ok, ids, 0)
-            if kth is None:
-                return ids, sims, _no_triples()
-            qi, col = np.nonzero(ok & (sims > kth[ids]))
-            return ids, sims, (qi, ids[qi, col], sims[qi, col])
-        db = torch.from_numpy(self._bufs["db"][:n0])
-        qt = torch.from_numpy(q)
-        block = max(1, (1 << 24) // max(q.shape[0], 1))
-        best_s = torch.full((q.shape[0], 0), -float("inf"))
-        best_i = torch.zeros((q.shape[0], 0), dtype=torch.long)
-        triples = []
-        kth_t = None if kth is None else torch.from_numpy(kth)
-        for s0 in range(0, n0, block):
-            part = db[s0 : s0 + block]
-            sim = qt @ part.T if cosine else -torch.cdist(qt, part)
-            cat_s = torch.cat([best_s, sim], 1)
-            cat_i = torch.cat([best_i, torch.arange(s0, s0 + part.shape[0]).expand_as(sim)], 1)
-            top = torch.topk(cat_s, min(k, cat_s.shape[1]), dim=1)
-            best_s, best_i = top.values, cat_i.gather(1, top.indices)
-            if kth_t is not None:
-                qi, col = torch.nonzero(sim > kth_t[s0 : s0 + part.shape[0]], as_tuple=True)
-                triples.append((qi, col + s0, sim[qi, col]))
-        if not triples:
-            return best_i.numpy(), best_s.numpy(), _no_triples()
-        qi, j, s = (torch.cat(t).numpy() for t in zip(*triples))
-        return best_i.numpy(), best_s.numpy(), (qi, j, s.astype(np.float32))
+        self, rows: np.ndarray, k: int, bounds: Optional[np.ndarray] = None
+    ) -> tuple[np.ndarray, ...]:
+        """The ``k`` nearest stored rows of the stored ``rows`` (themselves excluded)."""
+        found = self._index.search(self._bufs["x"][rows], k, self_ids=rows, bounds=bounds)
+        if bool((found[1] < 0).any()):
+            raise ValueError(
+                f"the {self.backend!r} index found fewer than {k} neighbours for some faces; "
+                "use backend='torch' or 'faiss' (exact), or a larger search_k."
+            )
+        return found
 
     def _insert(self, n0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Find the kNN rows of the new rows ``[n0, n)`` and update the rows they enter.
@@ -856,27 +888,19 @@ class IncrementalClusterer:
         n, w, k1w = self._n, self._w, min(self._k1, self._w)
         wc = min(max(self._cfg["k2"], self._cfg["active_connection"]), w)
         knn_, sim_ = self._bufs["knn"], self._bufs["sim"]
+        k = min(w if self.backend == "torch" else max(self.search_k, w), n - 1)
+        bounds = np.full(n, np.inf, dtype=np.float32)  # a new row's list is searched in full
         changed: list[np.ndarray] = []
         old_hop1: list[np.ndarray] = []
         context: list[np.ndarray] = []
         for c0 in range(n0, n, self.chunk_size):
             c1 = min(c0 + self.chunk_size, n)
-            q = self._bufs["db"][c0:c1]
             b = c1 - c0
-            k = w if self.backend == "torch" else max(self.search_k, w)
-            ids, sims, (qi, j, s) = self._search(q, c0, k, sim_[:c0, w - 1])
-            # the new rows: nearest among [0, c0) and the chunk itself
-            qq = torch.from_numpy(q)
-            inner = qq @ qq.T if self._cfg["metric"] == "cosine" else -torch.cdist(qq, qq)
-            inner = inner.numpy()
-            np.fill_diagonal(inner, -np.inf)
-            cand_s = np.concatenate([sims, inner], 1)
-            cand_i = np.concatenate([ids, np.broadcast_to(np.arange(c0, c1), (b, b))], 1)
-            order = np.argsort(-cand_s, axis=1, kind="stable")[:, :w]
-            knn_[c0:c1, :w] = np.take_along_axis(cand_i, order, 1)
-            sim_[c0:c1, :w] = np.take_along_axis(cand_s, order, 1)
-            # the existing rows the chunk enters
-            if qi.size:
+            bounds[:n0] = sim_[:n0, w - 1]  # an existing row is entered above its last neighbour
+            sims, ids, (qi, j, s) = self._search(np.arange(c0, c1), k, bounds)
+            knn_[c0:c1, :w] = ids[:, :w]
+            sim_[c0:c1, :w] = sims[:, :w]
+            if qi.size:  # the existing rows the chunk enters
                 rows, inv = np.unique(j, return_inverse=True)
                 dense = np.full((rows.size, b), -np.inf, dtype=np.float32)
                 dense[inv, qi] = s
@@ -894,8 +918,6 @@ class IncrementalClusterer:
                 self._keep("sim", rows)
                 knn_[rows, :w] = new_i
                 sim_[rows, :w] = np.take_along_axis(cs, order, 1)
-            if self._index is not None:
-                self._index.add(np.ascontiguousarray(q))
         cat = np.concatenate(changed) if changed else np.zeros(0, dtype=np.int64)
         old = np.concatenate(old_hop1) if old_hop1 else np.zeros(0, dtype=np.int64)
         ctx = np.unique(np.concatenate(context)) if context else old[:0]
@@ -906,12 +928,9 @@ class IncrementalClusterer:
         w = self._w
         for c0 in range(0, rows.size, self.chunk_size):
             r = rows[c0 : c0 + self.chunk_size]
-            ids, sims, _ = self._search(self._bufs["db"][r], self._n, w + 1, None)
-            # drop each row itself (it is its own nearest, barring exact duplicates)
-            not_self = ids != r[:, None]
-            order = np.argsort(~not_self, axis=1, kind="stable")[:, :w]
-            self._bufs["knn"][r, :w] = np.take_along_axis(ids, order, 1)
-            self._bufs["sim"][r, :w] = np.take_along_axis(sims, order, 1)
+            sims, ids = self._search(r, w)
+            self._bufs["knn"][r, :w] = ids
+            self._bufs["sim"][r, :w] = sims
 
     def _hop1(self, rows: np.ndarray) -> np.ndarray:
         return self._bufs["knn"][rows, : min(self._k1, self._w)]
@@ -941,12 +960,14 @@ class IncrementalClusterer:
                 x_t = torch.from_numpy(x.astype(np.float32)).to(cfg["device"])
                 knn_t = torch.from_numpy(local).to(cfg["device"])
                 piv_t = torch.from_numpy(np.searchsorted(nodes, p)).to(cfg["device"])
-                _, _, scores = predict_links(
-                    model, x_t, knn_t, k1=k1w, k2=k2, active_connection=cfg["active_connection"],
-                    batch_size=cfg["inference_batch_size"], verbose=False,
-                    pivot_similarity=cfg["pivot_similarity"], pivots=piv_t,
-                    precision=cfg["precision"],
-                )  # fmt: skip
+                with skip_validation():  # the clusterer's settings, validated once
+                    _, _, scores = predict_links(
+                        model, x_t, knn_t, k1=k1w, k2=k2,
+                        active_connection=cfg["active_connection"],
+                        batch_size=cfg["inference_batch_size"], verbose=False,
+                        pivot_similarity=cfg["pivot_similarity"], pivots=piv_t,
+                        precision=cfg["precision"],
+                    )  # fmt: skip
                 self._keep("scores", p)
                 self._bufs["scores"][p, :k1w] = scores.view(-1, k1w).cpu().numpy()
         finally:
@@ -959,13 +980,10 @@ class IncrementalClusterer:
         if w > 0:
             self._keep("knn", np.arange(n))
             self._keep("sim", np.arange(n))
-            backend = {"torch": "torch", "faiss": "faiss", "faiss-hnsw": "faiss-hnsw"}[self.backend]
-            x = torch.from_numpy(self._bufs["x"][:n])
-            index, sim = knn(x, w, metric=self._cfg["metric"], backend=backend, verbose=False)
-            self._bufs["knn"][:n, :w] = np.asarray(index)
-            self._bufs["sim"][:n, :w] = np.asarray(sim)
+            sims, ids = self._search(np.arange(n), w)
+            self._bufs["knn"][:n, :w] = ids
+            self._bufs["sim"][:n, :w] = sims
             self._score(np.arange(n))
-        self._reset_index()
         return self._recluster(np.arange(n), rescored=n if w else 0)
 
     # ------------------------------------------------------------------ merging
@@ -1000,7 +1018,7 @@ class IncrementalClusterer:
             return UpdateReport(rescored=rescored)
         edge_index, scores = self._pairs(region)
         names = self._bufs["names"][region]
-        labels = np.asarray(self.merge(edge_index, scores, m, self.threshold_, names))
+        labels = np.asarray(self._merge(edge_index, scores, m, self.threshold_, names))
         comp = _components(edge_index, scores, self.threshold_, names, m)
         old = self._bufs["labels"][region]
         final, merged, split = self._assign_ids(labels, old, names >= 0)
@@ -1117,15 +1135,13 @@ def model_fingerprint(clusterer: Any) -> str:
     Examples
     --------
     >>> from linkage_gcn import LinkageClusterer
-    >>> from linkage_gcn.datasets import make_identities
-    >>> X, y = make_identities(20, random_state=0)
-    >>> est = LinkageClusterer(k_at_hop=(4, 2), active_connection=2, epochs=1,
-    ...                        hidden_channels=(16,), random_state=0).fit(X, y)
-    >>> len(model_fingerprint(est))
-    64
+    >>> dlib = LinkageClusterer.pretrained("dlib-128")
+    >>> digest = model_fingerprint(dlib)
+    >>> len(digest), digest == model_fingerprint(dlib.set_params(merge="threshold"))
+    (64, True)
     """
     check_is_fitted(clusterer, "model_")
-    cfg = clusterer._check_params()
+    cfg = clusterer.resolved_params()
     settings = {
         "n_features_in_": int(clusterer.n_features_in_),
         "k_at_hop": list(cfg["k_at_hop"]),
@@ -1146,52 +1162,61 @@ def model_fingerprint(clusterer: Any) -> str:
     return h.hexdigest()
 
 
-def _read_state(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Header and arrays of a saved state; every way the file can be wrong -> ValueError."""
-    if not zipfile.is_zipfile(p):
+def _cut_rule() -> Rule:
+    """The number part of the declared ``threshold`` rule (``"auto"`` has no meaning here)."""
+    rule = PARAMS["threshold"]
+    return next(r for r in (*getattr(rule, "rules", ()), rule) if isinstance(r, Number))
+
+
+def _link_cut(value: Any) -> float:
+    """A link threshold by the declared rule; ``"auto"`` refused with the reason."""
+    if isinstance(value, str) and value == "auto":
         raise ValueError(
-            f"{p} is not a linkage-gcn state file (not an .npz archive: another kind of file, "
-            "or a truncated or corrupted state)."
+            "threshold='auto' is calibrated on labelled training data by "
+            "LinkageClusterer.fit; an IncrementalClusterer has none: pass a number in "
+            f"{_cut_rule().interval()} (or, at construction, leave threshold=None for the "
+            "clusterer's cut)."
         )
+    return float(_cut_rule()(value, "threshold"))
+
+
+def _merge_function(clusterer: Any, cfg: dict[str, Any], merge: Any) -> MergeRule:
+    """The merge to apply: a function as given, or a registry merge with names as constraints."""
+    if callable(merge):
+        return merge
+    name = cfg["merge"] if merge is None else merge
+    source = clusterer if name == cfg["merge"] else clone(clusterer).set_params(merge=name)
+    return source.merge_rule(constrained=True)
+
+
+def _qualname(fn: Any) -> str:
+    """``module.name`` of a function, for messages."""
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _saved_settings(p: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """The settings a state file holds, each checked by its rule (defaults for version 1)."""
+    if header["format_version"] >= 2:
+        missing = [key for key in _HEADER_V2 if key not in header]
+        if missing:
+            raise ValueError(
+                f"{p} is an incomplete state file: missing header fields {', '.join(missing)}."
+            )
+    custom = header.get("custom_merge")
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if "header" not in z.files:
-                raise ValueError(f"{p} is an .npz archive but not a linkage-gcn state (no header).")
-            header = json.loads(bytes(z["header"]).decode())
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise ValueError(f"{p} is an .npz archive but not a linkage-gcn state file.")
-            version = header.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{p} has state format version {version!r}; this linkage-gcn reads up to "
-                    f"{FORMAT_VERSION}: upgrade linkage-gcn."
-                )
-            missing = [a for a in _ARRAYS if a not in z.files]
-            if missing:
-                raise ValueError(f"{p} is an incomplete state: missing {', '.join(missing)}.")
-            arrays = {a: z[a] for a in _ARRAYS}
+        if custom is not None and not isinstance(custom, str):
+            raise ValueError(f"custom_merge must be a function's name or null, got {custom!r}.")
+        merge = header.get("merge")
+        return {
+            "threshold": _link_cut(header["threshold"]),
+            "backend": check_param("backend", header["backend"], PARAMS["incremental_backend"]),
+            "search_k": check_param("search_k", header["search_k"]),
+            "chunk_size": check_param("chunk_size", header.get("chunk_size")),
+            "context": check_param("context", header.get("context", False)),
+            "merge": None if merge is None else check_param("merge", merge),
+            "custom_merge": custom,
+        }
     except ValueError as exc:
-        if str(exc).startswith(str(p)):
-            raise
-        raise ValueError(f"{p} is corrupted or not a state file ({exc}).") from None
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, UnicodeDecodeError) as exc:
-        raise ValueError(
-            f"{p} is truncated or corrupted ({type(exc).__name__}: {str(exc)[:200]})."
-        ) from None
-    needed = ("fingerprint", "n_features", "n_faces", "width", "threshold", "backend",
-              "search_k", "names", "next_face_id", "next_cluster_id", "next_component")  # fmt: skip
-    missing = [k for k in needed if k not in header]
-    if missing:
-        raise ValueError(f"{p} has an incomplete header: missing {', '.join(missing)}.")
-    return header, arrays
-
-
-def _merge_rule(clusterer: Any, cfg: dict[str, Any]) -> MergeRule:
-    """The clusterer's own merge with names as constraints (threshold components otherwise)."""
-    if cfg["merge"] != "chinese-whispers":
-        return constrained_components
-    return functools.partial(
-        constrained_chinese_whispers,
-        n_runs=cfg["merge_runs"],
-        random_state=clusterer._merge_seed(),
-    )
+        raise ValueError(f"{p} holds a bad setting: {exc}") from None

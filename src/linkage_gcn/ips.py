@@ -22,18 +22,17 @@ import torch
 from torch_geometric.data import Batch, Data, Dataset
 from torch_geometric.transforms import BaseTransform
 
+from ._params import PARAMS, check_param, skip_validation, validate_params, validation_skipped
 from ._validation import (
     ArrayLike,
     as_index,
     as_tensor,
-    check_bool,
     check_features,
-    check_int,
     check_labels,
     check_nodes,
 )
 from .knn import check_knn_index
-from .samplers import NeighborSampler, resolve_sampler
+from .samplers import Hop1Sampler, resolve_sampler
 
 __all__ = [
     "IPSDataset",
@@ -63,11 +62,12 @@ def check_k_at_hop(k_at_hop: Any) -> tuple[int, int]:
         raise ValueError(
             f"k_at_hop must be a pair (k1, k2) of positive integers, got {k_at_hop!r}."
         )
-    k1 = check_int(k_at_hop[0], "k_at_hop[0]", minimum=1)
-    k2 = check_int(k_at_hop[1], "k_at_hop[1]", minimum=0)
+    k1 = PARAMS["k1"](k_at_hop[0], "k_at_hop[0]")
+    k2 = PARAMS["k2"](k_at_hop[1], "k_at_hop[1]")
     return k1, k2
 
 
+@validate_params()
 def build_ips(
     x: torch.Tensor,
     knn_index: torch.Tensor,
@@ -91,7 +91,7 @@ def build_ips(
         Pivot ids, ``B >= 1``.
     hop1 : torch.LongTensor of shape (B, k1)
         The 1-hop neighbours chosen for each pivot (by a
-        :class:`~linkage_gcn.samplers.NeighborSampler`); repeated entries are
+        :class:`~linkage_gcn.samplers.Hop1Sampler`); repeated entries are
         allowed (over-sampling) and give repeated labelled pairs.
     k2 : int
         2-hop neighbours per 1-hop node (at most ``K`` are used).
@@ -129,7 +129,9 @@ def build_ips(
         ``active_connection``. All checked before the subgraphs are built,
         at a cost proportional to the batch (``x`` itself is not scanned for
         NaN here: :class:`IPSDataset` and :func:`iter_ips_batches` check it
-        once for all their batches).
+        once for all their batches). Inside
+        :func:`~linkage_gcn._params.skip_validation` nothing is checked: the
+        loops that validated their tables once build their batches so.
 
     Examples
     --------
@@ -144,15 +146,37 @@ def build_ips(
     >>> batch.edge_index.tolist()
     [[0, 1, 4, 5], [1, 0, 5, 4]]
     """
-    k2 = check_int(k2, "k2", minimum=0)
-    u = check_int(active_connection, "active_connection", minimum=1)
-    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
-    x, knn_index, pivots, hop1, labels = _check_batch_inputs(x, knn_index, pivots, hop1, labels)
-    _check_ids_read(knn_index, pivots, hop1, k2, u)
-    return _build_ips(
-        x, knn_index, pivots, hop1, k2=k2, active_connection=u, labels=labels,
-        pivot_similarity=pivot_similarity,
-    )  # fmt: skip
+    if not validation_skipped():  # callers that checked their data once skip this
+        x, knn_index, pivots, hop1, labels = _check_batch_inputs(
+            x, knn_index, pivots, hop1, labels
+        )
+        _check_ids_read(knn_index, pivots, hop1, k2, active_connection)
+    n, num_b = x.shape[0], pivots.shape[0]
+    k1 = hop1.shape[1]
+    keys, n_id, batch, pivot_index, hop1_index = _ips_nodes(knn_index, pivots, hop1, k2, n)
+    pair = _ips_pairs(keys, n_id, batch, knn_index, n, active_connection)
+    num_nodes = keys.shape[0]
+    edge_index = torch.stack([pair // num_nodes, pair % num_nodes])
+    hop1_pivot_index = pivot_index.repeat_interleave(k1)
+    # index_select: advanced indexing of rows is several times slower on the CPU
+    x_v, x_p = x.index_select(0, n_id), x.index_select(0, pivots.index_select(0, batch))
+    feats = x_v - x_p
+    if pivot_similarity:
+        feats = torch.cat([feats, _cosine(x_v, x_p).unsqueeze(1)], dim=1)
+    out = Batch(
+        x=feats,
+        edge_index=edge_index,
+        n_id=n_id,
+        batch=batch,
+        ptr=_ptr(batch, num_b),
+        pivot_index=pivot_index,
+        hop1_index=hop1_index,
+        hop1_pivot_index=hop1_pivot_index,
+    )
+    if labels is not None:
+        out.edge_label = labels[n_id[hop1_index]] == labels[n_id[hop1_pivot_index]]
+    _set_slices(out, num_b, k1)
+    return out
 
 
 def _as_ids(value: Any, name: str, device: torch.device) -> torch.Tensor:
@@ -204,7 +228,7 @@ def _outside(t: torch.Tensor, n: int) -> torch.Tensor:
 def _check_ids_read(
     knn_index: torch.Tensor, pivots: torch.Tensor, hop1: torch.Tensor, k2: int, u: int
 ) -> None:
-    """Check every id :func:`_build_ips` will read, with one host synchronisation.
+    """Check every id :func:`build_ips` will read, with one host synchronisation.
 
     Pivots and 1-hop ids in ``[0, N)``, no pivot among its own 1-hop
     neighbours, and the kNN rows read (``max(k2, u)`` columns of pivots and
@@ -265,46 +289,6 @@ def _ips_nodes(
     keys, inverse = torch.unique(graph * n + cand, sorted=True, return_inverse=True)
     n_id, batch = keys % n, keys // n
     return keys, n_id, batch, inverse[:, 0], inverse[:, 1 : 1 + k1].reshape(-1)
-
-
-def _build_ips(
-    x: torch.Tensor,
-    knn_index: torch.Tensor,
-    pivots: torch.Tensor,
-    hop1: torch.Tensor,
-    *,
-    k2: int,
-    active_connection: int,
-    labels: Optional[torch.Tensor] = None,
-    pivot_similarity: bool = False,
-) -> Batch:
-    """:func:`build_ips` on inputs already validated (callers that checked them once)."""
-    n, num_b = x.shape[0], pivots.shape[0]
-    k1 = hop1.shape[1]
-    keys, n_id, batch, pivot_index, hop1_index = _ips_nodes(knn_index, pivots, hop1, k2, n)
-    pair = _ips_pairs(keys, n_id, batch, knn_index, n, active_connection)
-    num_nodes = keys.shape[0]
-    edge_index = torch.stack([pair // num_nodes, pair % num_nodes])
-    hop1_pivot_index = pivot_index.repeat_interleave(k1)
-    # index_select: advanced indexing of rows is several times slower on the CPU
-    x_v, x_p = x.index_select(0, n_id), x.index_select(0, pivots.index_select(0, batch))
-    feats = x_v - x_p
-    if pivot_similarity:
-        feats = torch.cat([feats, _cosine(x_v, x_p).unsqueeze(1)], dim=1)
-    out = Batch(
-        x=feats,
-        edge_index=edge_index,
-        n_id=n_id,
-        batch=batch,
-        ptr=_ptr(batch, num_b),
-        pivot_index=pivot_index,
-        hop1_index=hop1_index,
-        hop1_pivot_index=hop1_pivot_index,
-    )
-    if labels is not None:
-        out.edge_label = labels[n_id[hop1_index]] == labels[n_id[hop1_pivot_index]]
-    _set_slices(out, num_b, k1)
-    return out
 
 
 class IPSGraph(NamedTuple):
@@ -510,6 +494,7 @@ def _check_hop1(hop1: Any, pivots: torch.Tensor, n: int, k1: Optional[int] = Non
     return hop1
 
 
+@validate_params()
 def iter_ips_batches(
     x: ArrayLike,
     knn_index: ArrayLike,
@@ -564,32 +549,26 @@ def iter_ips_batches(
     [(4, 5), (4, 5), (2, 5)]
     """
     x_t, _ = check_features(x, name="x")
-    index = _checked_knn_index(knn_index, x_t)
+    index = check_knn_index(knn_index, x_t.shape[0], device=x_t.device)
     n = x_t.shape[0]
     p = _check_pivots(pivots, n, x_t.device)
     hop1_t = _check_hop1(hop1, p, n)
     y = None
     if labels is not None:
         y = check_labels(labels, n_samples=n, return_tensor=True).to(x_t.device)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    k2 = check_int(k2, "k2", minimum=0)
-    u = check_int(active_connection, "active_connection", minimum=1)
-    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
 
     def batches() -> Iterator[Batch]:
         for start in range(0, p.shape[0], batch_size):
             chunk = p[start : start + batch_size]
-            yield _build_ips(
-                x_t, index, chunk, hop1_t[chunk], k2=k2, active_connection=u, labels=y,
-                pivot_similarity=pivot_similarity,
-            )  # fmt: skip
+            with skip_validation():  # everything was checked once, above
+                batch = build_ips(
+                    x_t, index, chunk, hop1_t[chunk], k2=k2,
+                    active_connection=active_connection, labels=y,
+                    pivot_similarity=pivot_similarity,
+                )  # fmt: skip
+            yield batch
 
     return batches()
-
-
-def _checked_knn_index(knn_index: Any, x: torch.Tensor, name: str = "knn_index") -> torch.Tensor:
-    """A full check of a kNN table of ``x`` (once per dataset or loop, never per batch)."""
-    return check_knn_index(as_index(knn_index, name=name).to(x.device), x.shape[0])
 
 
 def _check_pivots(pivots: Any, n: int, device: torch.device, name: str = "pivots") -> torch.Tensor:
@@ -618,7 +597,7 @@ class IPSDataset(Dataset):
         ``(k1, k2)``: 1-hop neighbours per pivot, 2-hop neighbours per 1-hop node.
     active_connection : int
         ``u``, the nearest neighbours each node links to inside its IPS.
-    sampler : NeighborSampler, optional
+    sampler : Hop1Sampler, optional
         Selects the 1-hop sets (it must select ``k1``); by default the top
         ``k1`` (L-GCN). For a stochastic sampler call :meth:`resample` before
         each epoch.
@@ -648,20 +627,20 @@ class IPSDataset(Dataset):
         *,
         k_at_hop: Sequence[int] = (20, 5),
         active_connection: int = 5,
-        sampler: Optional[NeighborSampler] = None,
+        sampler: Optional[Hop1Sampler] = None,
         pivots: Optional[ArrayLike] = None,
         pivot_similarity: bool = False,
     ) -> None:
         super().__init__(None)
         self.x_, _ = check_features(x, name="x")
         n = self.x_.shape[0]
-        self.knn_index_ = _checked_knn_index(knn_index, self.x_)
+        self.knn_index_ = check_knn_index(knn_index, n, device=self.x_.device)
         self.labels_ = None
         if labels is not None:
             self.labels_ = check_labels(labels, n_samples=n, return_tensor=True).to(self.x_.device)
         self.k1, self.k2 = check_k_at_hop(k_at_hop)
-        self.active_connection = check_int(active_connection, "active_connection", minimum=1)
-        self.pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+        self.active_connection = check_param("active_connection", active_connection)
+        self.pivot_similarity = check_param("pivot_similarity", pivot_similarity)
         self.sampler = resolve_sampler("topk" if sampler is None else sampler, self.k1)
         self.pivots_ = _check_pivots(pivots, n, self.x_.device)
         self.hop1_ = None
@@ -686,16 +665,12 @@ class IPSDataset(Dataset):
         if pos.numel() == 0:
             raise ValueError("positions is empty; give at least one position.")
         p = self.pivots_[pos]
-        return _build_ips(
-            self.x_,
-            self.knn_index_,
-            p,
-            self.hop1_[p],
-            k2=self.k2,
-            active_connection=self.active_connection,
-            labels=self.labels_,
-            pivot_similarity=self.pivot_similarity,
-        )
+        with skip_validation():  # the dataset's tables were checked once
+            return build_ips(
+                self.x_, self.knn_index_, p, self.hop1_[p], k2=self.k2,
+                active_connection=self.active_connection, labels=self.labels_,
+                pivot_similarity=self.pivot_similarity,
+            )  # fmt: skip
 
     def __repr__(self) -> str:
         extra = ", pivot_similarity=True" if self.pivot_similarity else ""
@@ -722,7 +697,7 @@ class IPSTransform(BaseTransform):
         ``(k1, k2)``.
     active_connection : int
         ``u`` of the IPS edges.
-    sampler : NeighborSampler, optional
+    sampler : Hop1Sampler, optional
         Selects the 1-hop sets (it must select ``k1``); by default the top ``k1``.
     pivot_similarity : bool
         Append each node's cosine similarity to its pivot to its features, as
@@ -743,13 +718,13 @@ class IPSTransform(BaseTransform):
         self,
         k_at_hop: Sequence[int] = (20, 5),
         active_connection: int = 5,
-        sampler: Optional[NeighborSampler] = None,
+        sampler: Optional[Hop1Sampler] = None,
         pivot_similarity: bool = False,
     ) -> None:
         self.k_at_hop = check_k_at_hop(k_at_hop)
-        self.active_connection = check_int(active_connection, "active_connection", minimum=1)
+        self.active_connection = check_param("active_connection", active_connection)
         self.sampler = resolve_sampler("topk" if sampler is None else sampler, self.k_at_hop[0])
-        self.pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
+        self.pivot_similarity = check_param("pivot_similarity", pivot_similarity)
 
     def forward(self, data: Data) -> Batch:
         """Build the IPS batch of ``data``."""
@@ -761,7 +736,8 @@ class IPSTransform(BaseTransform):
             raise ValueError("IPSTransform needs a Data with `x` and a (N, K) `knn_index`.")
         x, _ = check_features(data.x, name="data.x")
         n = x.shape[0]
-        index = _checked_knn_index(data.knn_index, x, "data.knn_index")
+        index = check_knn_index(data.knn_index, n, name="data.knn_index", rows_of="data.x",
+                                device=x.device)  # fmt: skip
         y = None
         if data.y is not None:
             y = check_labels(data.y, n_samples=n, name="data.y", return_tensor=True).to(x.device)
@@ -769,16 +745,12 @@ class IPSTransform(BaseTransform):
         if pivots.numel() == 0:
             raise ValueError("data.pivot selects no pivot.")
         hop1 = _check_hop1(self.sampler.sample(index, y), pivots, n, self.k_at_hop[0])
-        return _build_ips(
-            x,
-            index,
-            pivots,
-            hop1[pivots],
-            k2=self.k_at_hop[1],
-            active_connection=self.active_connection,
-            labels=y,
-            pivot_similarity=self.pivot_similarity,
-        )
+        with skip_validation():  # checked above, once
+            return build_ips(
+                x, index, pivots, hop1[pivots], k2=self.k_at_hop[1],
+                active_connection=self.active_connection, labels=y,
+                pivot_similarity=self.pivot_similarity,
+            )  # fmt: skip
 
     def __repr__(self) -> str:
         extra = ", pivot_similarity=True" if self.pivot_similarity else ""

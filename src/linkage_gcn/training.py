@@ -1,42 +1,64 @@
 """Training a :class:`~linkage_gcn.nn.LinkageGCN` and predicting link scores with it.
 
 Both work on tensors on any device: move ``x``, ``knn_index`` and the model to
-the GPU and everything runs there. Their inputs are validated once, before any
-work; the loops then build the subgraphs without further checks.
+the GPU and everything runs there. Both serve one process or all the
+processes of a ``torch.distributed`` group (launched by ``torchrun``; see
+:mod:`linkage_gcn.distributed`): one process is world size 1 of the same
+loop. Their settings are validated once, before any work, from the
+declarations of :data:`linkage_gcn._params.PARAMS`; their data too, unless
+the caller runs them inside :func:`~linkage_gcn._params.skip_validation`
+(the estimator, which has checked it). The loops then build the subgraphs
+without further checks.
 
 Each training epoch logs one INFO line on the ``linkage_gcn.training``
-logger as it ends (the library never configures logging: set up a handler,
-e.g. ``logging.basicConfig(level=logging.INFO)``, to see them).
+logger as it ends, and long epochs a progress line every half minute when no
+progress bar is shown (the library never configures logging: set up a
+handler, e.g. ``logging.basicConfig(level=logging.INFO)``, to see them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from ._files import atomic_write
 from ._int8 import check_int8
-from ._progress import progress
-from ._validation import (
-    check_bool,
-    check_features,
-    check_in_options,
-    check_int,
-    check_labels,
-    check_nodes,
-    check_real,
+from ._params import (
+    PARAMS,
+    Check,
+    Integer,
+    skip_validation,
+    validate_params,
+    validation_skipped,
 )
-from .ips import _build_ips, _check_hop1, _checked_knn_index, build_ips_graph
+from ._progress import progress
+from ._validation import check_features, check_labels, check_nodes
+from .distributed import (
+    _all_max,
+    _all_sum,
+    _check_dst,
+    _from_rank0,
+    _gather_rows,
+    _world,
+    epoch_generators,
+    rank_pivots,
+)
+from .ips import _check_hop1, build_ips, build_ips_graph
+from .knn import check_knn_index
 from .losses import resolve_loss
-from .nn import PRECISIONS, _is_plain_linkage_gcn, _tf32
-from .samplers import NeighborSampler
+from .nn import _is_plain_linkage_gcn, _tf32
+from .samplers import Hop1Sampler
 
 __all__ = [
     "EpochStats",
@@ -145,13 +167,51 @@ def _check_precision(precision: str, model: nn.Module, device: torch.device) -> 
     check_int8(device)
 
 
+def _sampler_object(value: Any, name: str) -> Hop1Sampler:
+    if not isinstance(value, Hop1Sampler):
+        raise TypeError(f"{name} must be a Hop1Sampler, got {type(value).__name__}.")
+    return value
+
+
+def _callable(value: Any, name: str) -> Callable[..., Any]:
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}.")
+    return value
+
+
+def _generator(value: Any, name: str) -> torch.Generator:
+    if not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator, got {type(value).__name__}.")
+    return value
+
+
+def _file_path(value: Any, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {type(value).__name__}.")
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a directory; give a file name.")
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"{name}={str(path)!r}: the directory {str(path.parent)!r} does not exist."
+        )
+    return path
+
+
+@validate_params(
+    sampler=Check(_sampler_object, "a Hop1Sampler"),
+    seed=Integer(0, optional=True),
+    generator=Check(_generator, "a torch.Generator", optional=True),
+    callback=Check(_callable, "a callable", optional=True),
+    resume=Check(_file_path, "a file path", optional=True),
+)
 def train_linkage_gcn(
     model: nn.Module,
     x: Tensor,
     knn_index: Tensor,
     labels: Tensor,
     *,
-    sampler: NeighborSampler,
+    sampler: Hop1Sampler,
     k2: int,
     active_connection: int,
     loss: Any = "ce",
@@ -161,10 +221,12 @@ def train_linkage_gcn(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     lr_decay: float = 0.1,
+    seed: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     verbose: Optional[bool] = None,
     callback: Optional[Callable[[EpochStats], None]] = None,
     pivot_similarity: bool = False,
+    resume: Optional[Union[str, os.PathLike]] = None,
 ) -> list[EpochStats]:
     """Train ``model`` to predict pivot-to-1-hop links on the IPS of every node.
 
@@ -172,6 +234,16 @@ def train_linkage_gcn(
     multiplied by ``lr_decay`` after each epoch; each epoch visits every node
     once as a pivot, in random order, ``batch_size`` IPS per step, with 1-hop
     sets drawn anew by ``sampler``.
+
+    One process or many: under an initialised ``torch.distributed`` process
+    group (see :mod:`linkage_gcn.distributed`) call it on every rank with the
+    same arguments (the whole ``x``, ``knn_index`` and ``labels`` on each
+    rank's device: IPS reach any node). Each rank then takes every
+    ``W``-th pivot of the epoch's permutation (:func:`~linkage_gcn.distributed.rank_pivots`),
+    the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`
+    for the run (and returned trained, in place, equal on every rank), the
+    loss and the link counts are all-reduced, and rank 0 alone logs. One
+    process is the world of size 1 of the same loop.
 
     Parameters
     ----------
@@ -184,119 +256,387 @@ def train_linkage_gcn(
         kNN table (self excluded), at least as wide as the sampler's pool.
     labels : torch.LongTensor of shape (N,)
         Identities.
-    sampler : NeighborSampler
+    sampler : Hop1Sampler
         Selects each pivot's 1-hop set (top-k, re-sampling, RIWS...).
     k2, active_connection : int
         2-hop neighbours per 1-hop node, and ``u`` of the IPS edges.
     loss : str or callable
-        ``"ce"``, ``"cb"``, ``"cb-graph"``, ``"focal"`` or
+        ``"ce"``, ``"cb"``, ``"cb-graph"``, ``"focal"``, ``"focal-fork"`` or
         ``(logits, target) -> loss``.
-    epochs, batch_size : int
-        Passes over the pivots, and IPS per optimisation step.
+    epochs : int
+        Passes over the pivots (all ranks together).
+    batch_size : int
+        IPS per optimisation step *on each rank*: the global batch is
+        ``batch_size * world_size`` (scale ``lr`` when changing the world size).
     lr, momentum, weight_decay, lr_decay : float
         SGD settings and the per-epoch learning-rate factor.
+    seed : int, optional
+        The randomness of the run: epoch ``e`` draws its pivot permutation,
+        its 1-hop sets and the model's random numbers (dropout) from
+        generators seeded by ``seed`` and ``e`` alone
+        (:func:`~linkage_gcn.distributed.epoch_generators`), the same on every
+        rank. A run is thus reproducible epoch by epoch, and ``resume`` can
+        continue it exactly. Training leaves torch's global random state as it
+        found it; seed the weight initialisation yourself (identically on
+        every rank: DDP also broadcasts rank 0's weights when it wraps the
+        model).
     generator : torch.Generator, optional
-        Randomness of pivot order and sampling (on the CPU).
+        For callers of earlier releases: the seed is drawn from it once (so
+        two generators seeded alike give the same run). Pass ``seed`` or
+        ``generator``, not both; without either the seed is drawn from
+        torch's global generator (reproducible under ``torch.manual_seed``;
+        under a process group rank 0's draw is used).
     verbose : bool, optional
-        Progress bar with the running loss and link precision/recall
-        (``None``: on a terminal). Independently, each epoch logs one INFO
-        line on the ``linkage_gcn.training`` logger.
+        Progress bar with the running loss and link precision/recall, on rank
+        0 (``None``: on a terminal). Independently, each epoch logs one INFO
+        line on the ``linkage_gcn.training`` logger, and an epoch run without
+        a bar logs its progress there every 30 s.
     callback : callable, optional
-        Called with the :class:`EpochStats` of each epoch.
+        Called on every rank with the :class:`EpochStats` of each epoch run
+        (whose loss, precision and recall are over all ranks' pairs).
     pivot_similarity : bool
         Append each node's cosine similarity to its pivot to its features.
+    resume : str or path-like, optional
+        A resume file for long trainings. After each finished epoch it is
+        written (atomically, by rank 0) with the model weights, the optimizer
+        and scheduler states, the history, the seed and a fingerprint of the
+        settings and the data shape. When it exists as training starts (on
+        every rank: a file system they all read), training continues after
+        its last finished epoch, loading the weights into ``model``, and
+        gives the result of an uninterrupted run (the history holds the
+        earlier epochs too; ``callback`` sees only the epochs run now). A
+        file written for other settings or data, or not a resume file, is
+        refused with a :class:`ValueError`, never ignored or overwritten.
+        When training completes, the file is removed.
 
     Returns
     -------
     list of EpochStats
+        One per epoch (``extra["world_size"]`` records the world size).
 
     Raises
     ------
     ValueError, TypeError
-        On bad inputs or settings, before training starts.
+        On bad inputs or settings (or a ``resume`` file that does not match
+        them), before training starts, on every rank.
     FloatingPointError
-        When the loss becomes NaN or infinite (the training diverged), at the
-        first such step, before that step updates the weights; the message
-        names the epoch and step.
+        When the loss or the logits become NaN or infinite (the training
+        diverged), at the first such step, before that step updates the
+        weights, on every rank at once; the message names the epoch and step,
+        the ``lr`` and ``loss`` in use and what to try.
+
+    Examples
+    --------
+    >>> from linkage_gcn.datasets import make_identities
+    >>> from linkage_gcn.knn import knn
+    >>> from linkage_gcn.nn import LinkageGCN
+    >>> from linkage_gcn.samplers import TopKSampler
+    >>> X, y = make_identities(20, random_state=0)
+    >>> x, labels = torch.from_numpy(X), torch.from_numpy(y)
+    >>> index, _ = knn(x, 6)
+    >>> _ = torch.manual_seed(0)
+    >>> model = LinkageGCN(x.shape[1], hidden_channels=(16,))
+    >>> history = train_linkage_gcn(model, x, index, labels, sampler=TopKSampler(4), k2=2,
+    ...                             active_connection=2, epochs=2, seed=0, verbose=False)
+    >>> [h.epoch for h in history], history[1].lr
+    ([0, 1], 0.001)
     """
-    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
-    x, _ = check_features(x, name="x")
+    rank, world = _world()
+    if not validation_skipped():
+        x, _ = check_features(x, name="x")
+        knn_index = check_knn_index(knn_index, x.shape[0], device=x.device)
+        labels = check_labels(labels, n_samples=x.shape[0], return_tensor=True).to(x.device)
     _check_model(model, x, pivot_similarity)
-    knn_index = _checked_knn_index(knn_index, x)
-    labels = check_labels(labels, n_samples=x.shape[0], return_tensor=True).to(x.device)
-    if not isinstance(sampler, NeighborSampler):
-        raise TypeError(f"sampler must be a NeighborSampler, got {type(sampler).__name__}.")
-    k2 = check_int(k2, "k2", minimum=0)
-    active_connection = check_int(active_connection, "active_connection", minimum=1)
-    epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    lr = check_real(lr, "lr", minimum=0.0, inclusive=False)
-    momentum = check_real(momentum, "momentum", minimum=0.0)
-    weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
-    lr_decay = check_real(lr_decay, "lr_decay", minimum=0.0, maximum=1.0)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}.")
+    if seed is not None and generator is not None:
+        raise ValueError(
+            "pass seed or generator, not both (the generator only serves to draw a seed)."
+        )
+    seed_given = seed is not None or generator is not None
+    if seed is None:
+        drawn = torch.randint(1 << 31, (1,), generator=generator)
+        seed = _from_rank0(int(drawn), x.device)
     criterion = resolve_loss(loss)
-    uses_groups = getattr(criterion, "uses_groups", False)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=lr_decay)
-    history = []
+    settings = dict(
+        k2=k2, active_connection=active_connection, loss=loss, epochs=epochs,
+        batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        lr_decay=lr_decay, pivot_similarity=pivot_similarity,
+    )  # fmt: skip
+    history: list[EpochStats] = []
+    start = 0
+    if resume is not None:
+        state = _Resume(resume, _fingerprint(model, x, knn_index, sampler, world, **settings))
+        start, history, seed = state.load(model, optimizer, scheduler, seed, seed_given, x.device)
+    net: nn.Module = model
+    if world > 1:
+        ids = [x.device.index] if x.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    for epoch in range(start, epochs):
+        stats = _train_epoch(
+            net, model, x, knn_index, labels, sampler, criterion, optimizer, epoch=epoch,
+            seed=seed, verbose=verbose, **settings,
+        )  # fmt: skip
+        scheduler.step()
+        history.append(stats)
+        if rank == 0:
+            on = f" on {world} ranks" if world > 1 else ""
+            logger.info(
+                "epoch %d/%d: loss %.4f, link P %.3f R %.3f, lr %.3g, %.1f s%s",
+                epoch + 1, epochs, stats.loss, stats.precision, stats.recall, stats.lr,
+                stats.seconds, on,
+            )  # fmt: skip
+            if resume is not None:
+                state.save(model, optimizer, scheduler, seed, history)
+        if callback is not None:
+            callback(stats)
+    if resume is not None and rank == 0:
+        state.remove()
+    return history
+
+
+def _train_epoch(
+    net: nn.Module,
+    model: nn.Module,
+    x: Tensor,
+    knn_index: Tensor,
+    labels: Tensor,
+    sampler: Hop1Sampler,
+    criterion: Callable[..., Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    epoch: int,
+    seed: int,
+    verbose: Optional[bool],
+    **settings: Any,
+) -> EpochStats:
+    """One epoch of this rank's pivots (``model`` is ``net`` unwrapped from DDP)."""
+    rank, world = _world()
+    epochs, batch_size = settings["epochs"], settings["batch_size"]
     n = x.shape[0]
-    all_nodes = torch.arange(n, device=x.device)
+    order_gen, sample_gen = epoch_generators(seed, epoch)
+    hop1 = _check_hop1(
+        sampler.sample(knn_index, labels, generator=sample_gen),
+        torch.arange(n, device=x.device), n, sampler.k,
+    )  # fmt: skip
+    mine = rank_pivots(torch.randperm(n, generator=order_gen), rank, world).to(x.device)
+    model_seed = int(torch.randint(1 << 62, (1,), generator=order_gen)) + rank
+    n_steps = math.ceil(mine.shape[0] / batch_size)
+    uses_groups = getattr(criterion, "uses_groups", False)
     sparse = _is_plain_linkage_gcn(model)  # a plain LinkageGCN takes a CSR adj_t
-    n_steps = math.ceil(n / batch_size)
-    for epoch in range(epochs):
-        model.train()
-        hop1 = _check_hop1(
-            sampler.sample(knn_index, labels, generator=generator), all_nodes, n, sampler.k
-        )
-        order = torch.randperm(n, generator=generator).to(x.device)
-        counts = _Counts(x.device)
-        epoch_lr = optimizer.param_groups[0]["lr"]
-        desc = f"epoch {epoch + 1}/{epochs}"
-        bar = progress(range(n_steps), desc=desc, verbose=verbose, long=True, unit="step")
-        start = time.perf_counter()
-        try:
+    counts = _Counts(x.device)
+    epoch_lr = optimizer.param_groups[0]["lr"]
+    desc = f"epoch {epoch + 1}/{epochs}"
+    bar = progress(
+        range(n_steps), desc=desc, verbose=verbose if rank == 0 else False, long=True,
+        unit="step", logger=logger if rank == 0 else None,
+    )  # fmt: skip
+    start = time.perf_counter()
+    net.train()
+    try:
+        with _seeded(model_seed, x.device):
             for i in bar:
-                pivots = order[i * batch_size : (i + 1) * batch_size]
+                pivots = mine[i * batch_size : (i + 1) * batch_size]
                 logits, target, group = _train_forward(
-                    model, x, knn_index, labels, pivots, hop1, k2, active_connection,
-                    pivot_similarity, sparse,
+                    net, x, knn_index, labels, pivots, hop1, settings["k2"],
+                    settings["active_connection"], settings["pivot_similarity"], sparse,
                 )  # fmt: skip
-                if uses_groups:
-                    value = criterion(logits, target, group=group)
-                else:
-                    value = criterion(logits, target)
-                optimizer.zero_grad(set_to_none=True)
-                value.backward()
-                loss_value = float(value.detach())  # the one host sync per step
+                value = _loss_of(criterion, uses_groups, logits, target, group)
+                # the one host sync per step: the mean loss over the ranks, before backward,
+                # so that a divergence stops every rank at the same step
+                loss_value = float(_all_sum(value.detach().clone()) / world)
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(
-                        _diverged(loss_value, epoch, epochs, i, n_steps, lr, epoch_lr)
+                        _diverged(loss_value, epoch, epochs, i, n_steps, settings, epoch_lr)
                     )
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()  # DDP all-reduces (averages) the gradients here
                 optimizer.step()
                 counts.update(logits.detach(), target, loss_value)
                 if not bar.disable and i % 20 == 0:
                     s = counts.summary()
                     bar.set_postfix(loss=f"{s['loss']:.4f}", P=f"{s['precision']:.3f}",
                                     R=f"{s['recall']:.3f}", refresh=False)  # fmt: skip
-        finally:
-            bar.close()
-        stats = EpochStats(
-            epoch=epoch, lr=epoch_lr, n_pairs=counts.n,
-            seconds=time.perf_counter() - start, **counts.summary(),
-        )  # fmt: skip
-        scheduler.step()
-        history.append(stats)
-        logger.info(
-            "%s: loss %.4f, link P %.3f R %.3f, lr %.3g, %.1f s",
-            desc, stats.loss, stats.precision, stats.recall, stats.lr, stats.seconds,
-        )  # fmt: skip
-        if callback is not None:
-            callback(stats)
-    return history
+    finally:
+        bar.close()
+    total = _all_sum(torch.cat([counts.counts, counts.counts.new_tensor([counts.n])]))
+    counts.counts, counts.n = total[:4], int(total[4])  # the epoch's statistics over all ranks
+    return EpochStats(
+        epoch=epoch, lr=epoch_lr, n_pairs=counts.n, seconds=time.perf_counter() - start,
+        extra={"world_size": world}, **counts.summary(),
+    )  # fmt: skip
+
+
+def _loss_of(
+    criterion: Callable[..., Tensor], uses_groups: bool, logits: Tensor, target: Tensor,
+    group: Tensor,
+) -> Tensor:  # fmt: skip
+    """The step's loss; NaN when the logits are not finite (the losses refuse them)."""
+    try:
+        if uses_groups:
+            return criterion(logits, target, group=group)
+        return criterion(logits, target)
+    except ValueError:
+        if bool(torch.isfinite(logits.detach()).all()):
+            raise  # another problem than a divergence
+        return logits.new_full((), float("nan"))
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run with torch's default generators (CPU, and ``device``'s) seeded; restore them after."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        for index in devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+#: Marks a resume file of :func:`train_linkage_gcn` (and its layout version).
+_RESUME_FORMAT = "linkage_gcn.resume/1"
+
+
+def _loss_name(loss: Any) -> str:
+    """``'ce'`` for a name, the name of a function, the repr of a loss object."""
+    if isinstance(loss, str):
+        return repr(loss)
+    name = getattr(loss, "__name__", None)
+    return name if isinstance(name, str) else repr(loss)
+
+
+def _fingerprint(
+    model: nn.Module, x: Tensor, knn_index: Tensor, sampler: Hop1Sampler, world: int,
+    **settings: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """What a resumed training must share with the one that wrote the file (plain types)."""
+    weights = model.state_dict()
+    return {
+        "model": f"{type(model).__name__} with {sum(t.numel() for t in weights.values())} "
+        f"values in {len(weights)} tensors",
+        "n_samples": int(x.shape[0]),
+        "n_features": int(x.shape[1]),
+        "knn_index width": int(knn_index.shape[1]),
+        "k_at_hop": [int(sampler.k), int(settings["k2"])],
+        "sampler": repr(sampler),
+        **{k: v for k, v in settings.items() if k not in ("k2", "loss")},
+        "loss": _loss_name(settings["loss"]),
+        "world_size": int(world),
+    }
+
+
+class _Resume:
+    """The resume file of one training: read once at the start, written after each epoch."""
+
+    _KEYS = ("epoch", "seed", "fingerprint", "model", "optimizer", "scheduler", "history")
+
+    def __init__(self, path: Path, fingerprint: dict[str, Any]) -> None:
+        self.path, self.fingerprint = path, fingerprint
+
+    def _refuse(self, problem: str) -> ValueError:
+        return ValueError(
+            f"resume file {str(self.path)!r} {problem}; this training will not overwrite it: "
+            "remove it to start afresh, or pass another resume path."
+        )
+
+    def load(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        seed: int,
+        seed_given: bool,
+        device: torch.device,
+    ) -> tuple[int, list[EpochStats], int]:
+        """``(first epoch to run, history so far, seed)``; the states loaded; the same on all ranks.
+
+        Every rank reads the file; a rank that cannot, or that sees another
+        epoch than the others, makes every rank raise (none is left waiting).
+        """
+        error: Optional[ValueError] = None
+        start, history = 0, []
+        try:
+            if self.path.exists():
+                start, history, seed = self._read(model, optimizer, scheduler, seed, seed_given)
+        except ValueError as exc:
+            error = exc
+        flags = _all_max(torch.tensor([int(error is not None), start, -start], device=device))
+        if error is not None:
+            raise error
+        if bool(flags[0]):
+            raise self._refuse("cannot be resumed from on another rank (its error says why)")
+        if int(flags[1]) != -int(flags[2]):
+            raise self._refuse(
+                f"holds other epochs on other ranks ({-int(flags[2])} to {int(flags[1])} "
+                "finished): keep it on a file system that every rank reads"
+            )
+        if start:
+            logger.info(
+                "resuming from %s: %d of %d epoch(s) finished", self.path, start,
+                self.fingerprint["epochs"],
+            )  # fmt: skip
+        return start, history, seed
+
+    def _read(
+        self, model: nn.Module, optimizer: Any, scheduler: Any, seed: int, seed_given: bool
+    ) -> tuple[int, list[EpochStats], int]:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # not a torch file, truncated, or holding other objects
+            raise self._refuse(f"cannot be read ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT:
+            raise self._refuse("is not a resume file of train_linkage_gcn")
+        missing = [k for k in self._KEYS if k not in state]
+        if missing:
+            raise self._refuse(f"is damaged: it lacks {', '.join(missing)}")
+        stored = state["fingerprint"]
+        if not isinstance(stored, dict):
+            raise self._refuse("is damaged: its fingerprint is not a mapping")
+        differs = [
+            f"{key} is {stored.get(key)!r} there, {value!r} here"
+            for key, value in self.fingerprint.items()
+            if stored.get(key) != value
+        ]
+        if seed_given and state["seed"] != seed:
+            differs.append(f"seed is {state['seed']!r} there, {seed!r} here")
+        if differs:
+            raise self._refuse("was written by another training: " + "; ".join(differs))
+        epoch, rows = state["epoch"], state["history"]
+        if not isinstance(epoch, int) or not 0 < epoch <= stored["epochs"] or len(rows) != epoch:
+            raise self._refuse(f"is damaged: {epoch!r} finished epochs, {len(rows)} in its history")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history = [EpochStats(**row) for row in rows]
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise self._refuse(f"is damaged ({type(exc).__name__}: {exc})") from exc
+        return epoch, history, int(state["seed"])
+
+    def save(
+        self, model: nn.Module, optimizer: Any, scheduler: Any, seed: int,
+        history: list[EpochStats],
+    ) -> None:  # fmt: skip
+        """Write the state after the last finished epoch (atomically: never a partial file)."""
+        state = {
+            "format": _RESUME_FORMAT,
+            "epoch": len(history),
+            "seed": int(seed),
+            "fingerprint": self.fingerprint,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": [dataclasses.asdict(h) for h in history],
+        }
+        atomic_write(self.path, lambda f: torch.save(state, f), overwrite=True)
+
+    def remove(self) -> None:
+        """The training completed: the file is no longer needed."""
+        self.path.unlink(missing_ok=True)
 
 
 def _train_forward(
@@ -332,31 +672,51 @@ def _train_forward(
 
 
 def _diverged(
-    value: float, epoch: int, epochs: int, step: int, steps: int, lr: float, epoch_lr: float
-) -> str:
-    now = f", {epoch_lr:g} in this epoch" if epoch_lr != lr else ""
+    value: float, epoch: int, epochs: int, step: int, steps: int, settings: dict[str, Any],
+    epoch_lr: float,
+) -> str:  # fmt: skip
+    """The message of a diverged training: where, with which ``lr`` and ``loss``, what to try.
+
+    Examples
+    --------
+    >>> print(_diverged(float("nan"), 0, 4, 2, 10, {"lr": 1e6, "loss": "ce"}, 1e6))
+    training diverged: the loss is nan at epoch 1/4, step 3/10 (that step was not applied), \
+with lr=1e+06 and loss='ce'. Try a lower lr (e.g. lr=100000) or another loss (e.g. loss='cb').
+    """
+    lr, loss = settings["lr"], settings["loss"]
+    now = f" ({epoch_lr:g} in this epoch)" if epoch_lr != lr else ""
+    other = "'cb'" if loss == "ce" else "'ce'"
     return (
         f"training diverged: the loss is {value} at epoch {epoch + 1}/{epochs}, step "
-        f"{step + 1}/{steps} (that step was not applied). Try a lower lr (lr={lr:g}{now}; e.g. "
-        f"lr={lr / 10:g}) or another loss (e.g. 'ce' or 'cb')."
+        f"{step + 1}/{steps} (that step was not applied), with lr={lr:g}{now} and "
+        f"loss={_loss_name(loss)}. Try a lower lr (e.g. lr={lr / 10:g}) or another loss "
+        f"(e.g. loss={other})."
     )
 
 
-#: Nodes per scoring batch that keep the activations in cache on a CPU (measured: the
-#: throughput of [20,5] peaks at 16-32 pivots, that of [80,5] at 4-8), and enough work per
-#: kernel launch on a GPU.
+#: Nodes per scoring batch that keep the activations in the caches of a CPU (the throughput
+#: falls as a batch outgrows them: figures in docs/scaling.md), and enough work per kernel
+#: launch on a GPU.
 _BATCH_NODES = {"cpu": 4096, "cuda": 1 << 18}
 #: Largest first-layer projection table (all N nodes) the fast path precomputes.
 _TABLE_BYTES = 1 << 30
 
 
+def _as_device(value: Any, name: str) -> torch.device:
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{name} must be a torch.device or its name, got {value!r}.") from exc
+
+
+@validate_params(device=Check(_as_device, "a torch.device or its name"))
 def default_inference_batch_size(k1: int, k2: int, device: Any = "cpu") -> int:
     """Pivots per scoring batch: about 4096 IPS nodes on a CPU, 262144 on a GPU.
 
-    The forward pass slows down as a batch outgrows the CPU caches (on a
-    2-core AMD EPYC, [20,5]: 189 pivots/s at 32 pivots per batch, 127 at
-    256), while a GPU needs large batches to fill its cores. The bound
-    ``k1 * (k2 + 1) + 1`` of the IPS size is used.
+    The forward pass slows down as a batch outgrows the CPU caches, while a
+    GPU needs large batches to fill its cores (measured throughputs per
+    batch size: docs/scaling.md). The bound ``k1 * (k2 + 1) + 1`` of the
+    IPS size is used.
 
     Examples
     --------
@@ -365,10 +725,7 @@ def default_inference_batch_size(k1: int, k2: int, device: Any = "cpu") -> int:
     >>> default_inference_batch_size(200, 10), default_inference_batch_size(20, 5, "cuda")
     (1, 2166)
     """
-    k1 = check_int(k1, "k1", minimum=1)
-    k2 = check_int(k2, "k2", minimum=0)
-    kind = torch.device(device).type
-    nodes = _BATCH_NODES.get(kind, _BATCH_NODES["cuda"])
+    nodes = _BATCH_NODES.get(device.type, _BATCH_NODES["cuda"])
     return max(1, nodes // (k1 * (k2 + 1) + 1))
 
 
@@ -383,6 +740,7 @@ def _autocast(precision: str, device: torch.device) -> Iterator[None]:
             yield
 
 
+@validate_params(batch_size=PARAMS["inference_batch_size"], dst=Integer(0, optional=True))
 @torch.no_grad()
 def predict_links(
     model: nn.Module,
@@ -397,7 +755,8 @@ def predict_links(
     pivot_similarity: bool = False,
     pivots: Optional[Tensor] = None,
     precision: str = "fp32",
-) -> tuple[Tensor, Tensor, Tensor]:
+    dst: Optional[int] = None,
+) -> Optional[tuple[Tensor, Tensor, Tensor]]:
     """Score every node's links to its ``k1`` nearest neighbours.
 
     Every node is a pivot once; pivots are processed ``batch_size`` at a time,
@@ -410,6 +769,12 @@ def predict_links(
     its forward on :func:`~linkage_gcn.ips.build_ips` batches. The loop makes
     no host synchronisation of its own (inputs are validated before it, the
     NaN check runs once after it).
+
+    One process or many: under an initialised ``torch.distributed`` process
+    group, call it on every rank with the same arguments. The batches of the
+    single-process run are dealt to the ranks in contiguous runs, each rank
+    scores its own, and the scores are gathered on every rank (or on
+    ``dst``): bitwise those of one process with the same ``batch_size``.
 
     Parameters
     ----------
@@ -426,7 +791,8 @@ def predict_links(
         Pivots per batch; by default :func:`default_inference_batch_size`
         (about 4096 IPS nodes per batch on a CPU, 262144 on a GPU).
     verbose : bool, optional
-        Progress bar (``None``: on a terminal, for long work).
+        Progress bar on rank 0 (``None``: on a terminal, for long work; off a
+        terminal long scoring logs its progress on ``linkage_gcn.progress``).
     pivot_similarity : bool
         Whether the model was trained with the pivot-similarity feature.
     pivots : torch.LongTensor of shape (P,), optional
@@ -437,16 +803,20 @@ def predict_links(
         on GPUs and CPUs with native bf16, it is slower on AVX2 CPUs),
         ``"tf32"`` (TF32 matrix products on CUDA; no effect on a CPU) and
         ``"int8"`` (oneDNN int8 products after the first layer; CPU only, a
-        plain :class:`~linkage_gcn.nn.LinkageGCN` only; 1.4-1.8x faster on
-        AVX2 CPUs) are approximate: link probabilities typically move by up
-        to ~1e-2.
+        plain :class:`~linkage_gcn.nn.LinkageGCN` only; faster on AVX2 CPUs,
+        see docs/scaling.md) are approximate: link probabilities typically
+        move by up to ~1e-2.
+    dst : int, optional
+        Under a process group: gather the scores on this rank only (the
+        others return ``None``); by default every rank gets them.
 
     Returns
     -------
     src, dst : torch.LongTensor of shape (P * k1,)
         Directed pairs (pivot, neighbour), ``P = N`` by default.
     scores : torch.Tensor of shape (P * k1,)
-        Link probabilities ``softmax(logits)[:, 1]``.
+        Link probabilities ``softmax(logits)[:, 1]``. ``None`` instead of the
+        triple on the ranks other than ``dst``.
 
     Raises
     ------
@@ -455,28 +825,33 @@ def predict_links(
     FloatingPointError
         When the model produces NaN scores (non-finite weights).
     """
-    pivot_similarity = check_bool(pivot_similarity, "pivot_similarity")
-    precision = check_in_options(precision, PRECISIONS, "precision")
-    x, _ = check_features(x, name="x")
+    rank, world = _world()
+    dst = _check_dst(dst)
+    if not validation_skipped():
+        x, _ = check_features(x, name="x")
+        knn_index = check_knn_index(knn_index, x.shape[0], device=x.device)
+        if pivots is not None:
+            pivots = check_nodes(pivots, x.shape[0], name="pivots").to(x.device)
     _check_model(model, x, pivot_similarity)
     _check_precision(precision, model, x.device)
-    knn_index = _checked_knn_index(knn_index, x)
-    k1 = min(check_int(k1, "k1", minimum=1), knn_index.shape[1])
-    k2 = check_int(k2, "k2", minimum=0)
-    active_connection = check_int(active_connection, "active_connection", minimum=1)
+    k1 = min(k1, knn_index.shape[1])
     if batch_size is None:
         batch_size = default_inference_batch_size(k1, k2, x.device)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    n = x.shape[0]
     if pivots is None:
-        pivots = torch.arange(n, device=x.device)
-    else:
-        pivots = check_nodes(pivots, n, name="pivots").to(x.device)
+        pivots = torch.arange(x.shape[0], device=x.device)
+    p = pivots.shape[0]
+    share = math.ceil(math.ceil(p / batch_size) / world) * batch_size  # whole batches per rank
     scores = _score_pivots(
-        model, x, knn_index, pivots, k1=k1, k2=k2, active_connection=active_connection,
-        batch_size=batch_size, verbose=verbose, pivot_similarity=pivot_similarity,
-        precision=precision, table=_use_table(model, x, pivots.shape[0] * k1),
+        model, x, knn_index, pivots[rank * share : (rank + 1) * share], k1=k1, k2=k2,
+        active_connection=active_connection, batch_size=batch_size,
+        verbose=verbose if rank == 0 else False, pivot_similarity=pivot_similarity,
+        precision=precision, table=_use_table(model, x, p * k1),
+        logger="linkage_gcn.progress" if rank == 0 else None,
     )  # fmt: skip
+    scores = _gather_rows(scores, share, dst)
+    if scores is None:
+        return None
+    scores = scores[:p]
     bad = torch.isnan(scores)
     if bool(bad.any()):
         raise FloatingPointError(
@@ -509,6 +884,7 @@ def _score_pivots(
     pivot_similarity: bool,
     precision: str,
     table: bool,
+    logger: Optional[str],
 ) -> Tensor:
     """The ``(P, k1)`` link probabilities of validated inputs (no host sync in the loop)."""
     model.eval()
@@ -522,7 +898,10 @@ def _score_pivots(
     scores = torch.empty(p, k1, device=x.device)
     steps = range(0, p, batch_size)
     long = p > 20 * batch_size
-    for start in progress(steps, desc="scoring links", verbose=verbose, long=long, unit="batch"):
+    bar = progress(
+        steps, desc="scoring links", verbose=verbose, long=long, unit="batch", logger=logger
+    )
+    for start in bar:
         rows = slice(start, min(start + batch_size, p))
         if scorer is not None:
             graph = build_ips_graph(
@@ -530,10 +909,11 @@ def _score_pivots(
             )
             logits = scorer.logits(graph)
         else:
-            batch = _build_ips(
-                x, knn_index, pivots[rows], hop1[rows], k2=k2,
-                active_connection=active_connection, pivot_similarity=pivot_similarity,
-            )  # fmt: skip
+            with skip_validation():  # checked once, before the loop
+                batch = build_ips(
+                    x, knn_index, pivots[rows], hop1[rows], k2=k2,
+                    active_connection=active_connection, pivot_similarity=pivot_similarity,
+                )  # fmt: skip
             with _autocast(precision, x.device):
                 logits = model(batch.x, batch.edge_index, batch.hop1_index)
         scores[rows] = torch.softmax(logits.float(), dim=1)[:, 1].view(-1, k1)
