@@ -343,3 +343,26 @@ def test_constrained_chinese_whispers_keeps_names_apart_and_together():
     assert labels[0] != labels[3]  # cannot-link inside the merge
     assert labels[0] == labels[6]  # the same name is one person (must-link)
     np.testing.assert_array_equal(labels[[6, 7, 8]], labels[6])
+
+
+def test_infomap_reads_its_results_whatever_was_imported_after_it():
+    """faiss imported after infomap takes over their shared SWIG types (a segfault in 0.2.0)."""
+    pytest.importorskip("infomap")
+    pytest.importorskip("faiss")
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, infomap, faiss\n"
+        "from linkage_gcn.community import infomap as run\n"
+        "edge_index = np.array([[0, 1, 0, 3, 4, 3], [1, 2, 2, 4, 5, 5]])\n"
+        "labels = run(edge_index, np.ones(6), 6, random_state=0)\n"
+        "assert labels.tolist() == [0, 0, 0, 1, 1, 1], labels\n"
+        "v = faiss.Int64Vector(); v.push_back(3)\n"
+        "assert faiss.vector_to_array(v).tolist() == [3]  # faiss still reads its own\n"
+        "index = faiss.IndexFlatIP(2); index.add(np.eye(2, dtype='float32'))\n"
+        "assert index.search(np.eye(2, dtype='float32'), 1)[1].ravel().tolist() == [0, 1]\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]

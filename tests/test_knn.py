@@ -441,7 +441,8 @@ def test_index_keeps_torch_dtype_and_kind(rng):
         (lambda i: i.search(np.ones((1, 3)), 5), "k=5 but the index holds only 4 rows"),
         (lambda i: i.search(np.ones((1, 3)), 4, self_ids=[0]), "other than each query itself"),
         (lambda i: i.search(np.ones((2, 3)), 1, self_ids=[0]), "one stored row per query"),
-        (lambda i: i.search(np.ones((1, 3)), 1, self_ids=[4]), r"self_ids holds ids outside"),
+        (lambda i: i.search(np.ones((1, 3)), 1, self_ids=[4]),
+         r"self_ids holds 1 row id\(s\) outside \[0, 4\), e.g. 4"),
         (lambda i: i.search(np.ones((1, 3)), 1, self_ids=[0.5]), "integer row ids"),
         (lambda i: i.search(np.ones((1, 3)), 1, bounds=np.ones(3)), r"shape \(4,\)"),
         (lambda i: i.search(np.ones((1, 3)), 1, bounds=np.full(4, np.nan)), "NaN"),
@@ -449,7 +450,7 @@ def test_index_keeps_torch_dtype_and_kind(rng):
         (lambda i: i.search(np.zeros((1, 3)), 1), "queries has 1 all-zero row"),
         (lambda i: i.add(np.ones((2, 4))), "x has 4 features"),
         (lambda i: i.add(np.array([[1.0, 0, 0], [0, 0, 0]])), "x has 1 all-zero row"),
-        (lambda i: i.remove([7]), r"ids holds ids outside \[0, 4\)"),
+        (lambda i: i.remove([7]), r"ids holds 1 row id\(s\) outside \[0, 4\), e.g. 7"),
     ],
 )
 def test_index_bad_input(call, match):

@@ -292,7 +292,7 @@ WRITE_ARGS = ([0, 0, 1, 1], [0, 0, 1, 2], [[0, 2, 0], [1, 3, 3]], [0.9, 0.4, 0.2
         ({"scores": None}, ValueError, "scores is None"),
         ({"scores": []}, ValueError, r"\(3,\), one score per edge of edge_index, got shape \(0,"),
         ({"edge_index": [[0, 2, 0], [1, 3, 4]]}, ValueError,
-         r"edge_index holds item ids outside \[0, 4\)"),
+         r"edge_index holds 1 item id\(s\) outside \[0, 4\), e.g. 4"),
         ({"edge_index": [[0.0, 2, 0], [1, 3, 3]]}, ValueError, "edge_index must hold integer"),
         ({"edge_index": [0, 2, 0]}, ValueError, r"edge_index must have shape \(2, E\)"),
         ({"labels_pred": [0, 0, 1]}, ValueError, "labels_pred has 3 entries but 4"),

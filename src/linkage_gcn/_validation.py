@@ -26,8 +26,10 @@ __all__ = [
     "as_index",
     "as_tensor",
     "check_bool",
+    "check_edge_index",
     "check_features",
     "check_generator",
+    "check_ids",
     "check_in_options",
     "check_int",
     "check_labels",
@@ -449,14 +451,77 @@ def check_nodes(nodes: Any, n: int, name: str = "input_nodes") -> torch.Tensor:
         return torch.empty(0, dtype=torch.long)  # an empty list: no node
     if t.is_floating_point() or t.is_complex():
         raise ValueError(f"{name} must be a boolean mask or integer node ids, got {t.dtype}.")
-    t = t.long().reshape(-1)
-    if t.numel():
+    return check_ids(t.reshape(-1), n, name=name)
+
+
+def check_ids(
+    ids: Any, n: int, *, name: str, what: str = "node id", bound: str = ""
+) -> torch.Tensor:
+    """The one rule for ids: integers in ``[0, n)``; int64 out, shape kept.
+
+    One pass over the ids (``aminmax``) when they are valid; the message of
+    a failure counts the ids outside and shows the first.
+
+    Parameters
+    ----------
+    ids : array-like or torch.Tensor
+        Integer ids, any shape.
+    n : int
+        Their exclusive upper bound.
+    name : str
+        Their name, for error messages.
+    what : str
+        What one id is (``"node id"``, ``"row id"``, ``"item id"``).
+    bound : str
+        How the message names ``n`` (``"num_nodes="`` gives ``[0, num_nodes=4)``).
+
+    Examples
+    --------
+    >>> check_ids([[0, 2]], 3, name="edge_index")
+    tensor([[0, 2]])
+    >>> check_ids([3, 5], 3, name="ids", what="row id")
+    Traceback (most recent call last):
+    ...
+    ValueError: ids holds 2 row id(s) outside [0, 3), e.g. 3.
+    """
+    t, _ = as_tensor(ids, name=name)
+    if t.numel() and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        raise ValueError(f"{name} must hold integer {what}s, got dtype {t.dtype}.")
+    t = t.to(torch.int64)
+    if t.numel() == 0:
+        return t
+    lo, hi = torch.aminmax(t)  # one pass; the mask only to describe a failure
+    if int(lo) < 0 or int(hi) >= n:
         bad = (t < 0) | (t >= n)
-        if bool(bad.any()):
-            raise ValueError(
-                f"{name} holds {int(bad.sum())} node id(s) outside [0, {n}), e.g. {int(t[bad][0])}."
-            )
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} {what}(s) outside [0, {bound}{n}), "
+            f"e.g. {int(t[bad][0])}."
+        )
     return t
+
+
+def check_edge_index(
+    edge_index: Any, n: int, *, name: str = "edge_index", what: str = "node id", bound: str = ""
+) -> torch.Tensor:
+    """The one rule for an ``edge_index``: shape (2, E), ids by :func:`check_ids`; int64 out.
+
+    Examples
+    --------
+    >>> check_edge_index([[0, 1], [1, 2]], 3)
+    tensor([[0, 1],
+            [1, 2]])
+    >>> check_edge_index([[0, 1]], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: edge_index must have shape (2, E), got shape (1, 2).
+    """
+    e, _ = as_tensor(edge_index, name=name)
+    if e.dim() != 2 or e.shape[0] != 2:
+        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
+        raise ValueError(
+            f"{name} must have shape (2, E), got shape {tuple(e.shape)}{hint}."
+        )
+    return check_ids(e, n, name=name, what=what, bound=bound)
 
 
 def check_same_length(**arrays: Any) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -539,10 +540,32 @@ def _add_links(im: Any, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> None:
         im.add_links(zip(u.tolist(), v.tolist(), w.tolist()))
 
 
+def _own_swig_types() -> None:
+    """Make infomap's Python classes wrap the C++ types it shares with other SWIG packages.
+
+    SWIG-built packages (infomap, faiss) share one runtime type table, and
+    the package imported last registers its classes for the C++ types they
+    both use (iterators, vectors). Read through faiss's classes, infomap's
+    results fail (``'Float64Vector' object is not iterable``) or crash the
+    interpreter (faiss's iterator releases the GIL). Registering infomap's
+    own classes again, just before reading its results, works whatever the
+    import order; faiss keeps working under infomap's classes.
+    """
+    shadow = sys.modules.get("infomap._swig")
+    core = getattr(shadow, "_infomap", None)
+    if core is None:  # pragma: no cover - another infomap layout: nothing to reclaim
+        return
+    for name, cls in vars(shadow).items():
+        register = getattr(core, f"{name}_swigregister", None)
+        if isinstance(cls, type) and callable(register):
+            register(cls)
+
+
 def _run_modules(im: Any, level: int) -> tuple[np.ndarray, np.ndarray]:
     """Run Infomap (quietly) and return its node ids and their module ids as arrays."""
     with contextlib.redirect_stdout(io.StringIO()):
         result = im.run()
+    _own_swig_types()
     if result is not None and callable(getattr(result, "modules", None)):
         modules = result.modules(level)  # infomap >= 2.15
     else:  # pragma: no cover - older infomap 2.x

@@ -28,6 +28,7 @@ from ._validation import (
     as_index,
     as_tensor,
     check_features,
+    check_ids,
     check_labels,
     check_nodes,
 )
@@ -272,10 +273,9 @@ def _check_ids_read(
 
 
 def _raise_outside(t: torch.Tensor, n: int, name: str) -> None:
-    bad = t[(t < 0) | (t >= n)]
-    raise ValueError(
-        f"{name} holds {bad.numel()} node id(s) outside [0, N = {n}), e.g. {int(bad[0])}."
-    )
+    """Raise the message of :func:`~linkage_gcn._validation.check_ids` for ids known bad."""
+    check_ids(t, n, name=name, bound="N = ")
+    raise AssertionError("unreachable: the ids were found outside [0, n)")  # pragma: no cover
 
 
 def _ips_nodes(

@@ -17,6 +17,7 @@ from ._validation import (
     ArrayLike,
     as_tensor,
     check_features,
+    check_ids,
     check_int,
     to_like,
 )
@@ -373,7 +374,7 @@ class KNNIndex:
             On ids that are not integers in ``[0, len(self))``.
         """
         n = len(self)
-        drop = _check_ids(ids, n, name="ids")
+        drop = check_ids(ids, n, name="ids", what="row id").reshape(-1)
         if drop.numel() == 0:
             return
         rows = self._rows
@@ -452,7 +453,9 @@ class KNNIndex:
                 f"queries have {q.shape[1]} features but the index holds rows of "
                 f"{rows.n_features}."
             )
-        own = None if self_ids is None else _check_ids(self_ids, rows.n, name="self_ids")
+        own = None
+        if self_ids is not None:
+            own = check_ids(self_ids, rows.n, name="self_ids", what="row id").reshape(-1)
         if own is not None and own.numel() != q.shape[0]:
             raise ValueError(
                 f"self_ids has {own.numel()} entries but there are {q.shape[0]} queries; give "
@@ -547,21 +550,6 @@ def _unit_rows(t: torch.Tensor, name: str) -> torch.Tensor:
             "cosine metric is undefined for them."
         )
     return t / length.unsqueeze(1)
-
-
-def _check_ids(ids: ArrayLike, n: int, *, name: str) -> torch.Tensor:
-    """Stored-row ids: integers in ``[0, n)``, as a 1-D int64 tensor."""
-    t, _ = as_tensor(ids, name=name)
-    if t.numel() and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
-        raise ValueError(f"{name} must hold integer row ids, got dtype {t.dtype}.")
-    t = t.reshape(-1).long()
-    bad = (t < 0) | (t >= n)
-    if bool(bad.any()):
-        raise ValueError(
-            f"{name} holds ids outside [0, {n}) (the index has {n} rows): "
-            f"{int(t[bad][0])} at position {int(bad.nonzero()[0, 0])}."
-        )
-    return t
 
 
 def _check_bounds(bounds: ArrayLike, n: int) -> torch.Tensor:

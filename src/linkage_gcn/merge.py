@@ -42,6 +42,8 @@ from ._validation import (
     ArrayLike,
     as_tensor,
     check_bool,
+    check_edge_index,
+    check_ids,
     check_int,
     check_labels,
     check_real,
@@ -147,8 +149,8 @@ def pool_pair_scores(
             "src, dst and scores must have the same shape, got "
             f"{tuple(s_t.shape)}, {tuple(d_t.shape)} and {tuple(w_t.shape)}."
         )
-    s_t = _check_ids(s_t.reshape(-1), "src", num_nodes)
-    d_t = _check_ids(d_t.reshape(-1), "dst", num_nodes)
+    s_t = check_ids(s_t.reshape(-1), num_nodes, name="src", bound="num_nodes=")
+    d_t = check_ids(d_t.reshape(-1), num_nodes, name="dst", bound="num_nodes=")
     w_t = check_scores(w_t.reshape(-1), name="scores")
     keep = s_t != d_t
     s_t, d_t, w_t = s_t[keep], d_t[keep], w_t[keep]
@@ -473,30 +475,9 @@ def _check_num_nodes(num_nodes: Any) -> int:
     return check_int(num_nodes, "num_nodes", minimum=1, maximum=_MAX_PAIR_NODES)
 
 
-def _check_ids(t: torch.Tensor, name: str, num_nodes: int) -> torch.Tensor:
-    """Validate integer node ids in ``[0, num_nodes)``; return them as int64."""
-    if t.numel() == 0:
-        return t.to(torch.int64)
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer node ids, got dtype {t.dtype}.")
-    t = t.to(torch.int64)
-    lo, hi = torch.aminmax(t)  # one pass; the mask only to describe a failure
-    if int(lo) < 0 or int(hi) >= num_nodes:
-        bad = (t < 0) | (t >= num_nodes)
-        raise ValueError(
-            f"{name} holds {int(bad.sum())} node id(s) outside [0, num_nodes={num_nodes}), "
-            f"e.g. {int(t[bad][0])}."
-        )
-    return t
-
-
 def _edge_rows(edge_index: ArrayLike, num_nodes: int) -> torch.Tensor:
-    """Validate an ``edge_index`` of shape (2, E) with ids in ``[0, num_nodes)``; int64 out."""
-    e, _ = as_tensor(edge_index, name="edge_index")
-    if e.dim() != 2 or e.shape[0] != 2:
-        hint = "; transpose an (E, 2) array with .T" if e.dim() == 2 and e.shape[1] == 2 else ""
-        raise ValueError(f"edge_index must have shape (2, E), got shape {tuple(e.shape)}{hint}.")
-    return _check_ids(e, "edge_index", num_nodes)
+    """An ``edge_index`` of shape (2, E) with ids in ``[0, num_nodes)``; int64 out."""
+    return check_edge_index(edge_index, num_nodes, bound="num_nodes=")
 
 
 class _Edges(NamedTuple):

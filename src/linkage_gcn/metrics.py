@@ -35,7 +35,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ._validation import (
-    as_tensor,
+    check_edge_index,
     check_in_options,
     check_labels,
     check_same_length,
@@ -69,24 +69,6 @@ def _check_pair(labels_true: Any, labels_pred: Any) -> tuple[np.ndarray, np.ndar
     if check_same_length(labels_true=t, labels_pred=p) == 0:
         raise ValueError("labels_true and labels_pred are empty; at least one item is needed.")
     return t, p
-
-
-def _check_edge_index(edge_index: Any, n_items: int) -> np.ndarray:
-    """Validate a (2, E) integer edge index whose ids lie in ``[0, n_items)``."""
-    t, _ = as_tensor(edge_index, name="edge_index")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"edge_index must hold integer item ids, got dtype {t.dtype}.")
-    if t.dim() != 2 or t.shape[0] != 2:
-        raise ValueError(
-            f"edge_index must have shape (2, E) (PyG convention), got shape {tuple(t.shape)}."
-        )
-    ei = t.detach().cpu().to(torch.int64).numpy()
-    if ei.size and (ei.min() < 0 or ei.max() >= n_items):
-        raise ValueError(
-            f"edge_index holds item ids outside [0, {n_items}) "
-            f"(min {int(ei.min())}, max {int(ei.max())}) for {n_items} labelled items."
-        )
-    return ei
 
 
 def _check_bins(bins: Sequence[int]) -> np.ndarray:
@@ -435,7 +417,7 @@ def edge_labels(labels: Any, edge_index: Any) -> np.ndarray:
     array([ True, False, False])
     """
     y = check_labels(labels, name="labels", encode=True)
-    ei = _check_edge_index(edge_index, y.shape[0])
+    ei = check_edge_index(edge_index, y.shape[0], what="item id").cpu().numpy()
     return y[ei[0]] == y[ei[1]]
 
 
