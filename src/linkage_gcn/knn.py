@@ -327,7 +327,7 @@ class KNNIndex:
     # ------------------------------------------------------------------ updates
 
     def add(self, x: ArrayLike) -> None:
-        """Add rows; they get the ids ``len(self), len(self) + 1, ...``.
+        """Add rows, numbered on from ``len(self)`` in their order.
 
         Parameters
         ----------
@@ -361,7 +361,7 @@ class KNNIndex:
         self._rows = rows
 
     def remove(self, ids: ArrayLike) -> None:
-        """Remove rows; the rows after them move up (ids stay ``0 .. len(self) - 1``).
+        """Remove rows; the rows after them move up (ids stay ``range(len(self))``).
 
         Parameters
         ----------
