@@ -495,11 +495,18 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "sampler": resolve_sampler(cfg["sampler_param"], new_k1, gamma=cfg["gamma"]),
         }
         shrunk["k_at_hop"] = (new_k1, shrunk["k2"])
+        changed = [
+            (key, shrunk[key], cfg[key])
+            for key in ("k_at_hop", "active_connection")
+            if shrunk[key] != cfg[key]
+        ]
         warnings.warn(
             f"{what} has {n} samples, so each has {avail} neighbours: training with "
-            f"k_at_hop={shrunk['k_at_hop']} and active_connection={shrunk['active_connection']} "
-            f"instead of k_at_hop={cfg['k_at_hop']} and active_connection={u}; predict uses "
-            f"k_at_hop={cfg['k_at_hop']}. Train on more samples to use the full subgraphs.",
+            + " and ".join(f"{k}={new}" for k, new, _ in changed)
+            + " instead of "
+            + " and ".join(f"{k}={old}" for k, _, old in changed)
+            + f"; predict uses k_at_hop={cfg['k_at_hop']}. Train on more samples to use the "
+            "full subgraphs.",
             UserWarning,
             stacklevel=4,
         )
