@@ -176,7 +176,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     The reference settings of L-GCN are ``k_at_hop=(200, 10),
     active_connection=10`` to train and ``(20, 5), 5`` or ``(80, 5), 5`` to
     test, ``merge="propagation", max_size=900, step=0.6``; the defaults here
-    are lighter (they train in minutes on a 2-core CPU for ~10K faces) and
+    are lighter (``docs/scaling.md`` has their training times) and
     calibrate the merge threshold on the training data, since the reference
     propagation collapses poorly calibrated scores into singletons.
 
