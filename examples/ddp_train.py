@@ -29,12 +29,13 @@ import torch
 from torch import distributed as dist
 
 from linkage_gcn.datasets import make_identities
-from linkage_gcn.distributed import init_distributed, predict_links_distributed, train_distributed
+from linkage_gcn.distributed import init_distributed
 from linkage_gcn.knn import knn
 from linkage_gcn.merge import pool_pair_scores, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 from linkage_gcn.nn import LinkageGCN
 from linkage_gcn.samplers import resolve_sampler
+from linkage_gcn.training import predict_links, train_linkage_gcn
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     model = LinkageGCN(x.shape[1] + 1, hidden_channels=args.hidden).to(device)
     start = time.perf_counter()
-    history = train_distributed(
+    history = train_linkage_gcn(
         model,
         x,
         index,
@@ -88,7 +89,7 @@ def main() -> None:
     )
     trained = time.perf_counter() - start
     start = time.perf_counter()
-    out = predict_links_distributed(
+    out = predict_links(
         model, x, index[:, :k1], k1=k1, k2=k2, active_connection=u, pivot_similarity=True, dst=0
     )
     scored = time.perf_counter() - start
