@@ -510,10 +510,10 @@ def check_edge_index(
     >>> check_edge_index([[0, 1], [1, 2]], 3)
     tensor([[0, 1],
             [1, 2]])
-    >>> check_edge_index([[0, 1]], 3)
+    >>> check_edge_index([0, 1, 2], 3)
     Traceback (most recent call last):
     ...
-    ValueError: edge_index must have shape (2, E), got shape (1, 2).
+    ValueError: edge_index must have shape (2, E), got shape (3,).
     """
     e, _ = as_tensor(edge_index, name=name)
     if e.dim() != 2 or e.shape[0] != 2:
