@@ -17,11 +17,16 @@ from sklearn.exceptions import NotFittedError
 
 from linkage_gcn._params import PARAMS
 from linkage_gcn.baselines import (
+    LABEL_FREE_BASELINES,
     ChineseWhispersClusterer,
     DBSCANClusterer,
+    FaceMapClusterer,
     HDBSCANClusterer,
     InfomapClusterer,
     KNNThresholdClusterer,
+    _facemap_keep,
+    hdbscan_defaults,
+    immich_defaults,
     knn_edges,
     radius_edges,
 )
@@ -302,6 +307,220 @@ def test_hdbscan_epsilon_tuning_skips_values_scikit_learn_cannot_run(identities)
     model = HDBSCANClusterer(cluster_selection_epsilon="auto", grid=grid).fit(X_train, y_train)
     assert np.isnan(model.grid_scores_).any() and not np.isnan(model.grid_scores_[0])
     assert model.cluster_selection_epsilon_ in grid[~np.isnan(model.grid_scores_)]
+
+
+# --------------------------------------------------------------------------------------
+# Label-free defaults: Immich's DBSCAN, scikit-learn's HDBSCAN, FaceMap
+
+
+@pytest.fixture(scope="module")
+def loose_identities():
+    """Noisy identities: at cosine distance 0.5 some faces are in no dense region."""
+    X, y = make_identities(40, max_size=20, spread=1.0, separation=2.0, nuisance=0.0,
+                           random_state=0)  # fmt: skip
+    return X, y
+
+
+def test_immich_defaults_are_dbscan_cosine_05_min_3_with_noise_as_singletons(loose_identities):
+    X = loose_identities[0].astype(np.float64)
+    X = X * np.random.default_rng(0).uniform(0.5, 3.0, size=(len(X), 1))  # not unit rows
+    X = np.vstack([X, 2.0 * X[:4]])  # same directions: cosine distance 0
+    # independent: scikit-learn's DBSCAN on all cosine distances, noise relabelled
+    expected = DBSCAN(eps=0.5, min_samples=3, metric="cosine").fit_predict(X)
+    assert (expected < 0).any() and expected.max() >= 5
+    model = immich_defaults()
+    assert isinstance(model, DBSCANClusterer)
+    assert model.get_params() == {**DBSCANClusterer().get_params(), "eps": 0.5,
+                                  "min_samples": 3, "metric": "cosine"}  # fmt: skip
+    got = model.fit_predict(X)  # no labels: nothing is tuned
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, noise_as_singletons(expected))
+    assert model.eps_ == 0.5 and model.grid_ is None
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_hdbscan_defaults_are_scikit_learns_defaults_with_noise_as_singletons(
+    loose_identities, metric
+):
+    X = loose_identities[0]
+    # scikit-learn's own defaults (min_cluster_size=5, min_samples=None, "eom", epsilon 0);
+    # its default metric is the Euclidean one
+    expected = HDBSCAN(copy=True) if metric == "l2" else HDBSCAN(metric="cosine", copy=True)
+    expected = expected.fit_predict(X)
+    assert (expected < 0).any() and expected.max() >= 2
+    model = hdbscan_defaults(metric) if metric == "l2" else hdbscan_defaults()
+    got = model.fit_predict(X)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, noise_as_singletons(expected))
+
+
+def test_label_free_baselines_run_by_name_without_labels(loose_identities):
+    X, _ = loose_identities
+    assert list(LABEL_FREE_BASELINES) == ["immich-defaults", "hdbscan-defaults", "facemap"]
+    for name, make in LABEL_FREE_BASELINES.items():
+        model = make()
+        assert make() is not model and repr(clone(model)) == repr(model)
+        if isinstance(model, FaceMapClusterer):
+            pytest.importorskip("infomap")
+            model.set_params(k=30, window_size=5, random_state=0)
+        labels = model.fit_predict(X)  # no y
+        assert labels.shape == (len(X),) and labels.dtype == np.int64, name
+        np.testing.assert_array_equal(labels, first_appearance(labels))
+
+
+def reference_facemap_keep(sims, omega):
+    """FaceMap's outlier_detect as its authors wrote it, one row and one window at a time.
+
+    On the transition probabilities p = s / sum(s); a reference of no spread scores 0.
+    """
+    keep = []
+    for s in np.asarray(sims, dtype=np.float64):
+        p = s / s.sum()
+        d = p[:-1] - p[1:]
+        z = np.zeros(d.size)
+        for j in range(d.size - omega, -1, -1):
+            q = j + (omega + 1) // 2
+            if q >= d.size:  # the last window is the whole reference: its score is 0
+                continue
+            sigma = d[j:].std()
+            z[q] = abs(d[j : j + omega].mean() - d[j:].mean()) / sigma if sigma > 0 else 0.0
+        keep.append(int(np.argmax(z)) + 1)  # neighbours 0 .. q*
+    return np.array(keep)
+
+
+def test_facemap_cut_matches_a_slow_reference_on_hand_made_curves():
+    head, tail = [0.95, 0.94, 0.93, 0.92, 0.91], [0.40, 0.39, 0.38, 0.37, 0.36, 0.35, 0.34]
+    sims = np.array([
+        head + tail,                                      # one sharp drop after 5 neighbours
+        [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3],  # plateaus
+        [0.99, 0.5] + [0.45 - 0.01 * t for t in range(10)],  # an early drop
+        [0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8],  # no drop at all
+    ])  # fmt: skip
+    omega = 4
+    expected = reference_facemap_keep(sims, omega)
+    np.testing.assert_array_equal(_facemap_keep(sims, omega), expected)
+    # row 0 by hand: drops d = 0.01 but d[4] = 0.51; the largest score is the first window
+    # that holds the big drop (j = 1: |0.135 - 0.06| / 0.15 = 0.5), marked at its middle
+    # q = 1 + 2: neighbours 0 .. 3 are kept. A flat curve keeps one (the argmax of zeros).
+    assert expected.tolist() == [4, 5, 3, 1]
+    # scale-free: the scores of s and of p = s / sum(s) are the same
+    np.testing.assert_array_equal(_facemap_keep(7.5 * sims, omega), expected)
+
+
+@pytest.mark.parametrize(("k", "omega"), [(30, 5), (40, 20), (7, 5), (12, 1)])
+def test_facemap_cut_matches_the_slow_reference_on_random_curves(k, omega, monkeypatch):
+    import linkage_gcn.baselines as baselines
+
+    rng = np.random.default_rng(k)
+    same = rng.uniform(0.7, 0.95, size=(60, k // 3))
+    other = rng.uniform(0.05, 0.45, size=(60, k - k // 3))
+    sims = np.vstack([
+        -np.sort(-rng.uniform(0.1, 1.0, size=(60, k)), axis=1),   # no structure
+        -np.sort(-np.hstack([same, other]), axis=1),             # a switch point
+    ]).astype(np.float32)  # fmt: skip
+    expected = reference_facemap_keep(sims, omega)
+    np.testing.assert_array_equal(_facemap_keep(sims, omega), expected)
+    monkeypatch.setattr(baselines, "_FACEMAP_BLOCK", 7)  # rows in blocks: the same
+    np.testing.assert_array_equal(_facemap_keep(sims, omega), expected)
+    assert (expected >= 1).all() and (expected <= k).all()
+
+
+@pytest.fixture(scope="module")
+def separated_identities():
+    X, y = make_identities(20, min_size=10, max_size=30, spread=0.3, separation=2.0,
+                           nuisance=0.0, random_state=0)  # fmt: skip
+    return X, y
+
+
+def test_facemap_is_infomap_on_the_pruned_knn_graph(separated_identities):
+    pytest.importorskip("infomap")
+    X, _ = separated_identities
+    k, omega = 30, 5
+    # independent: brute-force cosine kNN (the item itself left out), the reference cut,
+    # weights p = s / sum(s) over the k neighbours, undirected Infomap
+    x = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos = x @ x.T
+    np.fill_diagonal(cos, -np.inf)
+    nbr = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+    sims = np.take_along_axis(cos, nbr, axis=1)
+    assert (sims > 0).all()
+    keep = reference_facemap_keep(sims, omega)
+    p = sims / sims.sum(axis=1, keepdims=True)
+    src = np.concatenate([np.full(c, i) for i, c in enumerate(keep)])
+    dst = np.concatenate([nbr[i, :c] for i, c in enumerate(keep)])
+    w = np.concatenate([p[i, :c] for i, c in enumerate(keep)])
+    expected = infomap(np.vstack([src, dst]), w, len(X), random_state=0, num_trials=5)
+    model = FaceMapClusterer(k=k, window_size=omega, random_state=0)
+    got = model.fit_predict(X)
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.int64 and model.n_features_in_ == X.shape[1]
+
+
+def test_facemap_recovers_well_separated_identities(separated_identities):
+    pytest.importorskip("infomap")
+    X, y = separated_identities
+    model = FaceMapClusterer(k=30, window_size=5, random_state=0)
+    labels = model.fit_predict(X)  # no labels
+    assert bcubed_fscore(y, labels)[2] > 0.9
+    np.testing.assert_array_equal(model.fit(X).predict(X), labels)
+    # the paper's defaults (k=256, window 20) on the same set, fewer neighbours than k
+    assert FaceMapClusterer(random_state=0).fit_predict(X).shape == y.shape
+
+
+def test_facemap_parameters_are_declared():
+    declared = FaceMapClusterer._parameter_constraints
+    assert set(declared) == set(FaceMapClusterer._get_param_names())
+    rules = list(PARAMS.values())
+    assert all(any(rule is r for r in rules) for rule in declared.values())
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"k": 0}, "k must be an integer >= 1"),
+        ({"k": 2.5}, "k must be an integer"),
+        ({"k": 21}, r"k must be at least window_size \+ 2 = 22 .*got k=21"),
+        ({"k": 9, "window_size": 8}, r"k must be at least window_size \+ 2 = 10 .*got k=9"),
+        ({"window_size": 0}, "window_size must be an integer >= 1"),
+        ({"num_trials": 0}, "num_trials must be an integer >= 1"),
+        ({"random_state": "seed"}, "random_state must be None, an int"),
+    ],
+)
+def test_facemap_bad_parameters_are_named(params, match, monkeypatch):
+    import linkage_gcn.baselines as baselines
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched before validating")
+
+    monkeypatch.setattr(baselines, "knn", no_search)
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=match):
+        FaceMapClusterer(**params).fit(X)
+
+
+def test_facemap_bad_data_is_refused_with_a_clear_error(monkeypatch):
+    pytest.importorskip("infomap")
+    X, y = make_identities(12, random_state=0)
+    model = FaceMapClusterer(k=30, window_size=5)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match=r"X must be a 2-D array.*1-D"):
+        model.fit(X[:, 0])
+    with pytest.raises(ValueError, match=r"1 all-zero row\(s\)"):
+        model.fit(np.vstack([X, np.zeros(X.shape[1])]))
+    with pytest.raises(ValueError, match=r"X has 7 rows.*window_size=5.*at least .* = 8"):
+        model.fit(X[:7])
+    with pytest.raises(ValueError, match=rf"y has {len(y) - 1} entries"):  # unused, but checked
+        model.fit(X, y[:-1])
+    with pytest.raises(NotFittedError):
+        clone(model).predict(X)
+    with pytest.raises(ValueError, match="features"):
+        clone(model).fit(X).predict(X[:, :3])
+    monkeypatch.setitem(sys.modules, "infomap", None)
+    with pytest.raises(ModuleNotFoundError, match=r"linkage-gcn\[infomap\]"):
+        FaceMapClusterer().fit(X)
 
 
 # --------------------------------------------------------------------------------------

@@ -485,6 +485,7 @@ PARAMS: dict[str, Rule] = {
     ),
     "dropout": Check(_dropout, "a number in [0, 1)", parse=_parse_float),
     "pivot_similarity": Flag(),
+    "features": Options("linkage_gcn.structure:FEATURES"),
     # scoring and merging
     "inference_batch_size": Integer(1, optional=True),
     "precision": Options("linkage_gcn.nn:PRECISIONS"),
@@ -529,6 +530,7 @@ PARAMS: dict[str, Rule] = {
     "markov_time": Number(0.0, closed="neither"),
     "min_samples": Integer(1),
     "min_cluster_size": Integer(2),
+    "window_size": Integer(1),
     "cluster_selection_method": Options(("eom", "leaf")),
     "n_jobs": Check(_n_jobs, "None or a non-zero integer (-1: all processors)", optional=True),
     "generator_seed": Check(

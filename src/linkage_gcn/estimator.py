@@ -28,6 +28,7 @@ from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
 from .samplers import Hop1Sampler, resolve_sampler
+from .structure import N_STRUCTURE_FEATURES, StructureContext
 from .training import predict_links, train_linkage_gcn
 
 __all__ = ["LinkageClusterer"]
@@ -80,7 +81,20 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     pivot_similarity : bool
         Give each IPS node its cosine similarity to the pivot as an extra
         input feature (an extension of L-GCN, on by default; ``False`` feeds
-        the pivot-relative features only, as the reference).
+        the pivot-relative features only, as the reference). Not used with
+        ``features="structure"``, whose features hold the pivot similarity.
+    features : {"embedding", "structure"}
+        What the network sees of each pair (pivot, node).
+        ``"embedding"`` (default): the pivot-relative coordinates
+        ``x_v - x_p`` of L-GCN, which tie a model to the face model it was
+        trained on (and to its dimension). ``"structure"``: features that
+        mean the same in every embedding space (similarity standardised
+        against the collection's own random pairs and against each end's
+        neighbourhood, reciprocal ranks, kNN-list overlap, local density; see
+        :mod:`linkage_gcn.structure`): the model then takes embeddings of any
+        dimension from any face model, standardised on each collection it
+        clusters, with no labels (``metric="cosine"``, preprocessing
+        ``"none"`` or ``"l2"``).
     preprocessing : {"none", "l2", "center-l2"}
         What is done to the embeddings before anything else, at fit and
         predict time alike: nothing (raw descriptors, e.g. dlib's, as the
@@ -208,6 +222,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         hidden_channels: tuple[int, ...] = (512, 512, 256, 256),
         dropout: float = 0.0,
         pivot_similarity: bool = True,
+        features: str = "embedding",
         preprocessing: str = "none",
         metric: str = "cosine",
         n_neighbors: Optional[int] = None,
@@ -241,6 +256,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.hidden_channels = hidden_channels
         self.dropout = dropout
         self.pivot_similarity = pivot_similarity
+        self.features = features
         self.preprocessing = preprocessing
         self.metric = metric
         self.n_neighbors = n_neighbors
@@ -308,7 +324,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg["sampler_param"] = self.sampler
         cfg["sampler"] = resolve_sampler(self.sampler, cfg["k1"], gamma=cfg["gamma"])
         cfg.update(_knn_widths(cfg))
-        if cfg["precision"] == "int8":
+        if cfg["features"] == "structure":
+            _check_structure_settings(cfg)
+        elif cfg["precision"] == "int8":
             check_int8(cfg["device"])
         return cfg
 
@@ -326,7 +344,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         x, _ = check_features(X, name="X", min_samples=min_samples, dtype=torch.float32)
         if reset:
             self.n_features_in_ = int(x.shape[1])
-        elif x.shape[1] != self.n_features_in_:
+        elif x.shape[1] != self.n_features_in_ and self.features != "structure":
             raise ValueError(
                 f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
@@ -372,7 +390,13 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     @_with_threads
     def fit(
-        self, X: Any, y: Any = None, knn_index: Any = None, *, resume: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        knn_index: Any = None,
+        *,
+        resume: Any = None,
+        collections: Any = None,
     ) -> LinkageClusterer:
         """Train the link classifier on labelled embeddings.
 
@@ -396,6 +420,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             (Ctrl-C, a lost machine) and is started again with the same data,
             parameters and file continues after the last finished epoch. The
             file is removed when the training ends.
+        collections : array-like of shape (n_samples,), optional
+            Train on several labelled sets at once (faces of several face
+            models, of several photo libraries): the collection of each row.
+            Rows of different collections are never neighbours, each is
+            standardised on its own (``features="structure"``), and the cut
+            of ``threshold="auto"`` maximises the mean B-Cubed F over the
+            collections. Rows of one collection need not be contiguous.
+            With ``knn_index``, no row may name another collection's row.
 
         Returns
         -------
@@ -421,29 +453,36 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n_ids = np.unique(labels).shape[0]
         if n_ids < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
-        train_cfg = self._fit_hops(x.shape[0], cfg, "X")
+        groups = _check_collections(collections, x.shape[0])
+        train_cfg = self._fit_hops(
+            _smallest(groups, x.shape[0]), cfg, "X" if groups is None else "a collection"
+        )
         self._check_folds(labels, cfg)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         x_dev = x.to(cfg["device"])
-        index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index)
+        index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index, collections=groups)
         logger.info(
             "fit: %d samples, %d features, %d identities; %r, k_at_hop=%s, %d epochs on %s",
             x.shape[0], x.shape[1], n_ids, train_cfg["sampler"], train_cfg["k_at_hop"],
             cfg["epochs"], cfg["device"],
         )  # fmt: skip
         with skip_validation():  # everything below was validated above
-            model, history = self._train(x_dev, index, labels, train_cfg, seed, resume=resume)
+            inputs = self._link_inputs(x_dev, index, cfg, groups)
+            model, history = self._train(
+                x_dev, index, labels, train_cfg, seed, resume=resume, inputs=inputs
+            )
             self.history_ = [vars(h) for h in history]
             self.model_ = model.cpu().eval()
-            edge_index, scores = self._edges(x_dev, index, cfg)
+            edge_index, scores = self._edges(x_dev, index, cfg, inputs)
             if cfg["threshold"] != "auto" or not resolve_merge(cfg["merge"]).uses_threshold:
                 # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
                 self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
             elif cfg["calibration"] == "cv":
-                self.threshold_ = self._calibrate_cv(x, labels, cfg, seed)
+                self.threshold_ = self._calibrate_cv(x, labels, cfg, seed, groups)
             else:
                 self.threshold_ = self._calibrate(
-                    [(edge_index, scores, labels)], cfg, "training set"
+                    _split_collections(edge_index, scores, labels, groups), cfg,
+                    "training set" if groups is None else f"{groups.max() + 1} collections",
                 )
             self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
         return self
@@ -535,6 +574,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg: dict[str, Any],
         seed: int,
         resume: Any = None,
+        inputs: Optional[dict[str, Any]] = None,
     ) -> tuple[LinkageGCN, list[Any]]:
         """Train a fresh network on ``x`` (seeded by ``seed``); return it and its history.
 
@@ -546,17 +586,24 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             model = self._build_model(x.shape[1], cfg)
         model = model.to(x.device)
         y_dev = torch.from_numpy(labels).to(x.device)
+        if inputs is None:
+            inputs = self._link_inputs(x, index, cfg)
         history = train_linkage_gcn(
             model, x, index, y_dev, sampler=cfg["sampler"], k2=cfg["k2"],
             active_connection=cfg["active_connection"], loss=cfg["loss"], epochs=cfg["epochs"],
             batch_size=cfg["batch_size"], lr=cfg["lr"], momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"], lr_decay=cfg["lr_decay"], verbose=cfg["verbose"],
-            pivot_similarity=cfg["pivot_similarity"], seed=seed, resume=resume,
+            seed=seed, resume=resume, **inputs,
         )  # fmt: skip
         return model, history
 
     def _calibrate_cv(
-        self, x: torch.Tensor, labels: np.ndarray, cfg: dict[str, Any], seed: int
+        self,
+        x: torch.Tensor,
+        labels: np.ndarray,
+        cfg: dict[str, Any],
+        seed: int,
+        groups: Optional[np.ndarray] = None,
     ) -> float:
         """Choose the cut on identity-disjoint folds, each scored by a model that never saw it."""
         folds = identity_folds(labels, cfg["cv_folds"], random_state=seed)
@@ -572,15 +619,24 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 x_fit = x[torch.from_numpy(~held)].to(cfg["device"])
                 x_held = x[torch.from_numpy(held)].to(cfg["device"])
                 fit_labels = labels[~held]
-                fold_cfg = self._fit_hops(x_fit.shape[0], cfg, f"calibration fold {k + 1}")
-                index = self._knn(x_fit, cfg["n_neighbors_fit"])
-                model, _ = self._train(x_fit, index, fit_labels, fold_cfg, seed + 1 + k)
+                fit_groups = _subset_groups(groups, ~held)
+                held_groups = _subset_groups(groups, held)
+                fold_cfg = self._fit_hops(
+                    _smallest(fit_groups, x_fit.shape[0]), cfg, f"calibration fold {k + 1}"
+                )
+                index = self._knn(x_fit, cfg["n_neighbors_fit"], collections=fit_groups)
+                inputs = self._link_inputs(x_fit, index, cfg, fit_groups)
+                model, _ = self._train(
+                    x_fit, index, fit_labels, fold_cfg, seed + 1 + k, inputs=inputs
+                )
                 self.model_ = model.cpu().eval()
-                if x_held.shape[0] < 2:
+                if _smallest(held_groups, x_held.shape[0]) < 2:
                     continue
-                held_index = self._knn(x_held, cfg["n_neighbors_predict"])
-                edge_index, scores = self._edges(x_held, held_index, cfg)
-                scored.append((edge_index, scores, labels[held]))
+                held_index = self._knn(x_held, cfg["n_neighbors_predict"], collections=held_groups)
+                edge_index, scores = self._edges(
+                    x_held, held_index, cfg, self._link_inputs(x_held, held_index, cfg, held_groups)
+                )
+                scored += _split_collections(edge_index, scores, labels[held], held_groups)
         finally:
             self.model_ = final_model
         return self._calibrate(scored, cfg, f"{cfg['cv_folds']} identity-disjoint folds")
@@ -645,14 +701,45 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def _build_model(self, n_features: int, cfg: Optional[dict[str, Any]] = None) -> LinkageGCN:
         hidden = cfg["hidden_channels"] if cfg else self.hidden_channels
         pivot_similarity = cfg["pivot_similarity"] if cfg else self.pivot_similarity
+        if (cfg["features"] if cfg else self.features) == "structure":
+            n_in = N_STRUCTURE_FEATURES
+        else:
+            n_in = n_features + int(bool(pivot_similarity))
         return LinkageGCN(
-            n_features + int(bool(pivot_similarity)),
+            n_in,
             hidden_channels=tuple(check_layer_sizes(hidden)),
             dropout=self.dropout,
         )
 
-    def _knn(self, x: torch.Tensor, width: int, given: Any = None) -> torch.Tensor:
-        k = min(width, x.shape[0] - 1)
+    def _link_inputs(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        cfg: dict[str, Any],
+        collections: Optional[np.ndarray] = None,
+    ) -> dict[str, Any]:
+        """What the link model reads besides the graph: ``pivot_similarity`` and ``structure``.
+
+        The structure features (``features="structure"``) are built from this
+        collection itself, at fit and predict time alike: its random pairs,
+        its kNN lists of ``k1`` (the same width at both times).
+        """
+        if cfg["features"] != "structure":
+            return {"pivot_similarity": cfg["pivot_similarity"], "structure": None}
+        groups = None if collections is None else torch.from_numpy(collections).to(x.device)
+        ctx = StructureContext.build(x, index, k=cfg["k1"], collections=groups)
+        return {"pivot_similarity": False, "structure": ctx}
+
+    def _knn(
+        self,
+        x: torch.Tensor,
+        width: int,
+        given: Any = None,
+        collections: Optional[np.ndarray] = None,
+    ) -> torch.Tensor:
+        if collections is not None and given is None:
+            return self._knn_within(x, width, collections)
+        k = min(width, _smallest(collections, x.shape[0]) - 1)
         if given is None:
             with skip_validation():
                 index, _ = knn(
@@ -664,15 +751,33 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             why="k_at_hop, active_connection and, to fit, the sampler's pool",
         )  # fmt: skip
 
-    def _edges(self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any]):
+    def _knn_within(self, x: torch.Tensor, width: int, collections: np.ndarray) -> torch.Tensor:
+        """One kNN table of several collections, each searched within itself (global ids)."""
+        k = min(width, _smallest(collections, x.shape[0]) - 1)
+        index = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
+        for c in np.unique(collections):  # one search per collection
+            rows = torch.from_numpy(np.flatnonzero(collections == c)).to(x.device)
+            local = self._knn(x.index_select(0, rows), k)
+            index[rows] = rows[local[:, :k]]
+        return index
+
+    def _edges(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        cfg: dict[str, Any],
+        inputs: Optional[dict[str, Any]] = None,
+    ):
         model = self.model_.to(x.device)
+        if inputs is None:
+            inputs = self._link_inputs(x, index, cfg)
         start = time.perf_counter()
         try:  # under torchrun each rank scores its share of the pivots; all get every score
             src, dst, scores = predict_links(
                 model, x, index, k1=cfg["k1"], k2=cfg["k2"],
                 active_connection=cfg["active_connection"],
                 batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
-                pivot_similarity=cfg["pivot_similarity"], precision=cfg["precision"],
+                precision=cfg["precision"], **inputs,
             )  # fmt: skip
         finally:
             self.model_ = model.cpu()
@@ -1043,6 +1148,67 @@ def _check_weights(weights: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- cross-parameter rules
+
+
+def _check_structure_settings(cfg: dict[str, Any]) -> None:
+    """``features="structure"`` reads cosine kNN lists of rows of any dimension."""
+    if cfg["metric"] != "cosine":
+        raise ValueError(
+            f"features='structure' standardises cosine similarities; use metric='cosine' "
+            f"(got metric={cfg['metric']!r})."
+        )
+    if cfg["preprocessing"] == "center-l2":
+        raise ValueError(
+            "features='structure' takes embeddings of any dimension, so no fitted mean can be "
+            "subtracted: use preprocessing='none' or 'l2' (got 'center-l2')."
+        )
+    if cfg["precision"] == "int8":
+        raise ValueError(
+            "precision='int8' is a fast path of the embedding features; features='structure' "
+            "scores in 'fp32', 'bf16' or 'tf32'."
+        )
+
+
+def _check_collections(collections: Any, n: int) -> Optional[np.ndarray]:
+    """Collection ids ``0..C-1`` of ``n`` rows (any comparable ids in), each of >= 2 rows."""
+    if collections is None:
+        return None
+    groups = check_labels(collections, n_samples=n, name="collections", encode=True)
+    counts = np.bincount(groups)
+    if counts.min() < 2:
+        raise ValueError(
+            f"collections: every collection needs at least two rows; one has "
+            f"{int(counts.min())}."
+        )
+    return groups
+
+
+def _subset_groups(groups: Optional[np.ndarray], rows: np.ndarray) -> Optional[np.ndarray]:
+    """The collections of a subset of rows, renumbered ``0..C'-1``."""
+    if groups is None:
+        return None
+    return np.unique(groups[rows], return_inverse=True)[1].astype(np.int64)
+
+
+def _smallest(groups: Optional[np.ndarray], n: int) -> int:
+    """The size of the smallest collection (``n`` for one)."""
+    return n if groups is None else int(np.bincount(groups).min())
+
+
+def _split_collections(
+    edge_index: np.ndarray, scores: np.ndarray, labels: np.ndarray, groups: Optional[np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The scored links and labels of each collection, with its own node ids."""
+    if groups is None:
+        return [(edge_index, scores, labels)]
+    out = []
+    for c in range(int(groups.max()) + 1):
+        rows = np.flatnonzero(groups == c)
+        local = np.full(groups.shape[0], -1, dtype=np.int64)
+        local[rows] = np.arange(rows.shape[0])
+        keep = groups[edge_index[0]] == c  # links never cross collections
+        out.append((local[edge_index[:, keep]], scores[keep], labels[rows]))
+    return out
 
 
 def _knn_widths(cfg: dict[str, Any]) -> dict[str, int]:

@@ -242,6 +242,12 @@ class IncrementalClusterer:
     ) -> None:
         check_is_fitted(clusterer, "model_")
         cfg = clusterer.resolved_params()
+        if cfg["features"] == "structure":
+            raise ValueError(
+                "IncrementalClusterer scores new faces with the embedding features; a clusterer "
+                "with features='structure' is not supported yet: re-run its predict on the "
+                "grown collection instead."
+            )
         backend = check_backend(check_param("backend", backend, PARAMS["incremental_backend"]))
         search_k = check_param("search_k", search_k)
         chunk_size = check_param("chunk_size", chunk_size)

@@ -34,6 +34,7 @@ from ._validation import (
 )
 from .knn import check_knn_index
 from .samplers import Hop1Sampler, resolve_sampler
+from .structure import StructureContext
 
 __all__ = [
     "IPSDataset",
@@ -351,12 +352,22 @@ class IPSGraph(NamedTuple):
             )  # fmt: skip
 
     def features(
-        self, x: torch.Tensor, pivots: torch.Tensor, pivot_similarity: bool = False
+        self,
+        x: torch.Tensor,
+        pivots: torch.Tensor,
+        pivot_similarity: bool = False,
+        structure: Optional[StructureContext] = None,
     ) -> torch.Tensor:
-        """The pivot-relative features ``x_v - x_p`` (and ``cos(x_v, x_p)``) of :func:`build_ips`.
+        """The node features a link model reads, pair by pair (pivot, node).
 
+        The pivot-relative features ``x_v - x_p`` (and ``cos(x_v, x_p)``) of
+        :func:`build_ips`; with ``structure``, the embedder-independent
+        features of :meth:`StructureContext.pair_features
+        <linkage_gcn.structure.StructureContext.pair_features>` instead.
         ``pivots`` are the global ids the graph was built for.
         """
+        if structure is not None:
+            return structure.pair_features(self.n_id, pivots.index_select(0, self.batch))
         x_v = x.index_select(0, self.n_id)
         x_p = x.index_select(0, pivots.index_select(0, self.batch))
         feats = x_v - x_p

@@ -38,7 +38,6 @@ from ._params import (
     PARAMS,
     Check,
     Integer,
-    skip_validation,
     validate_params,
     validation_skipped,
 )
@@ -54,11 +53,12 @@ from .distributed import (
     epoch_generators,
     rank_pivots,
 )
-from .ips import _check_hop1, build_ips, build_ips_graph
+from .ips import _check_hop1, build_ips_graph
 from .knn import check_knn_index
 from .losses import resolve_loss
 from .nn import _is_plain_linkage_gcn, _tf32
 from .samplers import Hop1Sampler
+from .structure import N_STRUCTURE_FEATURES, StructureContext
 
 __all__ = [
     "EpochStats",
@@ -123,8 +123,14 @@ class _Counts:
         }
 
 
-def _check_model(model: Any, x: Tensor, pivot_similarity: bool) -> None:
-    """The model takes ``(x, edge_index, hop1_index)``, sits on x's device, fits x's width."""
+def _check_model(
+    model: Any, x: Tensor, pivot_similarity: bool, structure: Optional[StructureContext] = None
+) -> None:
+    """The model takes ``(x, edge_index, hop1_index)``, sits on x's device, fits x's width.
+
+    With ``structure`` (of ``x``'s nodes, on its device) the model reads the
+    structure features instead of ``x``'s coordinates.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"model must be a torch.nn.Module (a LinkageGCN), got {type(model).__name__}."
@@ -135,6 +141,27 @@ def _check_model(model: Any, x: Tensor, pivot_similarity: bool) -> None:
             f"the model is on {param.device} but x is on {x.device}; move both to one device."
         )
     want = getattr(model, "in_channels", None)
+    if structure is not None:
+        if not isinstance(structure, StructureContext):
+            raise TypeError(
+                f"structure must be a StructureContext, got {type(structure).__name__}."
+            )
+        if structure.num_nodes != x.shape[0] or structure.x.device != x.device:
+            raise ValueError(
+                f"structure describes {structure.num_nodes} nodes on {structure.x.device}, but "
+                f"x has {x.shape[0]} on {x.device}: build it from this x and kNN table."
+            )
+        if pivot_similarity:
+            raise ValueError(
+                "pivot_similarity adds a feature to the embeddings' coordinates; the structure "
+                "features already hold the pivot similarity: pass one or the other."
+            )
+        if isinstance(want, int) and want != N_STRUCTURE_FEATURES:
+            raise ValueError(
+                f"the model expects {want} input features per node but the structure features "
+                f"are {N_STRUCTURE_FEATURES}; build it with in_channels={N_STRUCTURE_FEATURES}."
+            )
+        return
     got = x.shape[1] + int(pivot_similarity)
     if isinstance(want, int) and want != got:
         extra = " (x's features + 1 for pivot_similarity)" if pivot_similarity else ""
@@ -144,7 +171,12 @@ def _check_model(model: Any, x: Tensor, pivot_similarity: bool) -> None:
         )
 
 
-def _check_precision(precision: str, model: nn.Module, device: torch.device) -> None:
+def _check_precision(
+    precision: str,
+    model: nn.Module,
+    device: torch.device,
+    structure: Optional[StructureContext] = None,
+) -> None:
     """Raise a clear error when ``model`` cannot be scored in ``precision`` on ``device``.
 
     ``"int8"`` runs on the CPU only and through the fast path of a plain
@@ -159,6 +191,11 @@ def _check_precision(precision: str, model: nn.Module, device: torch.device) -> 
     """
     if precision != "int8":
         return
+    if structure is not None:
+        raise ValueError(
+            "precision='int8' scores the embeddings' coordinates through LinkScorer; a model "
+            "on the structure features scores in 'fp32', 'bf16' or 'tf32'."
+        )
     if not _is_plain_linkage_gcn(model):
         raise ValueError(
             "precision='int8' scores a plain LinkageGCN only (through LinkScorer); score a "
@@ -227,6 +264,7 @@ def train_linkage_gcn(
     callback: Optional[Callable[[EpochStats], None]] = None,
     pivot_similarity: bool = False,
     resume: Optional[Union[str, os.PathLike]] = None,
+    structure: Optional[StructureContext] = None,
 ) -> list[EpochStats]:
     """Train ``model`` to predict pivot-to-1-hop links on the IPS of every node.
 
@@ -308,6 +346,11 @@ def train_linkage_gcn(
         file written for other settings or data, or not a resume file, is
         refused with a :class:`ValueError`, never ignored or overwritten.
         When training completes, the file is removed.
+    structure : StructureContext, optional
+        Feed the model the embedder-independent features of
+        :mod:`linkage_gcn.structure` (built from ``x`` and ``knn_index``)
+        instead of ``x``'s coordinates; the model then has
+        ``in_channels = N_STRUCTURE_FEATURES``.
 
     Returns
     -------
@@ -346,7 +389,7 @@ def train_linkage_gcn(
         x, _ = check_features(x, name="x")
         knn_index = check_knn_index(knn_index, x.shape[0], device=x.device)
         labels = check_labels(labels, n_samples=x.shape[0], return_tensor=True).to(x.device)
-    _check_model(model, x, pivot_similarity)
+    _check_model(model, x, pivot_similarity, structure)
     if seed is not None and generator is not None:
         raise ValueError(
             "pass seed or generator, not both (the generator only serves to draw a seed)."
@@ -377,7 +420,7 @@ def train_linkage_gcn(
     for epoch in range(start, epochs):
         stats = _train_epoch(
             net, model, x, knn_index, labels, sampler, criterion, optimizer, epoch=epoch,
-            seed=seed, verbose=verbose, **settings,
+            seed=seed, verbose=verbose, structure=structure, **settings,
         )  # fmt: skip
         scheduler.step()
         history.append(stats)
@@ -410,6 +453,7 @@ def _train_epoch(
     epoch: int,
     seed: int,
     verbose: Optional[bool],
+    structure: Optional[StructureContext] = None,
     **settings: Any,
 ) -> EpochStats:
     """One epoch of this rank's pivots (``model`` is ``net`` unwrapped from DDP)."""
@@ -442,6 +486,7 @@ def _train_epoch(
                 logits, target, group = _train_forward(
                     net, x, knn_index, labels, pivots, hop1, settings["k2"],
                     settings["active_connection"], settings["pivot_similarity"], sparse,
+                    structure,
                 )  # fmt: skip
                 value = _loss_of(criterion, uses_groups, logits, target, group)
                 # the one host sync per step: the mean loss over the ranks, before backward,
@@ -650,6 +695,7 @@ def _train_forward(
     active_connection: int,
     pivot_similarity: bool,
     sparse: bool,
+    structure: Optional[StructureContext] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Logits, targets and subgraph of each labelled pair, for one training step.
 
@@ -660,15 +706,28 @@ def _train_forward(
     """
     rows = hop1.index_select(0, pivots)
     graph = build_ips_graph(knn_index, pivots, rows, k2=k2, active_connection=active_connection)
-    feats = graph.features(x, pivots, pivot_similarity)
-    adjacency = graph.adj_t(feats.dtype) if sparse else graph.edge_index()
-    logits = model(feats, adjacency, graph.hop1_index)
+    logits = _forward(model, graph, x, pivots, pivot_similarity, structure, sparse)
     k1 = rows.shape[1]
     target = labels.index_select(0, rows.reshape(-1)) == labels.index_select(
         0, pivots
     ).repeat_interleave(k1)
     group = torch.arange(pivots.shape[0], device=x.device).repeat_interleave(k1)
     return logits, target.long(), group
+
+
+def _forward(
+    model: nn.Module,
+    graph: Any,
+    x: Tensor,
+    pivots: Tensor,
+    pivot_similarity: bool,
+    structure: Optional[StructureContext],
+    sparse: bool,
+) -> Tensor:
+    """The model's logits on an IPS graph: its features, then a CSR ``adj_t`` or ``edge_index``."""
+    feats = graph.features(x, pivots, pivot_similarity, structure)
+    adjacency = graph.adj_t(feats.dtype) if sparse else graph.edge_index()
+    return model(feats, adjacency, graph.hop1_index)
 
 
 def _diverged(
@@ -756,6 +815,7 @@ def predict_links(
     pivots: Optional[Tensor] = None,
     precision: str = "fp32",
     dst: Optional[int] = None,
+    structure: Optional[StructureContext] = None,
 ) -> Optional[tuple[Tensor, Tensor, Tensor]]:
     """Score every node's links to its ``k1`` nearest neighbours.
 
@@ -809,6 +869,11 @@ def predict_links(
     dst : int, optional
         Under a process group: gather the scores on this rank only (the
         others return ``None``); by default every rank gets them.
+    structure : StructureContext, optional
+        For a model trained on the structure features: the context of ``x``
+        and ``knn_index`` (:meth:`StructureContext.build
+        <linkage_gcn.structure.StructureContext.build>`). Scored through the
+        plain path.
 
     Returns
     -------
@@ -832,8 +897,8 @@ def predict_links(
         knn_index = check_knn_index(knn_index, x.shape[0], device=x.device)
         if pivots is not None:
             pivots = check_nodes(pivots, x.shape[0], name="pivots").to(x.device)
-    _check_model(model, x, pivot_similarity)
-    _check_precision(precision, model, x.device)
+    _check_model(model, x, pivot_similarity, structure)
+    _check_precision(precision, model, x.device, structure)
     k1 = min(k1, knn_index.shape[1])
     if batch_size is None:
         batch_size = default_inference_batch_size(k1, k2, x.device)
@@ -846,7 +911,7 @@ def predict_links(
         active_connection=active_connection, batch_size=batch_size,
         verbose=verbose if rank == 0 else False, pivot_similarity=pivot_similarity,
         precision=precision, table=_use_table(model, x, p * k1),
-        logger="linkage_gcn.progress" if rank == 0 else None,
+        logger="linkage_gcn.progress" if rank == 0 else None, structure=structure,
     )  # fmt: skip
     scores = _gather_rows(scores, share, dst)
     if scores is None:
@@ -885,13 +950,15 @@ def _score_pivots(
     precision: str,
     table: bool,
     logger: Optional[str],
+    structure: Optional[StructureContext] = None,
 ) -> Tensor:
     """The ``(P, k1)`` link probabilities of validated inputs (no host sync in the loop)."""
     model.eval()
     hop1 = knn_index[pivots, :k1]
     p = pivots.shape[0]
     scorer = None
-    if _is_plain_linkage_gcn(model):
+    sparse = _is_plain_linkage_gcn(model)
+    if sparse and structure is None:
         scorer = model.link_scorer(
             x, pivot_similarity=pivot_similarity, table=table, precision=precision
         )
@@ -903,18 +970,15 @@ def _score_pivots(
     )
     for start in bar:
         rows = slice(start, min(start + batch_size, p))
+        graph = build_ips_graph(
+            knn_index, pivots[rows], hop1[rows], k2=k2, active_connection=active_connection
+        )
         if scorer is not None:
-            graph = build_ips_graph(
-                knn_index, pivots[rows], hop1[rows], k2=k2, active_connection=active_connection
-            )
             logits = scorer.logits(graph)
         else:
-            with skip_validation():  # checked once, before the loop
-                batch = build_ips(
-                    x, knn_index, pivots[rows], hop1[rows], k2=k2,
-                    active_connection=active_connection, pivot_similarity=pivot_similarity,
-                )  # fmt: skip
             with _autocast(precision, x.device):
-                logits = model(batch.x, batch.edge_index, batch.hop1_index)
+                logits = _forward(
+                    model, graph, x, pivots[rows], pivot_similarity, structure, sparse
+                )
         scores[rows] = torch.softmax(logits.float(), dim=1)[:, 1].view(-1, k1)
     return scores

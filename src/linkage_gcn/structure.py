@@ -1,0 +1,329 @@
+"""Structure features: link inputs that mean the same in every embedding space.
+
+A link model fed the embeddings' coordinates (``x_v - x_p``) learns one face
+model's space: its similarity scale, its density, its dimension. The features
+here describe a pair (pivot ``p``, node ``v``) of an Instance Pivot Subgraph by
+what any face model's embeddings share instead:
+
+* the cosine similarity of the pair **standardised against the collection's
+  own strangers**: ``z = (cos - loc) / scale``, where ``loc`` and ``scale``
+  are the median and the scaled median absolute deviation of the cosine over
+  random pairs of the collection (random pairs are nearly all different
+  people, in a long-tailed set as in a family library; the median and MAD
+  are robust to the few that are not). A verification threshold set at a
+  false-accept rate is a cut on this scale; its raw cosine differs from one
+  face model to the next.
+* the same similarity **against each end's own neighbourhood** (FaceMap's
+  per-node view): the gap to the pivot's and to the node's nearest and
+  ``k``-th nearest neighbours, and **against the size of the collection**
+  (``sqrt(2 ln N)``, the expected largest of ``N`` standard normal
+  similarities: a collection ten times larger has closer strangers);
+* **reciprocal ranks**: where ``v`` stands in ``p``'s ``k`` nearest
+  neighbours and ``p`` in ``v``'s;
+* **kNN-list overlap**: the Jaccard index of the two ``k``-NN lists (each
+  with its own node);
+* **local density** of both ends: the standardised similarity of their
+  nearest and ``k``-th nearest neighbours;
+* whether ``v`` is the pivot itself.
+
+None of them depends on the coordinates, the dimension or the similarity scale
+of the face model, so one network trained on several face models takes the
+embeddings of another as they are, with no labels and no retraining
+(:meth:`LinkageClusterer.pretrained("face-any") <linkage_gcn.LinkageClusterer.pretrained>`).
+
+:class:`StructureContext` holds what a collection needs (unit rows, its kNN
+table, its per-node standardisation) and computes the features of any batch
+of pairs with tensor operations only, on any device. Several collections can
+share one context (their kNN tables must not cross): each is standardised on
+its own.
+
+Examples
+--------
+>>> import torch
+>>> from linkage_gcn.knn import knn
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(60, 16, generator=g)
+>>> index, _ = knn(x, 5)
+>>> ctx = StructureContext.build(x, index, k=5)
+>>> ctx
+StructureContext(num_nodes=60, k=5, collections=1)
+>>> feats = ctx.pair_features(torch.tensor([3, 4]), torch.tensor([3, 3]))
+>>> tuple(feats.shape) == (2, N_STRUCTURE_FEATURES)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from ._validation import check_features, check_int
+from .knn import check_knn_index
+
+__all__ = [
+    "FEATURES",
+    "N_STRUCTURE_FEATURES",
+    "STRUCTURE_FEATURE_NAMES",
+    "StructureContext",
+    "similarity_scale",
+]
+
+#: How a link model sees a pair: ``"embedding"`` (the pivot-relative
+#: coordinates ``x_v - x_p`` of L-GCN, tied to one face model) or
+#: ``"structure"`` (this module's features, for any face model).
+FEATURES = ("embedding", "structure")
+
+#: The structure features of a pair (pivot ``p``, node ``v``), in order.
+STRUCTURE_FEATURE_NAMES = (
+    "z(p, v)",
+    "z(p, v) - z(p, 1st)",
+    "z(p, v) - z(v, 1st)",
+    "z(p, v) - z(p, k-th)",
+    "z(p, v) - z(v, k-th)",
+    "z(p, v) - sqrt(2 ln N)",
+    "rank of v among p's k-NN",
+    "rank of p among v's k-NN",
+    "Jaccard of the k-NN lists",
+    "z(p, 1st)",
+    "z(v, 1st)",
+    "z(p, k-th)",
+    "z(v, k-th)",
+    "v is p",
+)
+#: How many structure features a pair has (a structure model's ``in_channels``).
+N_STRUCTURE_FEATURES = len(STRUCTURE_FEATURE_NAMES)
+
+#: Random pairs drawn per collection to estimate its strangers' similarity.
+_PAIRS = 200_000
+#: Standardised similarities are divided by this, to keep inputs near unit range.
+_Z_UNIT = 5.0
+_MAD_TO_SD = 1.4826
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def similarity_scale(
+    x: Tensor, *, n_pairs: int = _PAIRS, generator: Optional[torch.Generator] = None
+) -> tuple[float, float]:
+    """The location and scale of the cosine between random pairs of a collection.
+
+    The median and ``1.4826 x`` the median absolute deviation (the standard
+    deviation of a normal distribution) of the cosine over ``n_pairs`` random
+    pairs ``i != j`` (all pairs when there are fewer); robust to the few pairs
+    of one person among them.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, D)
+        Embeddings (any scale: rows are normalised here), ``N >= 2``.
+    n_pairs : int
+        Random pairs drawn.
+    generator : torch.Generator, optional
+        Seeds the draw (a fixed seed by default, so that a collection is
+        always standardised the same way).
+
+    Returns
+    -------
+    loc, scale : float
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> loc, scale = similarity_scale(torch.randn(500, 64, generator=g))
+    >>> abs(loc) < 0.02, 0.1 < scale < 0.15  # random 64-D directions: sd 1/sqrt(64)
+    (True, True)
+    """
+    x, _ = check_features(x, name="x", min_samples=2)
+    n = x.shape[0]
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    u = _unit(x.float())
+    if n * (n - 1) // 2 <= n_pairs:
+        i, j = torch.triu_indices(n, n, offset=1)
+    else:
+        i = torch.randint(n, (n_pairs,), generator=generator)
+        j = (i + torch.randint(1, n, (n_pairs,), generator=generator)) % n
+    i, j = i.to(u.device), j.to(u.device)
+    s = (u.index_select(0, i) * u.index_select(0, j)).sum(1)
+    loc = s.median()
+    scale = _MAD_TO_SD * (s - loc).abs().median()
+    return float(loc), max(float(scale), 1e-6)
+
+
+@dataclass(frozen=True)
+class StructureContext:
+    """A collection (or several) as the structure features see it.
+
+    Build it with :meth:`build`; :meth:`pair_features` gives the features of
+    any pairs of its nodes.
+
+    Attributes
+    ----------
+    x : torch.Tensor of shape (N, D)
+        Unit rows.
+    knn_index : torch.LongTensor of shape (N, k)
+        The ``k`` nearest neighbours of each node (self excluded).
+    loc, scale : torch.Tensor of shape (N,)
+        The standardisation of each node's collection (:func:`similarity_scale`).
+    z_first, z_last : torch.Tensor of shape (N,)
+        Standardised similarity of each node's nearest and ``k``-th nearest neighbour.
+    size_z : torch.Tensor of shape (N,)
+        ``sqrt(2 ln N_c)`` of each node's collection of ``N_c`` nodes.
+    n_collections : int
+    """
+
+    x: Tensor
+    knn_index: Tensor
+    loc: Tensor
+    scale: Tensor
+    z_first: Tensor
+    z_last: Tensor
+    size_z: Tensor
+    n_collections: int
+
+    @classmethod
+    def build(
+        cls,
+        x: Any,
+        knn_index: Any,
+        *,
+        k: int,
+        collections: Optional[Any] = None,
+    ) -> StructureContext:
+        """The context of embeddings ``x`` and their kNN table.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, D)
+            Embeddings, as the face model gives them (any scale, any ``D``).
+        knn_index : torch.LongTensor of shape (N, K)
+            Neighbours by decreasing cosine similarity, self excluded; the
+            first ``min(k, K)`` columns are read. With ``collections``, no
+            row may name a node of another collection.
+        k : int
+            Width of the kNN lists the features read (ranks, overlap,
+            ``k``-th neighbour): use the same at training and at prediction.
+        collections : torch.LongTensor of shape (N,), optional
+            Collection id of each node (``0..C-1``); each is standardised on
+            its own. One collection by default.
+
+        Returns
+        -------
+        StructureContext
+
+        Raises
+        ------
+        ValueError
+            On non-finite or badly shaped inputs, a kNN table crossing
+            collections, or a collection of fewer than two nodes.
+        """
+        x, _ = check_features(x, name="x", min_samples=2)
+        knn_index = check_knn_index(knn_index, x.shape[0], device=x.device)
+        k = min(check_int(k, "k", minimum=1), knn_index.shape[1])
+        n = x.shape[0]
+        u = _unit(x.float())
+        index = knn_index[:, :k].contiguous()
+        if collections is None:
+            coll = torch.zeros(n, dtype=torch.long, device=x.device)
+        else:
+            coll = torch.as_tensor(collections, device=x.device)
+            if coll.shape != (n,) or coll.dtype not in (torch.int32, torch.int64):
+                raise ValueError(
+                    f"collections must be an integer array of shape ({n},), got "
+                    f"{tuple(coll.shape)} {coll.dtype}."
+                )
+            coll = coll.long()
+            if bool((coll.index_select(0, index.reshape(-1)).view(n, k) != coll[:, None]).any()):
+                raise ValueError(
+                    "knn_index links nodes of different collections: search each collection's "
+                    "neighbours within it."
+                )
+        ids, coll = torch.unique(coll, return_inverse=True)
+        c = ids.shape[0]
+        sizes = torch.bincount(coll, minlength=c)
+        if bool((sizes < 2).any()):
+            raise ValueError("every collection needs at least two nodes.")
+        loc = torch.empty(c, device=x.device)
+        scale = torch.empty(c, device=x.device)
+        order = torch.argsort(coll, stable=True)
+        start = 0
+        for ci, size in enumerate(sizes.tolist()):  # one pass per collection, not per node
+            rows = order[start : start + size]
+            start += size
+            loc[ci], scale[ci] = similarity_scale(u.index_select(0, rows))
+        loc_n, scale_n = loc.index_select(0, coll), scale.index_select(0, coll)
+        first = (u * u.index_select(0, index[:, 0])).sum(1)
+        last = (u * u.index_select(0, index[:, -1])).sum(1)
+        size_z = torch.sqrt(2 * torch.log(sizes.double())).float().index_select(0, coll)
+        return cls(
+            x=u, knn_index=index, loc=loc_n, scale=scale_n,
+            z_first=(first - loc_n) / scale_n, z_last=(last - loc_n) / scale_n,
+            size_z=size_z, n_collections=c,
+        )  # fmt: skip
+
+    @property
+    def num_nodes(self) -> int:
+        """``N``."""
+        return int(self.x.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Width of the kNN lists read."""
+        return int(self.knn_index.shape[1])
+
+    def to(self, device: Any) -> StructureContext:
+        """The same context on ``device``."""
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in ("x", "knn_index", "loc", "scale", "z_first", "z_last", "size_z")
+        }
+        return StructureContext(**moved, n_collections=self.n_collections)
+
+    def pair_features(self, node: Tensor, pivot: Tensor) -> Tensor:
+        """The :data:`N_STRUCTURE_FEATURES` features of pairs ``(pivot[i], node[i])``.
+
+        Parameters
+        ----------
+        node, pivot : torch.LongTensor of shape (V,)
+            Global ids, of one collection pair by pair.
+
+        Returns
+        -------
+        torch.Tensor of shape (V, N_STRUCTURE_FEATURES)
+            In the order of :data:`STRUCTURE_FEATURE_NAMES`.
+        """
+        u, index, k = self.x, self.knn_index, self.k
+        z = (u.index_select(0, node) * u.index_select(0, pivot)).sum(1)
+        loc, scale = self.loc.index_select(0, pivot), self.scale.index_select(0, pivot)
+        z = (z - loc) / scale
+        zp1, zv1 = self.z_first.index_select(0, pivot), self.z_first.index_select(0, node)
+        zpk, zvk = self.z_last.index_select(0, pivot), self.z_last.index_select(0, node)
+        rows_p, rows_v = index.index_select(0, pivot), index.index_select(0, node)
+        steps = torch.arange(k, 0, -1, device=u.device, dtype=u.dtype) / k  # 1 for the nearest
+        rank_v = ((rows_p == node[:, None]) * steps).sum(1)
+        rank_p = ((rows_v == pivot[:, None]) * steps).sum(1)
+        list_p = torch.cat([rows_p, pivot[:, None]], dim=1)
+        list_v = torch.cat([rows_v, node[:, None]], dim=1)
+        inter = (list_p[:, :, None] == list_v[:, None, :]).sum((1, 2)).to(u.dtype)
+        jaccard = inter / (2 * (k + 1) - inter)
+        same = (node == pivot).to(u.dtype)
+        zs = torch.stack(
+            [z, z - zp1, z - zv1, z - zpk, z - zvk, z - self.size_z.index_select(0, pivot),
+             zp1, zv1, zpk, zvk], dim=1,
+        ) / _Z_UNIT  # fmt: skip
+        return torch.cat(
+            [zs[:, :6], rank_v[:, None], rank_p[:, None], jaccard[:, None], zs[:, 6:],
+             same[:, None]], dim=1,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_nodes={self.num_nodes}, k={self.k}, "
+            f"collections={self.n_collections})"
+        )
+
