@@ -271,7 +271,36 @@ def _tune_cut(
     return float(grid[int(np.nanargmax(scores))]), scores
 
 
-class _CutClusterer(ClusterMixin, BaseEstimator):
+class _Clusterer(ClusterMixin, BaseEstimator):
+    """What every baseline shares: declared parameters, checked embeddings, ``fit_predict``.
+
+    ``_parameter_constraints`` maps a subclass's parameters to their
+    declarations in :data:`linkage_gcn._params.PARAMS`.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+
+    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+        """Fit on ``X`` (with ``y`` where the clusterer uses labels) and cluster it."""
+        return self.fit(X, y).predict(X)
+
+    def _check_declared(self) -> None:
+        """Check every parameter by its declaration."""
+        for name, rule in self._parameter_constraints.items():
+            rule(getattr(self, name), name)
+
+    def _fitted_features(self, X: Any, metric: str) -> np.ndarray:
+        """``X`` checked as :func:`_features` does, of the width seen by ``fit``."""
+        x = _features(X, metric)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_}."
+            )
+        return x
+
+
+class _CutClusterer(_Clusterer):
     """A clusterer with one cut (parameter ``_cut``) chosen by B-Cubed F when it is "auto".
 
     Each parameter is declared once in :data:`linkage_gcn._params.PARAMS`;
@@ -283,7 +312,6 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
     """
 
     _cut = "threshold"
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
     _cut_rules: ClassVar[dict[str, Rule]] = _THRESHOLD_RULES
     #: The metrics under which the cut is a similarity (pairs at least that similar link).
     _similarity_cuts: ClassVar[tuple[str, ...]] = ("cosine",)
@@ -341,26 +369,16 @@ class _CutClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, self._cut + "_")
         self._check_params()
-        x = _features(X, self.metric)
-        if x.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}."
-            )
+        x = self._fitted_features(X, self.metric)
         cut = getattr(self, self._cut + "_")
         return self._cluster(self._graph(x, cut), cut, len(x))
-
-    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
-        """Fit on ``X`` (with ``y`` for ``"auto"``) and cluster it."""
-        return self.fit(X, y).predict(X)
 
     def _check_params(self) -> Any:
         """Check every parameter by its declaration, then the cut by the metric's bounds.
 
         Returns the cut: ``"auto"`` or a float.
         """
-        for name, rule in self._parameter_constraints.items():
-            rule(getattr(self, name), name)
+        self._check_declared()
         cut = getattr(self, self._cut)
         return cut if isinstance(cut, str) else self._check_cut(cut)
 
@@ -998,7 +1016,7 @@ def _facemap_keep(similarity: np.ndarray, window_size: int) -> np.ndarray:
     return keep
 
 
-class FaceMapClusterer(ClusterMixin, BaseEstimator):
+class FaceMapClusterer(_Clusterer):
     """FaceMap: kNN + Infomap, each item's links pruned by its own similarity curve.
 
     FaceMap ("FaceMap: Towards Unsupervised Face Clustering via Map
@@ -1111,12 +1129,7 @@ class FaceMapClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "n_features_in_")
         self._check_params()
-        x = _features(X, "cosine")
-        if x.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {x.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}."
-            )
+        x = self._fitted_features(X, "cosine")
         self._check_size(len(x))
         index, sim = knn(x, min(self.k, len(x) - 1), metric="cosine")
         index, sim = np.asarray(index), np.asarray(sim, dtype=np.float64)
@@ -1133,13 +1146,8 @@ class FaceMapClusterer(ClusterMixin, BaseEstimator):
             num_trials=self.num_trials,
         )
 
-    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
-        """Fit on ``X`` and cluster it (``y`` unused)."""
-        return self.fit(X, y).predict(X)
-
     def _check_params(self) -> None:
-        for name, rule in self._parameter_constraints.items():
-            rule(getattr(self, name), name)
+        self._check_declared()
         if self.k < self.window_size + 2:
             raise ValueError(
                 f"k must be at least window_size + 2 = {self.window_size + 2} (the window "

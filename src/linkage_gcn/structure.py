@@ -276,14 +276,6 @@ class StructureContext:
         """Width of the kNN lists read."""
         return int(self.knn_index.shape[1])
 
-    def to(self, device: Any) -> StructureContext:
-        """The same context on ``device``."""
-        moved = {
-            name: getattr(self, name).to(device)
-            for name in ("x", "knn_index", "loc", "scale", "z_first", "z_last", "size_z")
-        }
-        return StructureContext(**moved, n_collections=self.n_collections)
-
     def pair_features(self, node: Tensor, pivot: Tensor) -> Tensor:
         """The :data:`N_STRUCTURE_FEATURES` features of pairs ``(pivot[i], node[i])``.
 
