@@ -408,6 +408,27 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     _opt(p, "overwrite", action="store_true", help="replace existing --out-state / --ids-out")
 
 
+def _photos_options(p: argparse.ArgumentParser) -> None:
+    from .photos.backends import BACKENDS
+    from .photos.pipeline import PhotoPipeline
+
+    defaults, docs = _defaults(PhotoPipeline), _documented(PhotoPipeline)
+    p.add_argument("photos", metavar="DIR", help="the folder of photos (searched recursively)")
+    _opt(p, "out", required=True, metavar="OUT",
+         help="the output folder: gallery (index.html), faces.csv, names.tsv and the state; "
+              "new, empty, or an earlier run's")  # fmt: skip
+    _opt(p, "backend", choices=sorted(BACKENDS), default=defaults["backend"],
+         help="face backend: dlib (face_recognition's models; extra photos-dlib) or sface "
+              "(OpenCV Zoo's YuNet + SFace; extra photos-sface)")  # fmt: skip
+    _opt(p, "model", help="pretrained linkage model (default: the backend's: dlib-128 for dlib, "
+         "face-any for sface)")  # fmt: skip
+    _opt(p, "names", help="the names file (default: OUT/names.tsv)")
+    _opt(p, "same_photo", choices=("flag", "ignore"), default=defaults["same_photo"],
+         help=docs.get("same_photo", "two faces of one photo in one person"))  # fmt: skip
+    _opt(p, "max_side", type=int, default=defaults["max_side"], metavar="PIXELS",
+         help=docs.get("max_side", "longer side photos are downscaled to"))  # fmt: skip
+
+
 def _demo_options(p: argparse.ArgumentParser) -> None:
     from .demo import QUICK_PARAMS, run_demo
 
@@ -1145,6 +1166,24 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_photos(args: argparse.Namespace) -> int:
+    from .photos.pipeline import PhotoPipeline
+
+    try:
+        pipeline = PhotoPipeline(
+            args.out, backend=args.backend, model=args.model, names=args.names,
+            same_photo=args.same_photo, max_side=args.max_side,
+            verbose=False if args.quiet else None,
+        )  # fmt: skip
+        report = pipeline.run(args.photos)
+    except ImportError as exc:  # a face backend's extra is missing
+        raise ValueError(f"--backend {args.backend}: {exc}") from None
+    print(report.summary())
+    print(f"gallery -> {Path(args.out) / 'index.html'}; table -> {Path(args.out) / 'faces.csv'}; "
+          f"names -> {args.names or Path(args.out) / 'names.tsv'}")  # fmt: skip
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK_PARAMS, run_demo
 
@@ -1390,6 +1429,17 @@ _COMMANDS: dict[str, _Command] = {
         "creates it.",
         _add_options,
         _cmd_add,
+    ),
+    "photos": _Command(
+        "photos to people: detect, embed, cluster, browse (again: only new photos)",
+        "Find the photos under DIR, detect and embed every face with a face model (an optional "
+        "extra), cluster them with a pretrained linkage model, and write OUT: a static HTML "
+        "gallery of the people (index.html), faces.csv (photo, box, face id, person id, name), "
+        "names.tsv (person or face id, a TAB, a name; read on every run) and the state. Run "
+        "again on the same DIR: only new or changed photos are embedded, person ids are kept, "
+        "merges and splits are reported. Interrupted, it keeps what was embedded.",
+        _photos_options,
+        _cmd_photos,
     ),
     "demo": _Command(
         "train on built-in data, cluster held-out identities",

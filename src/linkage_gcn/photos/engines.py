@@ -354,8 +354,17 @@ def match_ids(
     return ids, merged, split, next_id
 
 
-def make_engine(clusterer: Any) -> Union[IncrementalEngine, RefitEngine]:
+def make_engine(clusterer: Any, kind: str = "auto") -> Union[IncrementalEngine, RefitEngine]:
     """An :class:`IncrementalEngine` when the model allows it, else a :class:`RefitEngine`.
+
+    Parameters
+    ----------
+    clusterer : LinkageClusterer
+        A fitted clusterer.
+    kind : {"auto", "incremental", "refit"}
+        ``"auto"``: incremental where :class:`~linkage_gcn.incremental.IncrementalClusterer`
+        takes the model; the others force one (``"incremental"`` raises
+        where it does not).
 
     Examples
     --------
@@ -363,10 +372,12 @@ def make_engine(clusterer: Any) -> Union[IncrementalEngine, RefitEngine]:
     >>> make_engine(LinkageClusterer.pretrained("dlib-128")).kind
     'incremental'
     """
+    if kind == "refit":
+        return RefitEngine(clusterer)
     try:
         return IncrementalEngine(IncrementalClusterer(clusterer))
     except ValueError as exc:
-        if "not supported" not in str(exc):
+        if kind == "incremental" or "not supported" not in str(exc):
             raise
         return RefitEngine(clusterer)
 

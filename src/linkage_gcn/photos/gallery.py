@@ -124,8 +124,8 @@ def links_to_check(
         # maximum spanning tree of the links inside persons: minimum over 1 - score (> 0)
         w = 1.0 - s[inside] + 1e-9
         tree = minimum_spanning_tree(sp.coo_matrix((w, (u[inside], v[inside])), shape=(n, n)))
-        tu, tv = tree.nonzero()
-        ts = 1.0 - np.asarray(tree[tu, tv]).ravel() + 1e-9
+        tree = tree.tocoo()
+        tu, tv, ts = tree.row, tree.col, 1.0 - tree.data + 1e-9
         if ts.size:
             tp = persons[tu]
             o = np.lexsort((ts, tp))

@@ -74,8 +74,8 @@ def read_names(path: os.PathLike | str) -> list[NameEntry]:
     entries: list[NameEntry] = []
     seen: dict[tuple[str, int], NameEntry] = {}
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+        line = raw.strip(" \r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         if "\t" not in line:
             raise ValueError(f"{p} line {number}: expected an id, a TAB and a name, got {raw!r}.")

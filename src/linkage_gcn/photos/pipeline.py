@@ -268,6 +268,10 @@ class PhotoPipeline:
         photos of photos hold one person twice (see ``docs/photos.md``).
     max_side : int
         Photos are downscaled to this longer side before detection.
+    engine : {"auto", "incremental", "refit"}
+        How the clustering is kept (:mod:`linkage_gcn.photos.engines`):
+        ``"auto"`` (default) uses the growing library where the model allows
+        it, else re-clusters all faces on every run with ids matched.
     verbose : bool, optional
         Progress bar over the photos (``None``: when standard error is a
         terminal; periodic log lines otherwise).
@@ -288,12 +292,16 @@ class PhotoPipeline:
         names: Union[str, os.PathLike, None] = None,
         same_photo: str = "flag",
         max_side: int = 1600,
+        engine: str = "auto",
         verbose: Optional[bool] = None,
     ) -> None:
         if same_photo not in ("flag", "ignore"):
             raise ValueError(f"same_photo must be 'flag' or 'ignore', got {same_photo!r}.")
         if not isinstance(max_side, int) or max_side < 64:
             raise ValueError(f"max_side must be an int of at least 64 pixels, got {max_side!r}.")
+        if engine not in ("auto", "incremental", "refit"):
+            raise ValueError(f"engine must be 'auto', 'incremental' or 'refit', got {engine!r}.")
+        self.engine = engine
         self.output = Path(output)
         self.backend = backend
         self.model = model
@@ -448,7 +456,7 @@ class PhotoPipeline:
         manifest_path = state / "manifest.json"
         manifest = _read_json(manifest_path) if manifest_path.exists() else None
         if manifest is None:
-            cache, engine = _Cache(backend.n_features), make_engine(clusterer)
+            cache, engine = _Cache(backend.n_features), make_engine(clusterer, self.engine)
         else:
             from .._archive import read_state
 
