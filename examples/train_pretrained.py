@@ -1,13 +1,21 @@
-"""Train the shipped pretrained model ``dlib-128`` (``LinkageClusterer.pretrained("dlib-128")``).
+"""Train a shipped pretrained model: ``dlib-128`` or ``face-any``.
 
-The model is a ``LinkageClusterer`` with the library's defaults (raw dlib descriptors in,
-Euclidean kNN, Chinese-whispers merge, cut calibrated on the training faces), trained on
-all 13,233 faces of ``lfw-dlib`` (dlib's 128-D ResNet descriptors of LFW, as
-``face_recognition.face_encodings`` returns them). Its figures on LFW in the model card
-(docs/pretrained.md) come from the same recipe trained on the train half and scored on the
-test half (``bench_lfw.py``); this script only trains the shipped copy.
+``dlib-128`` (``LinkageClusterer.pretrained("dlib-128")``) is a ``LinkageClusterer`` with
+the library's defaults (raw dlib descriptors in, cosine kNN, Chinese-whispers merge, cut
+calibrated on the training faces), trained on all 13,233 faces of ``lfw-dlib`` (dlib's
+128-D ResNet descriptors of LFW, as ``face_recognition.face_encodings`` returns them). Its
+figures on LFW in the model card (docs/pretrained.md) come from the same recipe trained
+on the train half and scored on the test half (``bench_lfw.py``).
 
-Usage: python examples/train_pretrained.py [--data DIR] [--out PATH] [--seed 0] [--threads 1]
+``face-any`` (any face model, any dimension; docs/any_face.md) sees only structure
+features (``features="structure"``), trained on the **train halves** of LFW embedded by
+two face models, dlib (``lfw-dlib``) and SFace (``lfw-sface``), as two collections; its
+link cut and cluster cut are chosen on identity-disjoint folds of those training faces
+(``calibration="cv"``, ``join_threshold="auto"``). The LFW test half is never read, so it
+scores the shipped file (``bench_any_face.py``).
+
+Usage: python examples/train_pretrained.py [--model dlib-128|face-any] [--data DIR]
+       [--out PATH] [--seed 0] [--threads 1] [--overwrite] [--log]
 """
 
 from __future__ import annotations
@@ -20,15 +28,63 @@ from pathlib import Path
 import numpy as np
 
 from linkage_gcn import LinkageClusterer
-from linkage_gcn.datasets import find_shared_lfw
+from linkage_gcn.datasets import find_shared_lfw, load_lfw_dlib
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/linkage_gcn/pretrained/dlib-128.pt"
+PRETRAINED = Path(__file__).resolve().parents[1] / "src/linkage_gcn/pretrained"
+
+#: The settings of ``face-any`` (its model card, docs/any_face.md, lists them).
+FACE_ANY = dict(
+    features="structure",
+    hidden_channels=(128, 128, 64, 64),
+    epochs=4,
+    calibration="cv",
+    join_threshold="auto",
+)
+
+
+def dlib_128(root: Path, seed: int, threads: int) -> LinkageClusterer:
+    """All of ``lfw-dlib``, the estimator's defaults."""
+    X, y = load_lfw_dlib(root, subset="all")
+    print(f"dlib-128: {len(X):,} faces, {len(np.unique(y)):,} identities")
+    return LinkageClusterer(random_state=seed, threads=threads).fit(X, y)
+
+
+def face_any_training_set(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The LFW train halves in dlib and SFace: rows zero-padded to one width, collections.
+
+    Identities of the two collections are kept apart (the same person in two
+    embedding spaces is never a link: the kNN search stays in each collection).
+    """
+    X_dlib, y_dlib = load_lfw_dlib(root, subset="train")
+    sface = root.parent / "lfw-sface"
+    rows = np.load(root / "train" / "index.npy")
+    X_sface = np.load(sface / "features.npy")[rows].astype(np.float32)
+    y_sface = np.load(sface / "train" / "labels.npy")
+    width = max(X_dlib.shape[1], X_sface.shape[1])
+    parts = [np.pad(x, ((0, 0), (0, width - x.shape[1]))) for x in (X_dlib, X_sface)]
+    X = np.vstack(parts)
+    y = np.concatenate([y_dlib, y_sface + y_dlib.max() + 1])
+    collections = np.repeat([0, 1], [len(X_dlib), len(X_sface)])
+    return X, y, collections
+
+
+def face_any(root: Path, seed: int, threads: int) -> LinkageClusterer:
+    """The train halves of lfw-dlib and lfw-sface, structure features."""
+    X, y, collections = face_any_training_set(root)
+    print(f"face-any: {len(X):,} faces in 2 collections (dlib, SFace), "
+          f"{len(np.unique(y)):,} identities")  # fmt: skip
+    est = LinkageClusterer(**FACE_ANY, random_state=seed, threads=threads)
+    return est.fit(X, y, collections=collections)
+
+
+RECIPES = {"dlib-128": dlib_128, "face-any": face_any}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(RECIPES), default="dlib-128")
     ap.add_argument("--data", default=None, help="lfw-dlib folder (default: ../shared/...)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--out", default=None, help="default: the package's pretrained folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--overwrite", action="store_true")
@@ -39,15 +95,16 @@ def main() -> None:
     root = Path(args.data or find_shared_lfw() or "")
     if not (root / "features_raw.npy").exists():
         raise SystemExit("no lfw-dlib data found: pass --data PATH")
-    X = np.load(root / "features_raw.npy")
-    y = np.load(root / "labels.npy")
+    out = Path(args.out or PRETRAINED / f"{args.model}.pt")
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists: pass --overwrite to replace it")
     start = time.perf_counter()
-    est = LinkageClusterer(random_state=args.seed, threads=args.threads).fit(X, y)
+    est = RECIPES[args.model](root, args.seed, args.threads)
     est.set_params(threads=None)  # the shipped model leaves torch's threads alone
-    print(f"trained on {len(X):,} faces, {len(np.unique(y)):,} identities in "
-          f"{time.perf_counter() - start:.0f} s; link threshold {est.threshold_:.4f}")
-    est.save(args.out, overwrite=args.overwrite)
-    print(f"saved -> {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
+    print(f"trained in {time.perf_counter() - start:.0f} s; link cut {est.threshold_:.4f}, "
+          f"cluster cut {est.join_cut()}")  # fmt: skip
+    est.save(out, overwrite=args.overwrite)
+    print(f"saved -> {out} ({out.stat().st_size / 2**20:.2f} MiB)")
 
 
 if __name__ == "__main__":

@@ -470,7 +470,7 @@ def test_cv_calibration_scores_each_fold_with_a_model_that_never_saw_it(data, mo
 
     def spy_calibrate(self, scored, cfg, where):
         seen.append(("calibrate", scored, where))
-        return 0.5
+        return 0.5, None
 
     monkeypatch.setattr(LinkageClusterer, "_train", spy_train)
     monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
@@ -628,3 +628,37 @@ def test_checkpoint_records_its_format_and_a_directory_is_named(tmp_path, fitted
     path = _edited_checkpoint(tmp_path, fitted, "v9.pt", _setter("format_version", 9))
     with pytest.raises(ValueError, match=r"format version 9.*upgrade linkage-gcn"):
         LinkageClusterer.load(path)
+
+
+def test_join_threshold_is_calibrated_applied_and_saved(tmp_path, fitted, data):
+    from linkage_gcn.merge import join_clusters
+
+    X, y, Xt, _ = data
+    est = copy.deepcopy(fitted).set_params(merge="threshold")
+    assert est.join_cut() is None  # off by default
+    edge_index, scores = est.predict_edges(Xt)
+    plain = est.predict(Xt)
+    est.set_params(join_threshold=0.6)
+    assert est.join_cut() == 0.6
+    np.testing.assert_array_equal(
+        est.predict(Xt), join_clusters(plain, edge_index, scores, 0.6)
+    )
+    # the merge rule (the incremental clusterer's) joins too
+    rule = est.merge_rule()
+    np.testing.assert_array_equal(
+        rule(edge_index, scores, len(Xt), est.link_threshold()), est.predict(Xt)
+    )
+    # "auto": the pair of cuts with the best B-Cubed F on the training scores, saved
+    auto = LinkageClusterer(**{**fitted.get_params(), "join_threshold": "auto"}).fit(X, y)
+    assert auto.join_threshold_ in (None, 0.5, 0.6, 0.7, 0.8, 0.9)
+    e, s = auto.predict_edges(X)
+    best = bcubed_fscore(y, auto.cluster_edges(e, s, len(X)))[2]
+    for join in (None, 0.5, 0.7, 0.9):
+        trial = copy.deepcopy(auto).set_params(join_threshold=join)
+        assert bcubed_fscore(y, trial.cluster_edges(e, s, len(X)))[2] <= best + 1e-12
+    path = auto.save(tmp_path / "joined.pt")
+    loaded = LinkageClusterer.load(path)
+    assert loaded.join_threshold_ == auto.join_threshold_
+    np.testing.assert_array_equal(loaded.predict(Xt), auto.predict(Xt))
+    with pytest.raises(ValueError, match="join_threshold"):
+        LinkageClusterer(join_threshold=1.5).resolved_params()

@@ -10,6 +10,7 @@ import torch
 
 from linkage_gcn.merge import (
     constrained_components,
+    join_clusters,
     pool_pair_scores,
     propagate_labels,
     threshold_components,
@@ -877,3 +878,96 @@ def test_inside_skip_validation_the_edge_scans_are_skipped_with_the_same_result(
     with skip_validation():  # the caller (the estimator) has checked its edges
         got = _call(call, edge_index=torch.as_tensor(BASE["edge_index"], dtype=torch.int32))
     np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- join_clusters
+
+
+def _join_reference(labels, edge_index, scores, threshold, names=None):
+    """join_clusters from its definition: loops over cluster pairs, then a union-find."""
+    labels = np.asarray(labels)
+    clusters = sorted(set(labels.tolist()))
+    size = {c: int((labels == c).sum()) for c in clusters}
+    links = defaultdict(list)
+    for u, v, s in zip(edge_index[0], edge_index[1], scores):
+        a, b = labels[u], labels[v]
+        if a != b:
+            links[min(a, b), max(a, b)].append(s)
+    name = {c: -1 for c in clusters}
+    if names is not None:
+        for node, nm in enumerate(names):
+            if nm >= 0:
+                name[labels[node]] = nm
+    passing = [
+        (np.mean(ss), a, b) for (a, b), ss in links.items()
+        if np.mean(ss) >= threshold and len(ss) >= min(size[a], size[b])
+    ]  # fmt: skip
+    parent = {c: c for c in clusters}
+
+    def find(c):
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    for _, a, b in sorted(passing, key=lambda t: (-t[0], min(t[1], t[2]), max(t[1], t[2]))):
+        ra, rb = find(a), find(b)
+        if ra == rb or (name[ra] >= 0 and name[rb] >= 0 and name[ra] != name[rb]):
+            continue
+        parent[rb] = ra
+        name[ra] = max(name[ra], name[rb])
+    return np.array([find(c) for c in labels])
+
+
+def _same_partition(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return len(set(zip(a.tolist(), b.tolist()))) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_join_clusters_matches_definition(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    labels = rng.integers(0, 15, n)
+    edge_index = rng.integers(0, n, (2, 400))
+    scores = rng.random(400)
+    for threshold in (0.3, 0.5, 0.7):
+        got = join_clusters(labels, edge_index, scores, threshold)
+        assert _same_partition(got, _join_reference(labels, edge_index, scores, threshold))
+        names = np.where(rng.random(n) < 0.1, labels % 3, -1)
+        # one name per cluster at most, as a constrained merge leaves them
+        first = {c: names[labels == c].max() for c in set(labels.tolist())}
+        names = np.where(names >= 0, [first[c] for c in labels], -1)
+        got = join_clusters(labels, edge_index, scores, threshold, names=names)
+        assert _same_partition(got, _join_reference(labels, edge_index, scores, threshold, names))
+        for c in set(got.tolist()):  # no cluster holds two names
+            assert len(set(names[(got == c) & (names >= 0)].tolist())) <= 1
+
+
+def test_join_clusters_refines_never_splits():
+    labels = np.array([0, 0, 1, 1, 2, 3])
+    edge_index = np.array([[0, 1, 2], [2, 3, 4]])
+    got = join_clusters(labels, edge_index, np.array([0.9, 0.9, 0.1]), 0.5)
+    # 0-1 and 2-3 have two links between them, averaging 0.9; 4 and 5 keep apart
+    assert got.tolist() == [0, 0, 0, 0, 1, 2]
+    # one link is fewer than the two members of the smaller cluster: no join
+    assert join_clusters(labels, edge_index[:, :1], np.array([0.9]), 0.5).tolist() == [
+        0, 0, 1, 1, 2, 3,
+    ]  # fmt: skip
+    # a threshold above every mean leaves the clusters as they are (renumbered)
+    assert join_clusters([5, 5, 7], np.array([[0], [2]]), np.array([0.4]), 0.5).tolist() == [
+        0, 0, 1,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([0, 1], [[0], [1]], [0.5], float("nan")), "threshold"),
+        (([0, 1], [[0], [5]], [0.5], 0.5), "edge_index"),
+        (([0, 1], [[0], [1]], [float("nan")], 0.5), "scores"),
+        (([0.5, 1], [[0], [1]], [0.5], 0.5), "labels"),
+    ],
+)
+def test_join_clusters_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        join_clusters(*args)

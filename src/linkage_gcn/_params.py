@@ -495,6 +495,7 @@ PARAMS: dict[str, Rule] = {
     "cv_folds": Integer(2),
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
+    "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
     "max_size": Integer(0, optional=True),
     "step": Check(_step, "a number in (0, 1]", parse=_parse_float),
     # running

@@ -21,7 +21,7 @@ from ._params import check_param, skip_validation
 from ._threads import with_threads
 from ._validation import check_features, check_int, check_labels, check_real
 from .knn import check_knn_index, knn
-from .merge import pool_pair_scores
+from .merge import join_clusters, pool_pair_scores
 from .merges import resolve_merge
 from .metrics import bcubed_fscore
 from .model_selection import identity_folds
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
+
+#: Cluster cuts tried when ``join_threshold="auto"`` (``None``: no join).
+_JOIN_GRID = (None, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 #: Run an estimator method with the estimator's ``threads`` CPU threads.
@@ -125,10 +128,22 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         ``"infomap"`` merges. ``"auto"`` picks at fit time the cut that
         maximises B-Cubed F of the merge on training identities (test labels
         are never needed), see ``calibration``.
+    join_threshold : float, "auto" or None
+        A second cut, on clusters (:func:`~linkage_gcn.merge.join_clusters`):
+        after the merge, two clusters are joined when the scored links between
+        them average at least ``join_threshold`` and number at least as many as
+        the smaller cluster has members. It mends the people that a high link
+        cut splits into pieces (the largest identities), without lowering the
+        cut for everyone. ``None`` (default): no join. ``"auto"``: chosen at
+        fit time with the link cut, on the same labelled scores (``None``
+        among the candidates), see ``calibration``; the links of people the
+        model has seen rarely split, so ``calibration="cv"`` is where it
+        pays.
     calibration : {"train", "cv"}
-        Where ``threshold="auto"`` is chosen. ``"train"`` (default) picks it
-        on the final model's scores of its own training set: the cut follows
-        that model's own score scale, which varies between training runs.
+        Where ``threshold="auto"`` (and ``join_threshold="auto"``) is
+        chosen. ``"train"`` (default) picks it on the final model's scores of
+        its own training set: the cut follows that model's own score scale,
+        which varies between training runs.
         ``"cv"`` trains ``cv_folds`` more models on identity-disjoint folds of
         the training set and picks the cut on the links of the people each
         did not see (how a model scores new people), then applies it to the
@@ -176,6 +191,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         The link threshold chosen at fit time (``threshold`` itself, or the
         calibrated one for ``"auto"``); a threshold set later with
         ``set_params`` takes precedence at predict time.
+    join_threshold_ : float or None
+        The cluster cut chosen at fit time (``join_threshold`` itself, or the
+        calibrated one for ``"auto"``; ``None``: no join), read as
+        ``threshold_`` is.
     labels_ : numpy.ndarray of shape (n_samples,)
         Clusters of the training set, predicted with the fitted model.
     history_ : list of dict
@@ -230,6 +249,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         pool: str = "mean",
         merge: str = "chinese-whispers",
         threshold: Union[float, str] = "auto",
+        join_threshold: Union[float, str, None] = None,
         calibration: str = "train",
         cv_folds: int = 3,
         merge_runs: int = 5,
@@ -264,6 +284,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.pool = pool
         self.merge = merge
         self.threshold = threshold
+        self.join_threshold = join_threshold
         self.calibration = calibration
         self.cv_folds = cv_folds
         self.merge_runs = merge_runs
@@ -474,13 +495,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             self.history_ = [vars(h) for h in history]
             self.model_ = model.cpu().eval()
             edge_index, scores = self._edges(x_dev, index, cfg, inputs)
-            if cfg["threshold"] != "auto" or not resolve_merge(cfg["merge"]).uses_threshold:
+            if not _calibrated(cfg):
                 # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
                 self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
+                self.join_threshold_ = cfg["join_threshold"]
             elif cfg["calibration"] == "cv":
-                self.threshold_ = self._calibrate_cv(x, labels, cfg, seed, groups)
+                self.threshold_, self.join_threshold_ = self._calibrate_cv(
+                    x, labels, cfg, seed, groups
+                )
             else:
-                self.threshold_ = self._calibrate(
+                self.threshold_, self.join_threshold_ = self._calibrate(
                     _split_collections(edge_index, scores, labels, groups), cfg,
                     "training set" if groups is None else f"{groups.max() + 1} collections",
                 )
@@ -553,11 +577,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _check_folds(self, labels: np.ndarray, cfg: dict[str, Any]) -> None:
         """Refuse a training set with too few identities for the calibration folds."""
-        if (
-            cfg["threshold"] == "auto"
-            and cfg["calibration"] == "cv"
-            and resolve_merge(cfg["merge"]).uses_threshold
-        ):
+        if _calibrated(cfg) and cfg["calibration"] == "cv":
             folds = cfg["cv_folds"]
             if np.unique(labels).shape[0] < 2 * folds:
                 raise ValueError(
@@ -604,8 +624,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg: dict[str, Any],
         seed: int,
         groups: Optional[np.ndarray] = None,
-    ) -> float:
-        """Choose the cut on identity-disjoint folds, each scored by a model that never saw it."""
+    ) -> tuple[float, Optional[float]]:
+        """Choose the cuts on identity-disjoint folds, each scored by a model that never saw it."""
         folds = identity_folds(labels, cfg["cv_folds"], random_state=seed)
         scored = []
         final_model = self.model_
@@ -795,29 +815,50 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         scored: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         cfg: dict[str, Any],
         where: str,
-    ) -> float:
-        """The cut maximising the mean B-Cubed F of the merge over labelled scored sets.
+    ) -> tuple[float, Optional[float]]:
+        """The cuts maximising the mean B-Cubed F of the merge over labelled scored sets.
 
-        A coarse grid (steps of 0.1), then a finer one (0.025) around its best.
+        The link cut (``threshold="auto"``): a coarse grid (steps of 0.1),
+        then a finer one (0.025) around its best; at each, every cluster cut
+        of ``join_threshold="auto"`` (one merge per link cut, the joins on
+        its clusters). A fixed ``threshold`` or ``join_threshold`` is the
+        only candidate of its own.
         """
+        joins = _JOIN_GRID if cfg["join_threshold"] == "auto" else (cfg["join_threshold"],)
+        tried: dict[tuple[float, Optional[float]], float] = {}
 
-        def mean_f(th: float) -> float:
-            fs = [
-                bcubed_fscore(y, self._merge_at(e, s, y.shape[0], cfg, th))[2] for e, s, y in scored
-            ]
-            return float(np.mean(fs))
+        def try_cut(th: float) -> None:
+            fs = np.zeros(len(joins))
+            for e, s, y in scored:
+                labels = self._merge_at(e, s, y.shape[0], cfg, th)
+                for i, join in enumerate(joins):
+                    joined = labels if join is None else join_clusters(labels, e, s, join)
+                    fs[i] += bcubed_fscore(y, joined)[2]
+            tried.update({(th, join): f / len(scored) for join, f in zip(joins, fs)})
+
+        def best() -> tuple[float, Optional[float]]:
+            # ties: the lower link cut, then no join, then the lower cluster cut
+            return max(sorted(tried, key=lambda k: (k[0], -1 if k[1] is None else k[1])),
+                       key=tried.get)  # fmt: skip
 
         start = time.perf_counter()
-        coarse = {float(th): mean_f(th) for th in _COARSE_GRID}
-        best = max(coarse, key=coarse.get)
-        fine = np.round(np.arange(best - 0.075, best + 0.08, 0.025), 4)
-        tried = {**coarse, **{float(t): mean_f(t) for t in fine if 0 < t < 1 and t not in coarse}}
-        best = max(sorted(tried), key=tried.get)
+        if cfg["threshold"] != "auto":
+            try_cut(float(cfg["threshold"]))
+        else:
+            for th in _COARSE_GRID:
+                try_cut(float(th))
+            coarse = best()[0]
+            for th in np.round(np.arange(coarse - 0.075, coarse + 0.08, 0.025), 4):
+                if 0 < th < 1 and (float(th), joins[0]) not in tried:
+                    try_cut(float(th))
+        cut, join = best()
         logger.info(
-            "link cut calibrated on %s: %.4f (B-Cubed F %.4f, %s merge, %d cuts tried in %.1f s)",
-            where, best, tried[best], cfg["merge"], len(tried), time.perf_counter() - start,
+            "link cut calibrated on %s: %.4f, cluster cut %s (B-Cubed F %.4f, %s merge, "
+            "%d cuts tried in %.1f s)",
+            where, cut, "none" if join is None else f"{join:.4g}", tried[cut, join],
+            cfg["merge"], len(tried), time.perf_counter() - start,
         )  # fmt: skip
-        return best
+        return cut, join
 
     def cluster_edges(self, edge_index: Any, scores: Any, n_samples: int) -> np.ndarray:
         """Merge scored links into clusters with this clusterer's merge settings.
@@ -855,6 +896,20 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         threshold = check_param("threshold", self.threshold)
         return self.threshold_ if threshold == "auto" else float(threshold)
 
+    def join_cut(self) -> Optional[float]:
+        """The cluster cut :meth:`predict` uses: ``join_threshold``, or ``join_threshold_`` if auto.
+
+        ``None``: clusters are not joined (see ``join_threshold``).
+
+        Examples
+        --------
+        >>> LinkageClusterer.pretrained("dlib-128").join_cut() is None
+        True
+        """
+        check_is_fitted(self, "model_")
+        join = check_param("join_threshold", self.join_threshold)
+        return getattr(self, "join_threshold_", None) if join == "auto" else join
+
     def merge_rule(self, *, constrained: bool = False) -> Callable[..., np.ndarray]:
         """The clusterer's merge (``merge``, ``merge_runs``, its seed) as a function.
 
@@ -882,23 +937,28 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         merge = resolve_merge(cfg["merge"])
         seed = self._merge_seed()
         if constrained:
-            return functools.partial(merge.constrained, runs=cfg["merge_runs"], random_state=seed)
-        return functools.partial(
-            merge.cluster, runs=cfg["merge_runs"], max_size=cfg["max_size"], step=cfg["step"],
-            random_state=seed,
-        )  # fmt: skip
+            rule = functools.partial(merge.constrained, runs=cfg["merge_runs"], random_state=seed)
+        else:
+            rule = functools.partial(
+                merge.cluster, runs=cfg["merge_runs"], max_size=cfg["max_size"],
+                step=cfg["step"], random_state=seed,
+            )  # fmt: skip
+        join = self.join_cut() if self.__sklearn_is_fitted__() else cfg["join_threshold"]
+        if join is None or join == "auto":
+            return rule
+        return functools.partial(_joined, rule, join)
 
     def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
         start = time.perf_counter()
-        threshold = self.link_threshold()
-        labels = self._merge_at(edge_index, scores, n, cfg, threshold)
+        threshold, join = self.link_threshold(), self.join_cut()
+        labels = self._merge_at(edge_index, scores, n, cfg, threshold, join)
         if logger.isEnabledFor(logging.INFO):
             sizes = np.bincount(labels)
             how = (
                 f"{cfg['merge']}, cut {threshold:.4g}"
                 if resolve_merge(cfg["merge"]).uses_threshold
                 else f"{cfg['merge']}, max_size={cfg['max_size']}, step={cfg['step']:g}"
-            )
+            ) + ("" if join is None else f", clusters joined at {join:.4g}")
             logger.info(
                 "merged %d items into %d clusters (%d singletons; %s) in %.1f s",
                 n, sizes.size, int((sizes == 1).sum()), how, time.perf_counter() - start,
@@ -906,13 +966,15 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         return labels
 
     def _merge_at(
-        self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any], threshold: float
-    ) -> np.ndarray:
-        """Cluster scored links with the configured merge at link cut ``threshold``."""
-        return resolve_merge(cfg["merge"], check_available=False).cluster(
+        self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any], threshold: float,
+        join: Optional[float] = None,
+    ) -> np.ndarray:  # fmt: skip
+        """Cluster scored links with the configured merge at link cut ``threshold``, then join."""
+        labels = resolve_merge(cfg["merge"], check_available=False).cluster(
             edge_index, scores, n, threshold, runs=cfg["merge_runs"], max_size=cfg["max_size"],
             step=cfg["step"], random_state=self._merge_seed(),
         )  # fmt: skip
+        return labels if join is None else join_clusters(labels, edge_index, scores, join)
 
     def _merge_seed(self) -> Optional[int]:
         """A fixed seed for randomised merges when ``random_state`` is an int."""
@@ -946,6 +1008,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "state_dict": self.model_.state_dict(),
             "n_features_in_": self.n_features_in_,
             "threshold_": self.threshold_,
+            "join_threshold_": getattr(self, "join_threshold_", None),
             "history_": self.history_,
             "labels_": torch.from_numpy(self.labels_),
             "preprocessing_mean_": _mean_tensor(getattr(self, "preprocessing_mean_", None)),
@@ -989,6 +1052,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         try:
             est.n_features_in_ = check_int(state["n_features_in_"], "n_features_in_", minimum=1)
             est.threshold_ = check_real(state["threshold_"], "threshold_", minimum=0, maximum=1)
+            join = state.get("join_threshold_")  # absent from checkpoints before 0.3
+            est.join_threshold_ = (
+                None if join is None
+                else check_real(join, "join_threshold_", minimum=0, maximum=1)
+            )  # fmt: skip
             est.history_ = _check_history(state["history_"])
             est.labels_ = _check_cluster_ids(state["labels_"])
             est.preprocessing_mean_ = _check_mean(
@@ -1054,6 +1122,19 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
+
+
+def _calibrated(cfg: dict[str, Any]) -> bool:
+    """Whether fit chooses a cut on labelled scores (``"auto"`` of a merge that has one)."""
+    auto = cfg["threshold"] == "auto" or cfg["join_threshold"] == "auto"
+    return auto and resolve_merge(cfg["merge"]).uses_threshold
+
+
+def _joined(rule: Callable[..., np.ndarray], join: float, edge_index: Any, scores: Any,
+            num_nodes: int, threshold: float, *names: Any) -> np.ndarray:  # fmt: skip
+    """A merge rule's clusters joined at the cluster cut ``join`` (names kept apart)."""
+    labels = rule(edge_index, scores, num_nodes, threshold, *names)
+    return join_clusters(labels, edge_index, scores, join, *names)
 
 
 def _mean_tensor(mean: Optional[np.ndarray]) -> Optional[torch.Tensor]:

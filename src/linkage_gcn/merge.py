@@ -7,6 +7,9 @@ scale to millions of edges (no Python loop per node or per edge):
   into one score per unordered pair (mean or max of the two directions);
 * :func:`threshold_components` keeps the pairs scoring at least a threshold
   and returns the connected components;
+* :func:`join_clusters` joins the clusters of a merge whose links to each
+  other score high on average (average linkage between clusters, a second
+  cut that mends people split by the first);
 * :func:`propagate_labels` is the reference pseudo-label propagation
   (``graph_propagation`` of CDP and L-GCN): components larger than
   ``max_size`` are cut again and again with a rising threshold.
@@ -55,6 +58,7 @@ __all__ = [
     "POOLS",
     "check_step",
     "constrained_components",
+    "join_clusters",
     "pool_pair_scores",
     "propagate_labels",
     "threshold_components",
@@ -277,6 +281,92 @@ def constrained_components(
     edges = _above(_edges_numpy(edge_index, scores, num_nodes), threshold)
     group = _check_names(names, edges.n)
     return _constrained_labels(edges, group, check_bool(must_link, "must_link"))
+
+
+def join_clusters(
+    labels: ArrayLike,
+    edge_index: ArrayLike,
+    scores: ArrayLike,
+    threshold: float,
+    names: Optional[ArrayLike] = None,
+) -> np.ndarray:
+    """Join clusters whose links to each other score ``threshold`` or more on average.
+
+    A merge at a high link cut keeps people apart but splits the largest of
+    them into pieces: a piece has many links to the rest of its person, each
+    scoring just under the cut. This second cut looks at clusters, not links:
+    two clusters ``A`` and ``B`` are joined when the mean score of all the
+    scored links between them is at least ``threshold`` **and** there are at
+    least as many of those links as the smaller cluster has members
+    (``min(|A|, |B|)``), so that one strong link between two people does not
+    join them (average linkage, where the merge's cut is single linkage). The
+    joins are taken once, as the connected components of the cluster pairs
+    that pass.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        The clusters of a merge (any integer ids).
+    edge_index, scores
+        The scored links the merge clustered, all of them (those below its
+        cut too), as :func:`threshold_components`.
+    threshold : float
+        The cut on the mean link score between two clusters.
+    names : array-like of int, shape (N,), optional
+        Name ids (``-1`` for unnamed), as :func:`constrained_components`:
+        two clusters holding different names are never joined.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        The joined clusters, numbered as the module's conventions say.
+
+    Raises
+    ------
+    ValueError
+        On an edge set that breaks the module's conventions, ``labels`` that
+        are not one integer per node, or a non-finite ``threshold``.
+
+    Examples
+    --------
+    Nodes 0-1 and 2-3 are two clusters with four links between them
+    averaging 0.7; the singleton 4 has one link, scoring 0.9, to node 3 (as
+    many links as it has members):
+
+    >>> edge_index = np.array([[0, 0, 1, 1, 3], [2, 3, 2, 3, 4]])
+    >>> scores = np.array([0.8, 0.6, 0.7, 0.7, 0.9])
+    >>> join_clusters([0, 0, 1, 1, 2], edge_index, scores, 0.65)
+    array([0, 0, 0, 0, 0])
+    >>> join_clusters([0, 0, 1, 1, 2], edge_index, scores, 0.75)
+    array([0, 0, 1, 1, 1])
+    >>> join_clusters([0, 0, 1, 1, 2], edge_index, scores, 0.65, names=[0, -1, 1, -1, -1])
+    array([0, 0, 1, 1, 1])
+    """
+    comp = _first_appearance(np.asarray(check_labels(labels, name="labels"), dtype=np.int64))
+    edges = _edges_numpy(edge_index, scores, max(comp.size, 1))
+    threshold = check_real(threshold, "threshold")
+    group = _check_names(names, edges.n)
+    n_clusters = int(comp.max()) + 1 if comp.size else 0
+    a, b = comp[edges.u], comp[edges.v]
+    between = a != b
+    lo, hi = np.minimum(a, b)[between], np.maximum(a, b)[between]
+    pair, inverse = np.unique(lo * n_clusters + hi, return_inverse=True)
+    count = np.bincount(inverse, minlength=pair.size)
+    mean = np.bincount(inverse, edges.s[between], minlength=pair.size) / np.maximum(count, 1)
+    sizes = np.bincount(comp, minlength=n_clusters)
+    ca, cb = pair // max(n_clusters, 1), pair % max(n_clusters, 1)
+    keep = (mean >= threshold) & (count >= np.minimum(sizes[ca], sizes[cb]))
+    if group is None:
+        return _first_appearance(_components(ca[keep], cb[keep], n_clusters)[0][comp])
+    # one name per cluster at most (the merge's constraint); -1 for an unnamed cluster
+    cluster_name = np.full(n_clusters, -1, dtype=np.int64)
+    named = group >= 0
+    cluster_name[comp[named]] = group[named]
+    joined = constrained_components(
+        np.stack([ca[keep], cb[keep]]), mean[keep], max(n_clusters, 1), threshold,
+        cluster_name if n_clusters else None, must_link=False,
+    )  # fmt: skip
+    return _first_appearance(joined[comp])
 
 
 def propagate_labels(
