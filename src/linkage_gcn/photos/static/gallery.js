@@ -1,6 +1,12 @@
 (function(){
 var faces=JSON.parse(document.getElementById('faces').textContent),v=document.getElementById('viewer'),
 img=v.querySelector('img'),box=v.querySelector('.box'),cap=v.querySelector('.cap');
+img.addEventListener('load',function(){
+v.dataset.loaded=img.naturalWidth>0?'1':'0';
+});
+img.addEventListener('error',function(){
+v.dataset.loaded='0';
+});
 function show(id){
 var f=faces[id];
 if(!f)return;
@@ -27,4 +33,6 @@ if(e.key==='Escape'){
 v.hidden=true;
 img.removeAttribute('src');
 }});
+var m=/^#face=(\d+)$/.exec(location.hash);
+if(m)show(m[1]);
 })();
