@@ -28,6 +28,7 @@ The face backends are optional extras (``linkage-gcn[photos-dlib]``,
 from __future__ import annotations
 
 from .backends import (
+    ARCFACE_TEMPLATE,
     BACKENDS,
     DlibBackend,
     FaceBackend,
@@ -35,15 +36,20 @@ from .backends import (
     ModelFile,
     SFaceBackend,
     get_backend,
+    similarity_transforms,
 )
 from .engines import IncrementalEngine, RefitEngine, make_engine, match_ids
 from .gallery import Check, links_to_check, write_gallery
-from .images import ImageError, ImageList, find_images, load_image
-from .names import NameEntry, read_names
-from .pipeline import PhotoPipeline, PhotoReport, photos_to_people
+from .images import EXTENSIONS, ImageError, ImageList, file_digest, find_images, load_image
+from .names import NAMES_TEMPLATE, NameEntry, read_names
+from .pipeline import OUTPUT_MARKER, PhotoPipeline, PhotoReport, photos_to_people
 
 __all__ = [
+    "ARCFACE_TEMPLATE",
     "BACKENDS",
+    "EXTENSIONS",
+    "NAMES_TEMPLATE",
+    "OUTPUT_MARKER",
     "Check",
     "DlibBackend",
     "FaceBackend",
@@ -57,6 +63,7 @@ __all__ = [
     "PhotoReport",
     "RefitEngine",
     "SFaceBackend",
+    "file_digest",
     "find_images",
     "get_backend",
     "links_to_check",
@@ -65,5 +72,6 @@ __all__ = [
     "match_ids",
     "photos_to_people",
     "read_names",
+    "similarity_transforms",
     "write_gallery",
 ]

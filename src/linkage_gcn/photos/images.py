@@ -29,9 +29,6 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Longer side, in pixels, of the image the faces are detected in (by default).
 MAX_SIDE = 1600
 
-#: Photos larger than this are refused as decompression bombs (Pillow's own guard is 89 MP).
-MAX_PIXELS = 400_000_000
-
 
 class ImageError(ValueError):
     """A file that cannot be read as an image (corrupt, truncated, not an image)."""
@@ -164,7 +161,8 @@ def load_image(
     ------
     ImageError
         When the file is not an image Pillow can decode, is truncated or
-        corrupt, or has more than :data:`MAX_PIXELS` pixels.
+        corrupt, or is larger than Pillow's decompression-bomb guard (twice
+        ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 megapixels by default).
 
     Examples
     --------
@@ -180,21 +178,16 @@ def load_image(
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # it is downscaled
             with Image.open(path) as im:
                 w0, h0 = im.size
-                if w0 * h0 > MAX_PIXELS:
-                    raise ImageError(f"{path}: {w0} x {h0} pixels is too large an image.")
                 orientation = im.getexif().get(0x0112, 1)
                 if max_side is not None and im.format == "JPEG" and max(w0, h0) > max_side:
                     im.draft("RGB", (max_side, max_side))  # DCT scaling: decode at 1/2..1/8
                 im.load()
                 im = ImageOps.exif_transpose(im) if orientation != 1 else im
                 im = im.convert("RGB")
-    except ImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:  # fmt: skip
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc}).") from None
     width, height = (h0, w0) if orientation in (5, 6, 7, 8) else (w0, h0)
     if max_side is not None and max(im.size) > max_side:

@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TEMPLATE", "NameEntry", "read_names"]
+__all__ = ["NAMES_TEMPLATE", "NameEntry", "read_names"]
 
 #: What a new names file holds.
-TEMPLATE = """\
+NAMES_TEMPLATE = """\
 # Names for linkage-gcn photos: one line per person or face, the id, a TAB, the name.
 # The id is a person id as the gallery shows it (12, or person:12) or a face id (face:40).
 # Run the command again after editing: named faces stay with their name; two names never

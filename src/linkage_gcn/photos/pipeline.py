@@ -41,7 +41,7 @@ from .._version import __version__
 from .backends import FaceBackend, Faces, get_backend
 from .engines import load_engine, make_engine
 from .images import ImageError, file_digest, find_images, load_image
-from .names import TEMPLATE, read_names
+from .names import NAMES_TEMPLATE, read_names
 
 __all__ = ["OUTPUT_MARKER", "PhotoPipeline", "PhotoReport", "photos_to_people"]
 
@@ -442,7 +442,7 @@ class PhotoPipeline:
         (self.output / "state").mkdir(exist_ok=True)
         (self.output / "thumbs").mkdir(exist_ok=True)
         if self.names is None and not (self.output / "names.tsv").exists():
-            atomic_write(self.output / "names.tsv", lambda f: f.write(TEMPLATE.encode()),
+            atomic_write(self.output / "names.tsv", lambda f: f.write(NAMES_TEMPLATE.encode()),
                          overwrite=False)  # fmt: skip
         marker = {"format": _FORMAT, "version": _FORMAT_VERSION, "photos": str(photos.resolve()),
                   "settings": settings, "linkage_gcn_version": __version__}  # fmt: skip
