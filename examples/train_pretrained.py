@@ -35,8 +35,8 @@ PRETRAINED = Path(__file__).resolve().parents[1] / "src/linkage_gcn/pretrained"
 #: The settings of ``face-any`` (its model card, docs/any_face.md, lists them).
 FACE_ANY = dict(
     features="structure",
-    hidden_channels=(128, 128, 64, 64),
-    epochs=4,
+    hidden_channels=(256, 256, 128, 128),
+    epochs=6,
     calibration="cv",
     join_threshold="auto",
 )

@@ -662,3 +662,41 @@ def test_join_threshold_is_calibrated_applied_and_saved(tmp_path, fitted, data):
     np.testing.assert_array_equal(loaded.predict(Xt), auto.predict(Xt))
     with pytest.raises(ValueError, match="join_threshold"):
         LinkageClusterer(join_threshold=1.5).resolved_params()
+
+
+def test_fit_without_labels_self_trains_from_the_teacher(tmp_path, fitted, data):
+    _, _, Xt, _ = data
+    teacher_params = fitted.get_params()
+    est = LinkageClusterer(teacher=fitted, max_rounds=1, random_state=0, **TINY).fit(Xt)
+    assert fitted.get_params() == teacher_params  # the caller's teacher is left as it was
+    (round1,) = est.self_training_
+    teacher_clusters = fitted.predict(Xt)
+    assert round1["pseudo_identities"] == np.unique(teacher_clusters).size
+    assert round1["agreement_with_previous"] is None
+    # the cut: the one whose clusters agree best with the teacher's (no label read)
+    e, s = est.predict_edges(Xt)
+    agreement = bcubed_fscore(teacher_clusters, est.cluster_edges(e, s, len(Xt)))[2]
+    for cut in (0.1, 0.3, 0.5, 0.7, 0.9):
+        trial = copy.deepcopy(est).set_params(threshold=cut)
+        assert bcubed_fscore(teacher_clusters, trial.cluster_edges(e, s, len(Xt)))[2] <= (
+            agreement + 1e-12
+        )
+    loaded = LinkageClusterer.load(est.save(tmp_path / "self.pt"))
+    assert loaded.self_training_ == est.self_training_
+    # a labelled fit records no rounds
+    assert fitted.self_training_ == []
+
+
+def test_fit_without_labels_errors(fitted, data):
+    _, _, Xt, _ = data
+    with pytest.raises(ValueError, match="teacher"):
+        LinkageClusterer(teacher="dlib-512").fit(Xt)
+    with pytest.raises(ValueError, match="teacher"):
+        LinkageClusterer(teacher=object()).fit(Xt)
+    with pytest.raises(ValueError, match="takes 128"):
+        LinkageClusterer(teacher="dlib-128", **TINY).fit(Xt)  # 64-D rows
+    with pytest.raises(ValueError, match="collections= needs y"):
+        LinkageClusterer(teacher=fitted, **TINY).fit(Xt, collections=np.zeros(len(Xt)))
+    with pytest.raises(ValueError, match="no pseudo-identities"):
+        # a teacher whose cut leaves only singletons
+        LinkageClusterer(teacher=copy.deepcopy(fitted).set_params(threshold=1.0), **TINY).fit(Xt)

@@ -409,6 +409,16 @@ def _parse_float(text: str) -> Any:
         return text
 
 
+def _teacher(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        return Options("linkage_gcn.pretrained:_MODELS")(value, name)
+    if not (hasattr(value, "predict_edges") and hasattr(value, "model_")):
+        raise ValueError(
+            f"{name} must be a pretrained model name or a fitted LinkageClusterer, got {value!r}."
+        )
+    return value
+
+
 def _merge_function(value: Any, name: str) -> Any:
     if not callable(value) or isinstance(value, type):
         raise ValueError(f"{name} must be a merge name or a function, got {value!r}.")
@@ -496,6 +506,11 @@ PARAMS: dict[str, Rule] = {
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
+    # self-training (fit without labels)
+    "teacher": Check(
+        _teacher, "a pretrained model name or a fitted LinkageClusterer", optional=True
+    ),
+    "max_rounds": Integer(1),
     "max_size": Integer(0, optional=True),
     "step": Check(_step, "a number in (0, 1]", parse=_parse_float),
     # running

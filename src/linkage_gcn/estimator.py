@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import time
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: Link cuts tried first when ``threshold="auto"`` (then a finer grid around the best).
 _COARSE_GRID = np.round(np.arange(0.1, 0.95, 0.1), 4)
+
+#: Successive self-training clusterings agreeing this much (B-Cubed F) end the rounds.
+_SELF_TRAINING_AGREEMENT = 0.995
 
 #: Cluster cuts tried when ``join_threshold="auto"`` (``None``: no join).
 _JOIN_GRID = (None, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -139,6 +143,17 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         among the candidates), see ``calibration``; the links of people the
         model has seen rarely split, so ``calibration="cv"`` is where it
         pays.
+    teacher : str, LinkageClusterer or None
+        ``fit(X)`` without labels (self-training): the model whose clusters of
+        ``X`` are the first pseudo-identities, a pretrained model's name
+        (default ``"face-any"``, which takes any face model's embeddings) or
+        a fitted clusterer (saved as ``None``: a saved model keeps what it
+        learned, not its teacher). Not used when ``y`` is given; ``None``:
+        ``fit`` needs ``y``.
+    max_rounds : int
+        Self-training rounds of ``fit(X)`` without labels at most: each
+        trains on the clusters of the round before (the teacher's, then its
+        own); it stops earlier when a round no longer changes the clusters.
     calibration : {"train", "cv"}
         Where ``threshold="auto"`` (and ``join_threshold="auto"``) is
         chosen. ``"train"`` (default) picks it on the final model's scores of
@@ -201,6 +216,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Per-epoch training statistics (loss, link precision/recall, time).
     n_features_in_ : int
         Feature dimension seen in ``fit``.
+    self_training_ : list of dict
+        The rounds of a self-training ``fit(X)`` without labels (pseudo
+        identities, the teacher's clusters, agreement with the round before,
+        the cuts chosen, seconds); empty after a fit with labels.
     preprocessing_mean_ : numpy.ndarray of shape (n_features,) or None
         The training mean subtracted by ``preprocessing="center-l2"``.
 
@@ -250,6 +269,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         merge: str = "chinese-whispers",
         threshold: Union[float, str] = "auto",
         join_threshold: Union[float, str, None] = None,
+        teacher: Any = "face-any",
+        max_rounds: int = 2,
         calibration: str = "train",
         cv_folds: int = 3,
         merge_runs: int = 5,
@@ -285,6 +306,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.merge = merge
         self.threshold = threshold
         self.join_threshold = join_threshold
+        self.teacher = teacher
+        self.max_rounds = max_rounds
         self.calibration = calibration
         self.cv_folds = cv_folds
         self.merge_runs = merge_runs
@@ -368,7 +391,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         elif x.shape[1] != self.n_features_in_ and self.features != "structure":
             raise ValueError(
                 f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"{self.n_features_in_} features as input (a features='embedding' model "
+                "takes the embeddings of the face model it was trained on; "
+                "LinkageClusterer.pretrained('face-any') takes any face model's)."
             )
         return x
 
@@ -419,18 +444,29 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         resume: Any = None,
         collections: Any = None,
     ) -> LinkageClusterer:
-        """Train the link classifier on labelled embeddings.
+        """Train the link classifier on labelled embeddings, or on ``X`` alone.
 
         Every parameter and input is validated before the kNN search and the
-        training start.
+        training start. Without ``y`` the clusterer teaches itself
+        (self-training): ``teacher`` clusters ``X``; its clusters at its link
+        cut, before any cluster join (the conservative, high-precision part of
+        its clustering), are the pseudo-identities the network is trained on
+        (with the configured sampler, RIWS by default); the cuts of
+        ``"auto"`` are chosen so that the new model's clusters agree best
+        (B-Cubed F) with the teacher's full clustering; then the new model
+        is the teacher of the next round, up to ``max_rounds``, stopping when
+        a round's clusters agree with the previous round's at B-Cubed F
+        0.995 or more. No label is read; ``self_training_`` records the
+        rounds.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Embeddings.
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,), optional
             Identity labels (at least two identities): integers, whole
-            floats, strings or other comparable ids.
+            floats, strings or other comparable ids. ``None``: self-training
+            from ``teacher``, as above.
         knn_index : array-like of shape (n_samples, K), optional
             A precomputed kNN table (neighbour ids by decreasing similarity,
             self excluded; see :func:`linkage_gcn.io.load_knn`); computed
@@ -463,22 +499,100 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             or change ``loss``.
         """
         cfg = self.resolved_params()
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None: "
-                "fit(X, y) learns from identity labels; to cluster unlabelled data, call "
-                "predict(X) on a fitted model."
-            )
         x = self._prepare(X, cfg, reset=True)
+        if y is None:
+            return self._self_train(X, x, knn_index, cfg, resume, collections)
         labels = check_labels(y, n_samples=x.shape[0], name="y", encode=True)
-        n_ids = np.unique(labels).shape[0]
-        if n_ids < 2:
+        if np.unique(labels).shape[0] < 2:
             raise ValueError("y holds a single identity; link prediction needs at least two.")
+        self.self_training_ = []
+        return self._fit_labels(x, labels, knn_index, cfg, resume=resume, collections=collections)
+
+    def _self_train(
+        self, X: Any, x: torch.Tensor, knn_index: Any, cfg: dict[str, Any], resume: Any,
+        collections: Any,
+    ) -> LinkageClusterer:  # fmt: skip
+        """``fit(X)`` without labels: rounds of training on a teacher's clusters."""
+        if collections is not None:
+            raise ValueError(
+                "fit(X) without labels takes one collection: collections= needs y (fit each "
+                "collection on its own)."
+            )
+        if resume is not None:
+            raise ValueError("resume= needs y: a self-training fit is not resumable.")
+        teacher = self._teacher(cfg, x.shape[1])
+        rounds: list[dict[str, Any]] = []
+        previous = None
+        for r in range(cfg["max_rounds"]):
+            start = time.perf_counter()
+            edge_index, scores = teacher.predict_edges(X, knn_index)
+            n = x.shape[0]
+            reference = teacher.cluster_edges(edge_index, scores, n)
+            pseudo = copy.deepcopy(teacher).set_params(join_threshold=None)
+            pseudo = pseudo.cluster_edges(edge_index, scores, n)
+            agreement = None if previous is None else float(bcubed_fscore(previous, reference)[2])
+            if agreement is not None and agreement >= _SELF_TRAINING_AGREEMENT:
+                logger.info("self-training: round %d changed nothing (agreement %.4f): stop",
+                            r + 1, agreement)  # fmt: skip
+                break
+            n_pseudo = int(np.unique(pseudo).shape[0])
+            if n_pseudo < 2 or n_pseudo == n:
+                raise ValueError(
+                    f"the teacher found {'one cluster' if n_pseudo < 2 else 'only singletons'} "
+                    f"in X ({n} rows): there are no pseudo-identities to learn links from; "
+                    "give y, or another teacher."
+                )
+            logger.info(
+                "self-training round %d/%d: %d pseudo-identities from the teacher's %d clusters",
+                r + 1, cfg["max_rounds"], n_pseudo, int(np.unique(reference).shape[0]),
+            )  # fmt: skip
+            self._fit_labels(x, pseudo, knn_index, cfg, reference=reference)
+            rounds.append({
+                "round": r + 1, "pseudo_identities": n_pseudo,
+                "teacher_clusters": int(np.unique(reference).shape[0]),
+                "agreement_with_previous": agreement, "threshold": self.threshold_,
+                "join_threshold": self.join_threshold_, "seconds": time.perf_counter() - start,
+            })  # fmt: skip
+            previous = reference
+            teacher = copy.deepcopy(self)
+        self.self_training_ = rounds
+        return self
+
+    def _teacher(self, cfg: dict[str, Any], width: int) -> LinkageClusterer:
+        """The fitted teacher of a self-training fit, checked against ``X``'s width."""
+        teacher = cfg["teacher"]
+        if teacher is None:
+            raise ValueError(
+                "fit(X) without labels needs a teacher (teacher=None): give y, or "
+                "teacher='face-any'."
+            )
+        if isinstance(teacher, str):
+            teacher = type(self).pretrained(teacher)
+        else:
+            check_is_fitted(teacher, "model_")
+            teacher = copy.deepcopy(teacher)  # the caller's clusterer is left as it was
+        if teacher.features != "structure" and teacher.n_features_in_ != width:
+            raise ValueError(
+                f"X has {width} features but the teacher {cfg['teacher']!r} takes "
+                f"{teacher.n_features_in_}: use teacher='face-any' (any face model's "
+                "embeddings) or a teacher trained on this embedder."
+            )
+        return teacher.set_params(
+            device=cfg["device"], threads=None, verbose=cfg["verbose"]
+        )  # fmt: skip
+
+    def _fit_labels(
+        self, x: torch.Tensor, labels: np.ndarray, knn_index: Any, cfg: dict[str, Any], *,
+        resume: Any = None, collections: Any = None, reference: Optional[np.ndarray] = None,
+    ) -> LinkageClusterer:  # fmt: skip
+        """Train on prepared rows and labels; ``reference``: the clusters the cuts follow."""
+        n_ids = np.unique(labels).shape[0]
         groups = _check_collections(collections, x.shape[0])
         train_cfg = self._fit_hops(
             _smallest(groups, x.shape[0]), cfg, "X" if groups is None else "a collection"
         )
-        self._check_folds(labels, cfg)
+        if reference is None:
+            self._check_folds(labels, cfg)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         x_dev = x.to(cfg["device"])
         index = self._knn(x_dev, cfg["n_neighbors_fit"], knn_index, collections=groups)
@@ -499,6 +613,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
                 self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
                 self.join_threshold_ = cfg["join_threshold"]
+            elif reference is not None:
+                self.threshold_, self.join_threshold_ = self._calibrate(
+                    [(edge_index, scores, reference)], cfg, "the teacher's clusters"
+                )
             elif cfg["calibration"] == "cv":
                 self.threshold_, self.join_threshold_ = self._calibrate_cv(
                     x, labels, cfg, seed, groups
@@ -1004,12 +1122,13 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         state = {
-            "params": self.get_params(deep=False),
+            "params": {**self.get_params(deep=False), **_saved_teacher(self.teacher)},
             "state_dict": self.model_.state_dict(),
             "n_features_in_": self.n_features_in_,
             "threshold_": self.threshold_,
             "join_threshold_": getattr(self, "join_threshold_", None),
             "history_": self.history_,
+            "self_training_": getattr(self, "self_training_", []),
             "labels_": torch.from_numpy(self.labels_),
             "preprocessing_mean_": _mean_tensor(getattr(self, "preprocessing_mean_", None)),
         }
@@ -1058,6 +1177,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 else check_real(join, "join_threshold_", minimum=0, maximum=1)
             )  # fmt: skip
             est.history_ = _check_history(state["history_"])
+            est.self_training_ = _check_history(state.get("self_training_", []))
             est.labels_ = _check_cluster_ids(state["labels_"])
             est.preprocessing_mean_ = _check_mean(
                 state.get("preprocessing_mean_"), est.preprocessing, est.n_features_in_
@@ -1087,6 +1207,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         normalised): its preprocessing, metric, merge and calibrated cut
         travel inside it. It was trained on Labeled Faces in the Wild; see
         the model card (``docs/pretrained.md``) for its figures and limits.
+        ``"face-any"`` clusters the embeddings of any face model, of any
+        dimension, with no labels (``features="structure"``; model card
+        ``docs/any_face.md``).
 
         Parameters
         ----------
@@ -1122,6 +1245,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
+
+
+def _saved_teacher(teacher: Any) -> dict[str, Any]:
+    """The ``teacher`` a checkpoint records: a pretrained name, or ``None`` for an object."""
+    return {"teacher": teacher if isinstance(teacher, str) or teacher is None else None}
 
 
 def _calibrated(cfg: dict[str, Any]) -> bool:

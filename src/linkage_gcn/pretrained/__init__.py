@@ -10,10 +10,12 @@ Examples
 --------
 >>> from linkage_gcn.pretrained import available_models
 >>> available_models()
-['dlib-128']
+['dlib-128', 'face-any']
 >>> info = model_info("dlib-128")
 >>> info.n_features, info.input
 (128, "dlib's 128-D ResNet face descriptor, raw (face_recognition.face_encodings)")
+>>> model_info("face-any").n_features is None  # any width
+True
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 __all__ = ["PretrainedModel", "available_models", "model_info", "model_path"]
 
@@ -41,8 +44,8 @@ class PretrainedModel:
     sha256 : str
         The checkpoint's SHA-256, checked on load (a damaged installation
         fails with a clear error, not with odd clusters).
-    n_features : int
-        The embedding width it takes.
+    n_features : int or None
+        The embedding width it takes (``None``: any width).
     input : str
         The embeddings it was trained on, as the embedding model returns them.
     training_data : str
@@ -54,7 +57,7 @@ class PretrainedModel:
     name: str
     filename: str
     sha256: str
-    n_features: int
+    n_features: Optional[int]
     input: str
     training_data: str
     card: str = "docs/pretrained.md"
@@ -71,6 +74,22 @@ _MODELS = {
             "Labeled Faces in the Wild (13,233 faces of 5,749 people), dlib descriptors "
             "(lfw-dlib); research use"
         ),
+    ),
+    "face-any": PretrainedModel(
+        name="face-any",
+        filename="face-any.pt",
+        sha256="7764d9d966be7919f862cb136dd9a4d40e470246ca32a68031d4f739962f5ad9",
+        n_features=None,
+        input=(
+            "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
+            "similarity must mean likeness)"
+        ),
+        training_data=(
+            "the identity-disjoint train half of Labeled Faces in the Wild (6,615 faces of "
+            "2,998 people) embedded by two face models, dlib ResNet (lfw-dlib) and OpenCV "
+            "Zoo SFace (lfw-sface); research use"
+        ),
+        card="docs/any_face.md",
     ),
 }
 
