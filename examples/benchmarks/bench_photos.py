@@ -151,6 +151,8 @@ def main() -> None:
     parser.add_argument("--out", help="write the figures here (.json)")
     parser.add_argument("--screenshot", help="save a screenshot of the dlib gallery (.png)")
     parser.add_argument("--keep", help="keep the galleries in this folder")
+    parser.add_argument("--runs", nargs="+", metavar="BACKEND:MODEL",
+                        help="only these runs (e.g. sface:face-any); default: all")
     parser.add_argument("--honest-dlib", action="store_true",
                         help="also train LinkageClusterer() on lfw-dlib/train (people disjoint "
                              "from lfw-photos; minutes) and run the dlib pipeline with it")
@@ -177,6 +179,8 @@ def main() -> None:
             np.load(train / "features_raw.npy"), np.load(train / "labels.npy"))
         print(f"trained LinkageClusterer() on lfw-dlib/train in {time.perf_counter() - start:.0f} s")
         plans.insert(1, ("dlib", honest, "lfw-train-defaults"))
+    if args.runs:
+        plans = [p for p in plans if f"{p[0]}:{p[2]}" in args.runs]
     for backend, model, tag in plans:
         try:
             get_backend(backend)

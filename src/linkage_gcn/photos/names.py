@@ -62,7 +62,7 @@ def read_names(path: os.PathLike | str) -> list[NameEntry]:
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     p = Path(tmp, "names.tsv")
-    ...     _ = p.write_text("# comment\\n12\\tAnn\\nface:40\\tBob\\n")
+    ...     _ = p.write_text("# comment\n12\tAnn\nface:40\tBob\n")
     ...     [(e.kind, e.id, e.name) for e in read_names(p)]
     [('person', 12, 'Ann'), ('face', 40, 'Bob')]
     """
