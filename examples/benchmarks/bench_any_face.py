@@ -9,7 +9,8 @@ For each face model of ``../shared/data`` (``lfw-dlib``: dlib ResNet, raw descri
                  DBSCAN, HDBSCAN as shipped, FaceMap's kNN + Infomap);
 * tuned          the tools with their cut tuned on the **train** half of the same embedder
                  (10-NN threshold components, Chinese whispers, kNN + Infomap, HDBSCAN
-                 (2, 1, eom)): what a user with labels in that space could run.
+                 (2, 1, eom)), in the embedder's own metric (dlib: Euclidean, SFace:
+                 cosine): what a user with labels in that space could run.
 
 It prints B-Cubed precision / recall / F, pairwise F, NMI, B-Cubed F by identity size and
 times; then ``--subsample`` fractions of the test half (identity-agnostic random rows,
@@ -44,15 +45,17 @@ from linkage_gcn.baselines import (
 from linkage_gcn.datasets import find_shared_lfw
 from linkage_gcn.metrics import bcubed_by_identity_size, bcubed_fscore, evaluate
 
-#: The tools tuned on the train half of the same embedder (cosine = Euclidean on unit rows).
+#: The tools tuned on the train half of the same embedder, in its own metric (dlib's raw
+#: descriptors: Euclidean, as dlib documents and bench_lfw.py measures; SFace: cosine).
 TUNED = {
-    "threshold-10nn (tuned)": lambda seed: KNNThresholdClusterer(k=10, metric="cosine"),
-    "chinese-whispers (tuned)": lambda seed: ChineseWhispersClusterer(
-        metric="cosine", random_state=seed
+    "threshold-10nn (tuned)": lambda seed, metric: KNNThresholdClusterer(k=10, metric=metric),
+    "chinese-whispers (tuned)": lambda seed, metric: ChineseWhispersClusterer(
+        metric=metric, random_state=seed
     ),
-    "infomap (tuned)": lambda seed: InfomapClusterer(metric="cosine", random_state=seed),
-    "hdbscan-2-1-eom (tuned)": lambda seed: HDBSCANClusterer(metric="cosine"),
+    "infomap (tuned)": lambda seed, metric: InfomapClusterer(metric=metric, random_state=seed),
+    "hdbscan-2-1-eom (tuned)": lambda seed, metric: HDBSCANClusterer(metric=metric),
 }
+METRIC = {"dlib": "l2", "sface": "cosine"}
 #: Link cuts tried for the best-cut reference of a subsample.
 CUTS = np.round(np.arange(0.5, 0.976, 0.025), 3)
 
@@ -137,7 +140,7 @@ def main() -> None:
             elif name in LABEL_FREE_BASELINES:
                 pred = LABEL_FREE_BASELINES[name]().fit_predict(Xte)
             else:
-                pred = TUNED[name](args.seed).fit(Xtr, ytr).predict(Xte)
+                pred = TUNED[name](args.seed, METRIC[embedder]).fit(Xtr, ytr).predict(Xte)
             rows.append(scores_of(name, yte, pred, time.perf_counter() - start))
             r = rows[-1]
             print(f"{embedder:6s} {name:26s} B3 P {r['bcubed_precision']:.4f} R "
