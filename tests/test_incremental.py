@@ -727,3 +727,43 @@ class torch_threads:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.old)
+
+
+# ---------------------------------------------------------------- structure models (face-any)
+
+
+def _pairs(edge_index, scores):
+    e = np.sort(np.asarray(edge_index), axis=0)
+    return dict(zip(map(tuple, e.T.tolist()), np.asarray(scores).tolist()))
+
+
+def test_structure_model_grows_a_collection_of_any_width(tmp_path):
+    est = LinkageClusterer.pretrained("face-any", threads=1, verbose=False)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(40), 6)
+    X = (rng.standard_normal((40, 512))[y] + 0.7 * rng.standard_normal((240, 512)))
+    X = X.astype(np.float32)
+    library = IncrementalClusterer(est)
+    library.add(X)  # the first faces set the width: 512, not the 128 the model saw
+    assert library.n_features_in_ == 512
+    batch = _pairs(*est.predict_edges(X))
+    grown = _pairs(*library.pair_scores())
+    assert batch.keys() == grown.keys()
+    np.testing.assert_allclose([grown[k] for k in batch], list(batch.values()), atol=1e-5)
+    np.testing.assert_array_equal(
+        bcubed_fscore(library.labels_, est.predict(X)), (1.0, 1.0, 1.0)
+    )
+    # grown in three batches: each batch's pivots are scored against the collection as it is
+    order = rng.permutation(240)
+    parts = IncrementalClusterer(est)
+    for rows in np.array_split(order, 3):
+        parts.add(X[rows])
+    assert bcubed_fscore(y[order], parts.labels_)[2] >= bcubed_fscore(y, library.labels_)[2] - 0.02
+    with pytest.raises(ValueError, match="512-dimensional"):
+        library.add(X[:3, :128])
+    path = library.save(tmp_path / "faces.state")
+    again = IncrementalClusterer.load(path, est)
+    assert again.n_features_in_ == 512
+    np.testing.assert_array_equal(again.labels_, library.labels_)
+    again.add(X[:2] + 0.01)
+    assert len(again) == 242

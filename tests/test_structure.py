@@ -288,10 +288,11 @@ def test_fit_on_several_collections_searches_each_within_itself():
         est.fit(X, y, collections=np.zeros(3))
 
 
-def test_incremental_clusterer_refuses_a_structure_model_clearly():
+def test_incremental_clusterer_takes_a_structure_model():
     from linkage_gcn import IncrementalClusterer
 
     X, y = make_identities(15, random_state=0)
     est = LinkageClusterer(features="structure", **TINY).fit(X, y)
-    with pytest.raises(ValueError, match="features='structure' is not supported yet"):
-        IncrementalClusterer(est)
+    library = IncrementalClusterer(est)
+    library.add(X[:, :20])  # any width: the collection's own
+    assert library.n_features_in_ == 20 and len(library) == len(X)

@@ -72,6 +72,7 @@ from .knn import BACKENDS as KNN_BACKENDS
 from .knn import KNNIndex, check_backend, check_knn_index
 from .merge import pool_pair_scores
 from .merges import MERGES
+from .structure import StructureContext, similarity_scale
 from .training import predict_links
 
 __all__ = ["BACKENDS", "IncrementalClusterer", "UpdateReport"]
@@ -242,12 +243,6 @@ class IncrementalClusterer:
     ) -> None:
         check_is_fitted(clusterer, "model_")
         cfg = clusterer.resolved_params()
-        if cfg["features"] == "structure":
-            raise ValueError(
-                "IncrementalClusterer scores new faces with the embedding features; a clusterer "
-                "with features='structure' is not supported yet: re-run its predict on the "
-                "grown collection instead."
-            )
         backend = check_backend(check_param("backend", backend, PARAMS["incremental_backend"]))
         search_k = check_param("search_k", search_k)
         chunk_size = check_param("chunk_size", chunk_size)
@@ -273,6 +268,8 @@ class IncrementalClusterer:
         self.chunk_size = _CHUNK if chunk_size is None else chunk_size
         self._merge = _merge_function(clusterer, cfg, self.merge)
         self.n_features_in_ = int(clusterer.n_features_in_)
+        # a structure model takes any width: the first faces added set the collection's
+        self._any_width = cfg["features"] == "structure"
         self.fingerprint_ = model_fingerprint(clusterer)
         self._index = KNNIndex(
             cfg["metric"], self.backend, chunk_size=self.chunk_size, verbose=False
@@ -377,6 +374,16 @@ class IncrementalClusterer:
         """
         start = time.perf_counter()
         xb = self.clusterer.preprocess(X)
+        if xb.shape[1] != self.n_features_in_:
+            if not (self._any_width and self._n == 0):
+                raise ValueError(
+                    f"X has {xb.shape[1]} features per row but this collection holds "
+                    f"{self.n_features_in_}-dimensional embeddings (one face model per "
+                    "collection)."
+                )
+            self.n_features_in_ = int(xb.shape[1])
+            self._bufs = {}
+            self._alloc(0)
         b, n0 = xb.shape[0], self._n
         self._journal = []
         scalars = self._scalars()
@@ -672,7 +679,8 @@ class IncrementalClusterer:
         header, arrays = read_state(path, required_arrays=_ARRAYS, required_header=_HEADER)
         p = as_path(path)
         settings = _saved_settings(p, header)
-        if header["n_features"] != clusterer.n_features_in_:
+        any_width = clusterer.resolved_params()["features"] == "structure"
+        if header["n_features"] != clusterer.n_features_in_ and not any_width:
             raise ValueError(
                 f"{p} holds {header['n_features']}-dimensional embeddings but the clusterer "
                 f"expects {clusterer.n_features_in_}; load it with the model it was built with."
@@ -696,6 +704,10 @@ class IncrementalClusterer:
                 f"{state.fingerprint_[:12]}...): its link scores do not apply; load it with "
                 "the model it was built with, or build a new state."
             )
+        if state.n_features_in_ != header["n_features"]:  # a structure model's collection
+            state.n_features_in_ = int(header["n_features"])
+            state._bufs = {}
+            state._alloc(0)
         try:
             state._set_arrays(header, arrays)
         except (ValueError, TypeError, KeyError) as exc:
@@ -951,6 +963,7 @@ class IncrementalClusterer:
         cfg = self._cfg
         k1w, k2 = min(self._k1, w), min(cfg["k2"], w)
         knn_ = self._bufs["knn"][: self._n, :w]
+        scale = self._scale() if self._any_width else None
         model = self.clusterer.model_.to(cfg["device"])
         try:
             for p0 in range(0, pivots.size, _PIVOT_BLOCK):
@@ -966,18 +979,60 @@ class IncrementalClusterer:
                 x_t = torch.from_numpy(x.astype(np.float32)).to(cfg["device"])
                 knn_t = torch.from_numpy(local).to(cfg["device"])
                 piv_t = torch.from_numpy(np.searchsorted(nodes, p)).to(cfg["device"])
+                inputs: dict[str, Any] = {"pivot_similarity": cfg["pivot_similarity"]}
+                if scale is not None:
+                    ctx = self._structure(nodes, local, x_t, k1w, scale)
+                    inputs = {"pivot_similarity": False, "structure": ctx}
                 with skip_validation():  # the clusterer's settings, validated once
                     _, _, scores = predict_links(
                         model, x_t, knn_t, k1=k1w, k2=k2,
                         active_connection=cfg["active_connection"],
                         batch_size=cfg["inference_batch_size"], verbose=False,
-                        pivot_similarity=cfg["pivot_similarity"], pivots=piv_t,
-                        precision=cfg["precision"],
+                        pivots=piv_t, precision=cfg["precision"], **inputs,
                     )  # fmt: skip
                 self._keep("scores", p)
                 self._bufs["scores"][p, :k1w] = scores.view(-1, k1w).cpu().numpy()
         finally:
             self.clusterer.model_ = model.cpu()
+
+    def _scale(self) -> tuple[float, float]:
+        """The collection's similarity scale (:func:`~linkage_gcn.structure.similarity_scale`).
+
+        Estimated on the whole collection at each update (its random pairs, a
+        fixed seed): the links scored by this update read the collection as it
+        is now, as a batch ``predict`` would; stored links keep the scale they
+        were scored with.
+        """
+        return similarity_scale(torch.from_numpy(self._bufs["x"][: self._n]))
+
+    def _structure(
+        self, nodes: np.ndarray, local: np.ndarray, x_t: torch.Tensor, k: int,
+        scale: tuple[float, float],
+    ) -> StructureContext:  # fmt: skip
+        """The structure context of the subgraph ``nodes`` (a dummy row last), as in a batch.
+
+        Each node's nearest and ``k``-th similarities come from the stored kNN
+        table of the whole collection, and its kNN list keeps the neighbours
+        outside the subgraph as ids of their own (past the subgraph's), so that
+        ranks and overlaps read the collection's lists, not the subgraph's.
+        """
+        loc, sd = scale
+        m = nodes.size
+        glob = self._bufs["knn"][nodes, :k]
+        lists = np.where(local[:m, :k] < m, local[:m, :k], m + 1 + glob)
+        lists = np.concatenate([lists, np.full((1, k), -1, dtype=np.int64)])
+        sim = self._bufs["sim"][nodes, :k].astype(np.float64)
+        first = np.append((sim[:, 0] - loc) / sd, 0.0)
+        last = np.append((sim[:, k - 1] - loc) / sd, 0.0)
+        dev = x_t.device
+        norm = x_t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        full = torch.ones(m + 1, device=dev)
+        return StructureContext(
+            x=x_t / norm, knn_index=torch.from_numpy(lists).to(dev), loc=full * loc,
+            scale=full * sd, z_first=torch.from_numpy(first).float().to(dev),
+            z_last=torch.from_numpy(last).float().to(dev),
+            size_z=full * float(np.sqrt(2 * np.log(max(self._n, 2)))), n_collections=1,
+        )  # fmt: skip
 
     def _rebuild(self) -> UpdateReport:
         """kNN, scores and clusters of the whole collection (small or first collections)."""
