@@ -987,3 +987,23 @@ def test_training_off_a_terminal_logs_its_progress_once(files, tmp_path, capsys,
     assert len(set(lines)) == len(lines)  # one handler: no line twice
     assert main([*argv, "--checkpoint", str(tmp_path / "b.pt"), "--quiet"]) == 0
     assert "ETA" not in capsys.readouterr().err
+
+
+def test_test_with_a_shipped_model_by_name_takes_any_width(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(15), 6)
+    X = (rng.standard_normal((15, 512))[y] + 0.6 * rng.standard_normal((90, 512)))
+    np.save(tmp_path / "f.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    out = tmp_path / "pred.npy"
+    argv = ["test", "--checkpoint", "face-any", "--feat_path", str(tmp_path / "f.npy"),
+            "--labels_path", str(tmp_path / "y.npy"), "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    pred = np.load(out)
+    assert pred.shape == (90,) and bcubed_fscore(y, pred) > 0.9
+    # dlib-128 by name still refuses the wrong width, naming it
+    assert main(["test", "--checkpoint", "dlib-128", "--feat_path", str(tmp_path / "f.npy"),
+                 "--out", str(tmp_path / "p2.npy")]) == 2  # fmt: skip
+    assert "512 features per row but the model --checkpoint dlib-128 expects 128" in (
+        error_line(capsys, "test")
+    )

@@ -362,7 +362,8 @@ def _param_rule(name: str) -> Any:
 
 
 def _test_options(p: argparse.ArgumentParser) -> None:
-    _opt(p, "checkpoint", required=True, help="a model saved by `linkage-gcn train`")
+    _opt(p, "checkpoint", required=True,
+         help="a model saved by `linkage-gcn train`, or a shipped one (dlib-128, face-any)")
     _opt(p, "val_feat_path", help="features to cluster (alias: --feat-path)")
     _opt(p, "feat_path", help=argparse.SUPPRESS)
     _opt(p, "val_knn_graph_path", help="their knn.npy (self first; alias: --knn-graph-path)")
@@ -859,9 +860,11 @@ def _check_knn_width(
 _SCORING_WIDTH = "--k-at-hop and --active-connection"
 
 
-def _check_width(X: np.ndarray, feat: tuple[str, Any], n_features: int, model: str) -> None:
-    """Features of the width the model was trained on."""
-    if X.shape[1] != n_features:
+def _check_width(
+    X: np.ndarray, feat: tuple[str, Any], n_features: Optional[int], model: str
+) -> None:
+    """Features of the width the model was trained on (``None``: any width)."""
+    if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{feat[0]} {feat[1]} has {X.shape[1]} features per row but {model} expects "
             f"{n_features}."
@@ -877,9 +880,18 @@ def _alias(args: argparse.Namespace, primary: str, alias: str) -> tuple[str, Opt
     return (flag_a, a) if a else (flag_b, b)
 
 
-def _load_model(path: str) -> Any:
-    from .estimator import LinkageClusterer
+def _model_width(est: Any) -> Optional[int]:
+    """The embedding width a model takes (``None`` for a structure model: any)."""
+    return None if est.features == "structure" else est.n_features_in_
 
+
+def _load_model(path: str) -> Any:
+    """A saved model, or a shipped one by name (``--checkpoint face-any``) when no such file."""
+    from .estimator import LinkageClusterer
+    from .pretrained import available_models
+
+    if path in available_models() and not Path(path).exists():
+        return LinkageClusterer.pretrained(path)
     with _file("--checkpoint", path):
         return LinkageClusterer.load(path)
 
@@ -1022,7 +1034,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     cfg = est.resolved_params()  # the overrides, and the merge's package, before any work
     _check_backend(_flag_of("knn_backend"), cfg["knn_backend"])  # the saved one, too
     X, index, y = _load_set(feat, knn_file, labels)
-    _check_width(X, feat, est.n_features_in_, f"the model --checkpoint {args.checkpoint}")
+    _check_width(X, feat, _model_width(est), f"the model --checkpoint {args.checkpoint}")
     _check_knn_width(index, X, knn_file, feat, cfg["n_neighbors_predict"], _SCORING_WIDTH)
     print(_cut_used(est, cfg, args.threshold, saved_threshold))
     with _roles(X=feat, knn_index=knn_file, y=labels):
@@ -1140,7 +1152,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if threshold is not None:
             library.recut(threshold)
     X, _, _ = _load_set(feat)
-    _check_width(X, feat, est.n_features_in_, f"the model --checkpoint {args.checkpoint}")
+    _check_width(X, feat, _model_width(est), f"the model --checkpoint {args.checkpoint}")
     n_before = len(library)
     with _roles(X=feat):
         report = library.add(X)
