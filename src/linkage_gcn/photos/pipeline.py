@@ -171,8 +171,10 @@ class _Cache:
         self.scores = np.zeros(0, np.float32)
         self.emb = np.zeros((0, n_features), np.float32)
         self.face_ids = np.zeros(0, np.int64)  # -1: not yet in the clustering
+        self._pending: list[tuple[tuple[int, int], tuple[int, int], Faces]] = []
 
     def arrays(self) -> dict[str, np.ndarray]:
+        self.flush()
         return {
             "paths": np.array(self.paths, dtype=str), "sizes": self.sizes,
             "mtimes": self.mtimes, "digests": np.array(self.digests, dtype=str),
@@ -193,22 +195,35 @@ class _Cache:
 
     def append(self, path: str, stat: tuple[int, int], digest: str, dims: tuple[int, int],
                faces: Faces) -> None:  # fmt: skip
-        row = len(self.paths)
+        """Add a photo and its faces (kept aside, joined by :meth:`flush`: no quadratic copies)."""
         self.paths.append(path)
         self.digests.append(digest)
-        self.sizes = np.append(self.sizes, stat[0])
-        self.mtimes = np.append(self.mtimes, stat[1])
-        self.dims = np.concatenate([self.dims, np.array([dims], np.int64)])
-        n = len(faces)
-        self.face_photo = np.concatenate([self.face_photo, np.full(n, row, np.int64)])
-        self.face_index = np.concatenate([self.face_index, np.arange(n, dtype=np.int64)])
-        self.boxes = np.concatenate([self.boxes, faces.boxes])
-        self.scores = np.concatenate([self.scores, faces.scores])
-        self.emb = np.concatenate([self.emb, faces.embeddings.astype(np.float32)])
-        self.face_ids = np.concatenate([self.face_ids, np.full(n, -1, np.int64)])
+        self._pending.append((stat, dims, faces))
+
+    def flush(self) -> None:
+        """Join the photos added since the last call into the arrays, at once."""
+        if not self._pending:
+            return
+        base = len(self.paths) - len(self._pending)
+        stats = np.array([p[0] for p in self._pending], np.int64).reshape(-1, 2)
+        counts = np.array([len(p[2]) for p in self._pending], np.int64)
+        faces = [p[2] for p in self._pending]
+        self.sizes = np.concatenate([self.sizes, stats[:, 0]])
+        self.mtimes = np.concatenate([self.mtimes, stats[:, 1]])
+        self.dims = np.concatenate([self.dims, np.array([p[1] for p in self._pending],
+                                                        np.int64).reshape(-1, 2)])  # fmt: skip
+        self.face_photo = np.concatenate([self.face_photo,
+                                          np.repeat(base + np.arange(counts.size), counts)])
+        self.face_index = np.concatenate([self.face_index, *[np.arange(c) for c in counts]])
+        self.boxes = np.concatenate([self.boxes, *[f.boxes for f in faces]])
+        self.scores = np.concatenate([self.scores, *[f.scores for f in faces]])
+        self.emb = np.concatenate([self.emb, *[f.embeddings.astype(np.float32) for f in faces]])
+        self.face_ids = np.concatenate([self.face_ids, np.full(int(counts.sum()), -1, np.int64)])
+        self._pending = []
 
     def drop_photos(self, rows: np.ndarray) -> None:
         """Remove photos (and their faces), renumbering the rest."""
+        self.flush()
         keep_p = np.ones(len(self.paths), bool)
         keep_p[rows] = False
         new_row = np.cumsum(keep_p) - 1
@@ -224,6 +239,8 @@ class _Cache:
 
     def merge(self, other: _Cache) -> None:
         """Append ``other``'s photos and faces."""
+        self.flush()
+        other.flush()
         base = len(self.paths)
         self.paths += other.paths
         self.digests += other.digests
@@ -500,6 +517,7 @@ class PhotoPipeline:
             fresh.drop_photos(np.array([fresh.paths.index(p)]))
         changed_same = self._embed(photos, queue, stats, cache, index, fresh, backend,
                                    pending_path, report)  # fmt: skip
+        fresh.flush()
         report.embedded = len(queue) - len(report.unreadable) - changed_same
         embed_s = time.perf_counter() - t_embed
         report.photos_per_second = report.embedded / embed_s if report.embedded else 0.0
