@@ -14,7 +14,7 @@ from linkage_gcn import LinkageClusterer
 from linkage_gcn.datasets import make_identities
 from linkage_gcn.incremental import IncrementalClusterer, UpdateReport, model_fingerprint
 from linkage_gcn.knn import knn
-from linkage_gcn.merge import constrained_components, threshold_components
+from linkage_gcn.merge import constrained_components, separate_groups, threshold_components
 from linkage_gcn.metrics import bcubed_fscore
 from linkage_gcn.model_selection import split_identities
 
@@ -185,6 +185,52 @@ def test_two_names_never_share_a_cluster(data):
     for th in (0.0, 0.3, 0.9):
         inc.recut(th)
         assert inc.labels_[0] != inc.labels_[12]
+
+
+def test_faces_of_one_group_never_share_a_cluster(data, tmp_path):
+    est, _, _ = data
+    group_a, group_b, bridge = bridge_fixture(est)
+    inc = IncrementalClusterer(est, threshold=0.0)
+    inc.add(group_a[:6])
+    one = inc.labels_[0]
+    # two faces of group A arrive in one photo (group 7): the person splits in two
+    report = inc.add(group_a[6:8], groups=[7, 7])
+    a, b = report.labels
+    assert a != b and one in (a, b)
+    for c in np.unique(inc.labels_):  # the split is the one the scores and the rule give
+        members = np.flatnonzero(inc.labels_ == c)
+        assert not {6, 7} <= set(members.tolist())
+    expected = separate_groups(
+        constrained_components(*inc.pair_scores(), len(inc), 0.0, None), *inc.pair_scores(),
+        groups=np.r_[np.full(6, -1), 7, 7],
+    )  # fmt: skip
+    assert same_partition(inc.labels_, expected)
+    # it holds in later updates, after a save and load, and at any cut
+    inc.add(group_a[8:])
+    back = IncrementalClusterer.load(inc.save(tmp_path / "s.npz"), est)
+    for lib in (inc, back):
+        lib.add(bridge)
+        for th in (0.0, 0.5):
+            lib.recut(th)
+            assert lib.labels_of([6])[0] != lib.labels_of([7])[0]
+    # a name outranks a group: two faces of one photo given one name are one person
+    inc.name([6, 7], "Ann")
+    assert inc.labels_of([6])[0] == inc.labels_of([7])[0]
+    with pytest.raises(ValueError, match="groups"):
+        inc.add(group_b[:2], groups=[1])
+    assert len(inc) == 14
+
+
+def test_a_state_without_groups_loads_with_none(data, tmp_path):
+    est, X, _ = data
+    inc, _ = streamed(est, X[:60], 30)
+    path = inc.save(tmp_path / "s.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if k != "groups"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    back = IncrementalClusterer.load(tmp_path / "old.npz", est)
+    assert np.array_equal(back.labels_, inc.labels_)
+    assert np.array_equal(back.add(X[60:80]).labels, inc.add(X[60:80]).labels)
 
 
 def test_unnamed_faces_join_a_named_person(data):

@@ -13,6 +13,7 @@ from linkage_gcn.merge import (
     join_clusters,
     pool_pair_scores,
     propagate_labels,
+    separate_groups,
     threshold_components,
 )
 
@@ -971,3 +972,94 @@ def test_join_clusters_refines_never_splits():
 def test_join_clusters_errors(args, match):
     with pytest.raises(ValueError, match=match):
         join_clusters(*args)
+
+
+# ---------------------------------------------------------------------- separate_groups
+
+
+def _separate_reference(labels, edge_index, scores, groups, names=None):
+    """Parts as explicit sets: a cluster holding a group twice is rebuilt from singletons."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    n = labels.size
+    part = {i: {i} for i in range(n)}  # node -> the set of its part (shared objects)
+    bad = {c for c in set(labels.tolist())
+           if len([g for g in groups[labels == c] if g >= 0])
+           != len({g for g in groups[labels == c] if g >= 0})}  # fmt: skip
+
+    def join(i, j):
+        merged = part[i] | part[j]
+        for k in merged:
+            part[k] = merged
+
+    if names is not None:
+        for i in range(n):
+            for j in range(i):
+                same = labels[i] == labels[j] and labels[i] in bad
+                if names[i] >= 0 and names[i] == names[j] and same:
+                    join(i, j)
+    links = sorted(
+        (-s, min(u, v), max(u, v)) for u, v, s in zip(*np.asarray(edge_index).tolist(), scores)
+        if u != v and labels[u] == labels[v] and labels[u] in bad
+    )  # fmt: skip
+    for _, a, b in links:
+        if part[a] is part[b]:
+            continue
+        ga = {groups[k] for k in part[a] if groups[k] >= 0}
+        gb = {groups[k] for k in part[b] if groups[k] >= 0}
+        if not ga & gb:
+            join(a, b)
+    out = [("kept", labels[i]) if labels[i] not in bad else ("part", min(part[i]))
+           for i in range(n)]  # fmt: skip
+    return np.unique(np.array([hash(o) for o in out]), return_inverse=True)[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_separate_groups_matches_definition(seed):
+    rng = np.random.default_rng(seed)
+    n = 50
+    labels = rng.integers(0, 6, n)
+    edge_index = rng.integers(0, n, (2, 300))
+    scores = rng.random(300).round(1)  # ties, broken by node ids
+    groups = np.where(rng.random(n) < 0.6, rng.integers(0, 12, n), -1)
+    got = separate_groups(labels, edge_index, scores, groups)
+    assert _same_partition(got, _separate_reference(labels, edge_index, scores, groups))
+    assert len(set(zip(got.tolist(), labels.tolist()))) == np.unique(got).size  # refines
+    for c in set(got.tolist()):  # no part holds a group twice
+        g = groups[(got == c) & (groups >= 0)]
+        assert g.size == np.unique(g).size
+    names = np.where(rng.random(n) < 0.15, rng.integers(0, 3, n), -1)
+    got = separate_groups(labels, edge_index, scores, groups, names=names)
+    assert _same_partition(got, _separate_reference(labels, edge_index, scores, groups, names))
+    for nm in range(3):  # a name keeps its faces together inside a cluster
+        for c in set(labels.tolist()):
+            assert np.unique(got[(names == nm) & (labels == c)]).size <= 1
+
+
+def test_separate_groups_cuts_the_weakest_link_and_keeps_the_rest():
+    edge_index = np.array([[0, 1, 2, 4], [1, 2, 3, 5]])
+    scores = np.array([0.9, 0.6, 0.8, 0.7])
+    labels = [0, 0, 0, 0, 1, 1]
+    got = separate_groups(labels, edge_index, scores, [7, -1, 7, -1, 3, -1])
+    assert got.tolist() == [0, 0, 1, 1, 2, 2]
+    # nothing to separate: the clusters as given (renumbered), whatever the links
+    assert separate_groups([4, 4, 9], edge_index[:, :1], scores[:1], [1, 2, 1]).tolist() == [
+        0, 0, 1,
+    ]  # fmt: skip
+    # a cluster with no link between two faces of one group leaves them apart, unlinked
+    assert separate_groups([0, 0], np.zeros((2, 0), int), np.zeros(0), [5, 5]).tolist() == [0, 1]
+    assert separate_groups([], np.zeros((2, 0), int), np.zeros(0), []).tolist() == []
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([0, 1], [[0], [5]], [0.5], [0, 0]), "edge_index"),
+        (([0, 1], [[0], [1]], [float("nan")], [0, 0]), "scores"),
+        (([0, 1], [[0], [1]], [0.5], [0]), "groups"),
+        (([0, 1], [[0], [1]], [0.5], [0.5, 1]), "groups"),
+        (([0.5, 1], [[0], [1]], [0.5], [0, 0]), "labels"),
+    ],
+)
+def test_separate_groups_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        separate_groups(*args)

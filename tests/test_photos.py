@@ -304,6 +304,33 @@ def test_same_photo_faces_are_flagged(tmp_path):
     assert 'data-kind="same-photo"' not in (tmp_path / "ignored" / "index.html").read_text()
 
 
+
+@pytest.mark.parametrize("engine", ["incremental", "refit"])
+def test_same_photo_split_puts_two_faces_of_one_photo_in_two_persons(tmp_path, engine):
+    photos, out = tmp_path / "photos", tmp_path / "people"
+    rows = np.flatnonzero(Y == 0).tolist()
+    photo_set(photos, rows)
+    draw(photos / "group.png", rows[:2])  # one person twice: the option says two people
+    PhotoPipeline(out, backend=SquareBackend(), engine=engine, same_photo="split").run(photos)
+    group = [r for r in table(out) if r["photo"] == "group.png"]
+    assert len(group) == 2 and group[0]["person_id"] != group[1]["person_id"]
+    # without the option the two faces are one person (they are): the split is the option's
+    PhotoPipeline(tmp_path / "flag", backend=SquareBackend(), engine=engine).run(photos)
+    group = [r for r in table(tmp_path / "flag") if r["photo"] == "group.png"]
+    assert group[0]["person_id"] == group[1]["person_id"]
+    # the constraint holds on the next run (stored with the faces), and ids stay
+    before = person_of(out)
+    draw(photos / "id00" / "extra.png", [rows[2]])
+    PhotoPipeline(out, backend=SquareBackend(), engine=engine, same_photo="split").run(photos)
+    group = [r for r in table(out) if r["photo"] == "group.png"]
+    assert group[0]["person_id"] != group[1]["person_id"]
+    after = person_of(out)
+    assert all(after[f] == p for f, p in before.items())
+    # the setting belongs to the output folder
+    with pytest.raises(ValueError, match="same photo split"):
+        PhotoPipeline(out, backend=SquareBackend(), engine=engine).run(photos)
+
+
 def test_resume_after_interrupt_embeds_only_the_rest(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "people"
     rows = np.flatnonzero(np.isin(Y, np.arange(6))).tolist()
@@ -409,7 +436,7 @@ def test_read_only_output_folder_fails_clearly_and_keeps_the_previous_run(tmp_pa
 
 def test_settings_of_the_pipeline_are_checked():
     with pytest.raises(ValueError, match="same_photo"):
-        PhotoPipeline("x", same_photo="split")
+        PhotoPipeline("x", same_photo="enforce")
     with pytest.raises(ValueError, match="max_side"):
         PhotoPipeline("x", max_side=10)
     with pytest.raises(ValueError, match="engine"):

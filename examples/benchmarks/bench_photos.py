@@ -16,7 +16,7 @@ The dlib-128 model was trained on all of LFW and has seen these people: its figu
 is not a fair one (the face-any model, trained on LFW's train halves, is).
 
     OMP_NUM_THREADS=1 python examples/benchmarks/bench_photos.py [--out bench_photos.json]
-        [--screenshot docs/photos_gallery.png]
+        [--screenshot docs/photos_gallery.png] [--runs sface:face-any] [--same-photo split]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import torch
 
 from linkage_gcn.metrics import bcubed_fscore
 from linkage_gcn.photos import PhotoPipeline, get_backend
+from linkage_gcn.photos.pipeline import SAME_PHOTO
 
 ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "lfw-photos"
 
@@ -96,8 +97,9 @@ def face_recognition_recipe(root: Path, labels: dict[str, str]) -> dict[str, flo
     return out
 
 
-def run_pipeline(backend: str, model, labels: dict[str, str], work: Path, tag: str = "") -> dict:
-    tag = tag or str(model)
+def run_pipeline(backend: str, model, labels: dict[str, str], work: Path, tag: str = "",
+                 same_photo: str = "flag") -> dict:  # fmt: skip
+    tag = (tag or str(model)) + ("" if same_photo == "flag" else f"-{same_photo}")
     photos, out = work / f"photos-{backend}-{tag}", work / f"people-{backend}-{tag}"
     files = sorted(labels)
     rng = np.random.default_rng(0)
@@ -106,13 +108,15 @@ def run_pipeline(backend: str, model, labels: dict[str, str], work: Path, tag: s
         if f not in later:
             (photos / f).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(ROOT / f, photos / f)
-    first = PhotoPipeline(out, backend=backend, model=model, verbose=False).run(photos)
+    pipeline = PhotoPipeline(out, backend=backend, model=model, same_photo=same_photo,
+                             verbose=False)  # fmt: skip
+    first = pipeline.run(photos)
     with open(out / "faces.csv", newline="") as fh:
         before = {int(r["face_id"]): int(r["person_id"]) for r in csv.DictReader(fh)}
     for f in later:
         (photos / f).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(ROOT / f, photos / f)
-    second = PhotoPipeline(out, backend=backend, model=model, verbose=False).run(photos)
+    second = pipeline.run(photos)
     with open(out / "faces.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     after = {int(r["face_id"]): int(r["person_id"]) for r in rows}
@@ -123,7 +127,7 @@ def run_pipeline(backend: str, model, labels: dict[str, str], work: Path, tag: s
     person = {p: int(r["person_id"]) for p, r in central(rows).items()}
     result = score(labels, person)
     result.update(
-        backend=backend, model=tag, engine=second.engine, faces=len(rows),
+        backend=backend, model=tag, same_photo=same_photo, engine=second.engine, faces=len(rows),
         photos_per_second_first=first.photos_per_second,
         first_run_seconds=first.seconds["total"], rerun_seconds=second.seconds["total"],
         rerun_embedded=second.embedded, rerun_embed_seconds=second.seconds["embed"],
@@ -156,6 +160,9 @@ def main() -> None:
     parser.add_argument("--honest-dlib", action="store_true",
                         help="also train LinkageClusterer() on lfw-dlib/train (people disjoint "
                              "from lfw-photos; minutes) and run the dlib pipeline with it")
+    parser.add_argument("--same-photo", choices=SAME_PHOTO, default="flag",
+                        help="the pipeline's same_photo option (split: two faces of one "
+                             "photo are two people)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     labels = labelled_photos(ROOT)
@@ -184,7 +191,7 @@ def main() -> None:
     for backend, model, tag in plans:
         try:
             get_backend(backend)
-            r = run_pipeline(backend, model, labels, work, tag)
+            r = run_pipeline(backend, model, labels, work, tag, args.same_photo)
         except (ImportError, ValueError, FileNotFoundError) as exc:
             print(f"{backend} + {tag}: skipped ({exc})")
             continue

@@ -411,7 +411,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
 
 def _photos_options(p: argparse.ArgumentParser) -> None:
     from .photos.backends import BACKENDS
-    from .photos.pipeline import PhotoPipeline
+    from .photos.pipeline import SAME_PHOTO, PhotoPipeline
 
     defaults, docs = _defaults(PhotoPipeline), _documented(PhotoPipeline)
     p.add_argument("photos", metavar="DIR", help="the folder of photos (searched recursively)")
@@ -424,7 +424,7 @@ def _photos_options(p: argparse.ArgumentParser) -> None:
     _opt(p, "model", help="pretrained linkage model (default: the backend's: dlib-128 for dlib, "
          "face-any for sface)")  # fmt: skip
     _opt(p, "names", help="the names file (default: OUT/names.tsv)")
-    _opt(p, "same_photo", choices=("flag", "ignore"), default=defaults["same_photo"],
+    _opt(p, "same_photo", choices=SAME_PHOTO, default=defaults["same_photo"],
          help=docs.get("same_photo", "two faces of one photo in one person"))  # fmt: skip
     _opt(p, "max_side", type=int, default=defaults["max_side"], metavar="PIXELS",
          help=docs.get("max_side", "longer side photos are downscaled to"))  # fmt: skip

@@ -25,6 +25,10 @@ Rules (see ``docs/incremental.md``):
   merge by :func:`~linkage_gcn.merge.constrained_components`); unnamed faces
   join a named person when the links say so. Renaming a person onto another
   name merges the two.
+* **Groups.** Faces added with one group id (``add(X, groups=...)``, such as
+  the faces of one photo) are never put in one cluster: after the merge,
+  :func:`~linkage_gcn.merge.separate_groups` splits a cluster holding a group
+  twice along its weakest links (a name outranks a group).
 * **Re-cut.** :meth:`IncrementalClusterer.recut` clusters the stored scores at
   another threshold, without scoring again.
 
@@ -67,10 +71,10 @@ from sklearn.utils.validation import check_is_fitted
 from ._archive import as_path, read_state, write_state
 from ._params import PARAMS, Number, Rule, check_param, skip_validation
 from ._threads import with_threads
-from ._validation import check_bool
+from ._validation import check_bool, check_labels
 from .knn import BACKENDS as KNN_BACKENDS
 from .knn import KNNIndex, check_backend, check_knn_index
-from .merge import pool_pair_scores
+from .merge import pool_pair_scores, separate_groups
 from .merges import MERGES
 from .structure import StructureContext, similarity_scale
 from .training import predict_links
@@ -88,6 +92,8 @@ BACKENDS = tuple(b for b in KNN_BACKENDS if b not in ("faiss-ivf", "torch_cluste
 MergeRule = Callable[[np.ndarray, np.ndarray, int, float, np.ndarray], np.ndarray]
 
 _ARRAYS = ("x", "knn", "sim", "scores", "labels", "comp", "names", "face_ids")
+#: Arrays a state file may lack: ``groups`` (all ``-1`` when absent).
+_OPTIONAL_ARRAYS = ("groups",)
 #: Header fields of every state file, and those added by format version 2 (the settings).
 _HEADER = ("fingerprint", "n_features", "n_faces", "width", "threshold", "backend",
            "search_k", "names", "next_face_id", "next_cluster_id", "next_component")  # fmt: skip
@@ -352,13 +358,19 @@ class IncrementalClusterer:
     # ------------------------------------------------------------------ public updates
 
     @_with_threads
-    def add(self, X: Any) -> UpdateReport:
+    def add(self, X: Any, groups: Any = None) -> UpdateReport:
         """Add faces; return their ids and what changed.
 
         Parameters
         ----------
         X : array-like of shape (n_new, n_features)
             Embeddings, as given to the clusterer (its preprocessing applies).
+        groups : array-like of int, shape (n_new,), optional
+            A group id per face, ``-1`` for none: faces of one group (such as
+            the faces of one photo) are never put in one cluster, now or in
+            any later update (:func:`~linkage_gcn.merge.separate_groups`
+            splits a cluster holding a group twice along its weakest links;
+            a name outranks it). Ids are the caller's, shared across calls.
 
         Returns
         -------
@@ -370,10 +382,15 @@ class IncrementalClusterer:
         ------
         ValueError
             On a bad ``X`` (shape, feature width, NaN, an all-zero row under
-            the cosine metric): nothing is changed.
+            the cosine metric) or ``groups`` (not one integer per row):
+            nothing is changed.
         """
         start = time.perf_counter()
         xb = self.clusterer.preprocess(X)
+        if groups is not None:
+            groups = np.asarray(
+                check_labels(groups, n_samples=xb.shape[0], name="groups"), dtype=np.int64
+            ).clip(-1)
         if xb.shape[1] != self.n_features_in_:
             if not (self._any_width and self._n == 0):
                 raise ValueError(
@@ -390,6 +407,8 @@ class IncrementalClusterer:
         try:
             self._index.add(xb)
             self._append(xb)
+            if groups is not None:
+                self._bufs["groups"][n0 : n0 + b] = groups
             new_rows = np.arange(n0, n0 + b)
             if n0 <= self._width or b >= n0:
                 report = self._rebuild()
@@ -619,7 +638,7 @@ class IncrementalClusterer:
             "merge": self._merge_name(),
             "custom_merge": custom,
         }
-        arrays = {name: self._bufs[name][: self._n] for name in _ARRAYS}
+        arrays = {name: self._bufs[name][: self._n] for name in _ARRAYS + _OPTIONAL_ARRAYS}
         arrays["knn"] = arrays["knn"][:, : self._w]
         arrays["sim"] = arrays["sim"][:, : self._w]
         arrays["scores"] = arrays["scores"][:, : min(self._k1, self._w)]
@@ -727,8 +746,9 @@ class IncrementalClusterer:
         k1w = min(self._k1, w)
         shapes = {
             "x": (n, self.n_features_in_), "knn": (n, w), "sim": (n, w), "scores": (n, k1w),
-            "labels": (n,), "comp": (n,), "names": (n,), "face_ids": (n,),
+            "labels": (n,), "comp": (n,), "names": (n,), "face_ids": (n,), "groups": (n,),
         }  # fmt: skip
+        arrays = {"groups": np.full(n, -1, dtype=np.int64), **arrays}
         for name, shape in shapes.items():
             a = arrays[name]
             if a.shape != shape:
@@ -736,7 +756,7 @@ class IncrementalClusterer:
         for name in ("x", "sim", "scores"):
             if arrays[name].dtype.kind != "f" or not np.isfinite(arrays[name]).all():
                 raise ValueError(f"array {name!r} must hold finite floats")
-        for name in ("knn", "labels", "comp", "names", "face_ids"):
+        for name in ("knn", "labels", "comp", "names", "face_ids", "groups"):
             if arrays[name].dtype.kind not in "iu":
                 raise ValueError(f"array {name!r} must hold integers")
         table = header["names"]
@@ -755,7 +775,7 @@ class IncrementalClusterer:
             raise ValueError("name codes outside the name table")
         self._alloc(n)
         self._n, self._w = n, w
-        for name in _ARRAYS:
+        for name in _ARRAYS + _OPTIONAL_ARRAYS:
             if name in ("knn", "sim"):
                 self._bufs[name][:n, :w] = arrays[name]
             elif name == "scores":
@@ -785,6 +805,7 @@ class IncrementalClusterer:
             "scores": ((cap, max(min(self._k1, K), 1)), np.float32),
             "labels": ((cap,), np.int64), "comp": ((cap,), np.int64),
             "names": ((cap,), np.int64), "face_ids": ((cap,), np.int64),
+            "groups": ((cap,), np.int64),
         }  # fmt: skip
         bufs = {}
         for name, (shape, dtype) in specs.items():
@@ -801,6 +822,7 @@ class IncrementalClusterer:
         self._bufs["labels"][sl] = -1
         self._bufs["comp"][sl] = -1
         self._bufs["names"][sl] = -1
+        self._bufs["groups"][sl] = -1
         self._bufs["face_ids"][sl] = np.arange(self._next_face, self._next_face + b)
         self._next_face += b
         self._n = n0 + b
@@ -1080,6 +1102,9 @@ class IncrementalClusterer:
         edge_index, scores = self._pairs(region)
         names = self._bufs["names"][region]
         labels = np.asarray(self._merge(edge_index, scores, m, self.threshold_, names))
+        groups = self._bufs["groups"][region]
+        if (groups >= 0).sum() > 1:
+            labels = separate_groups(labels, edge_index, scores, groups, names)
         comp = _components(edge_index, scores, self.threshold_, names, m)
         old = self._bufs["labels"][region]
         final, merged, split = self._assign_ids(labels, old, names >= 0)

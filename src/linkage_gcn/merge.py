@@ -10,6 +10,9 @@ scale to millions of edges (no Python loop per node or per edge):
 * :func:`join_clusters` joins the clusters of a merge whose links to each
   other score high on average (average linkage between clusters, a second
   cut that mends people split by the first);
+* :func:`separate_groups` splits the clusters holding two nodes of one group
+  (the faces of one photo) along their weakest links, so that no cluster
+  holds a group twice (a cannot-link between every two nodes of a group);
 * :func:`propagate_labels` is the reference pseudo-label propagation
   (``graph_propagation`` of CDP and L-GCN): components larger than
   ``max_size`` are cut again and again with a rising threshold.
@@ -61,6 +64,7 @@ __all__ = [
     "join_clusters",
     "pool_pair_scores",
     "propagate_labels",
+    "separate_groups",
     "threshold_components",
 ]
 
@@ -367,6 +371,96 @@ def join_clusters(
         cluster_name if n_clusters else None, must_link=False,
     )  # fmt: skip
     return _first_appearance(joined[comp])
+
+
+def separate_groups(
+    labels: ArrayLike,
+    edge_index: ArrayLike,
+    scores: ArrayLike,
+    groups: ArrayLike,
+    names: Optional[ArrayLike] = None,
+) -> np.ndarray:
+    """Split the clusters that hold two nodes of one group, along their weakest links.
+
+    A group is a set of nodes known to be different people, such as the faces
+    of one photo: every two nodes of a group are a cannot-link. Each cluster
+    of ``labels`` holding a group twice is merged again from its own nodes:
+    the links between its nodes (all of them, under any cut) are taken in
+    decreasing order of score (ties: by the smaller then the larger node id)
+    and each unites two parts **unless the parts share a group**, as
+    Kruskal's union-find does. The nodes sharing a name start in one part
+    (a name given by a person outranks the group: a mirror or a collage holds
+    one person twice). Other clusters are kept as they are: the result refines
+    ``labels``.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        The clusters of a merge (any integer ids).
+    edge_index, scores
+        The scored links, as :func:`threshold_components` (all of them: a
+        cluster joined by :func:`join_clusters` holds links under the cut).
+    groups : array-like of int, shape (N,)
+        A group id per node, ``-1`` (any negative) for a node in no group.
+    names : array-like of int, shape (N,), optional
+        Name ids (``-1`` for unnamed), as :func:`constrained_components`.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        The clusters, numbered as the module's conventions say; no cluster
+        holds two nodes of one group unless a name joins them.
+
+    Raises
+    ------
+    ValueError
+        On an edge set that breaks the module's conventions, or ``labels``,
+        ``groups`` or ``names`` that are not one integer per node.
+
+    Notes
+    -----
+    Vectorised where nothing is to split: the clusters holding no group
+    twice are found at once; only the links inside the others are taken one
+    by one (a loop over them, with each part's groups kept as a set).
+
+    Examples
+    --------
+    Nodes 0 and 2 come from one photo; the chain 0-1-2 is cut at its weakest
+    link, and node 3 stays with the part it is most strongly linked to:
+
+    >>> edge_index = np.array([[0, 1, 2], [1, 2, 3]])
+    >>> scores = np.array([0.9, 0.6, 0.8])
+    >>> separate_groups([0, 0, 0, 0], edge_index, scores, groups=[7, -1, 7, -1])
+    array([0, 0, 1, 1])
+    """
+    comp = _first_appearance(np.asarray(check_labels(labels, name="labels"), dtype=np.int64))
+    edges = _edges_numpy(edge_index, scores, max(comp.size, 1))
+    group = np.array(check_labels(groups, n_samples=comp.size, name="groups"), dtype=np.int64)
+    name = _check_names(names, comp.size)
+    member = np.flatnonzero(group >= 0)
+    if member.size < 2:
+        return comp
+    # clusters holding one group twice: equal (cluster, group) pairs
+    order = member[np.lexsort((group[member], comp[member]))]
+    c, g = comp[order], group[order]
+    twice = c[1:][(c[1:] == c[:-1]) & (g[1:] == g[:-1])]
+    if twice.size == 0:
+        return comp
+    bad = np.zeros(int(comp.max()) + 1, dtype=bool)
+    bad[twice] = True
+    sel = np.flatnonzero(bad[comp])
+    local = np.full(comp.size, -1, dtype=np.int64)
+    local[sel] = np.arange(sel.size)
+    u, v, s = edges.u, edges.v, edges.s
+    inside = bad[comp[u]] & (comp[u] == comp[v]) & (u != v)
+    a, b = np.minimum(u, v)[inside], np.maximum(u, v)[inside]
+    rank = np.lexsort((b, a, -s[inside]))
+    if name is not None:  # a name holds inside its cluster: key (cluster, name)
+        name = np.where(name >= 0, comp * (int(name.max()) + 1) + name, -1)[sel]
+    root = _group_union_find(local[a[rank]], local[b[rank]], group[sel], name)
+    out = comp.copy()
+    out[sel] = comp.max() + 1 + root
+    return _first_appearance(out)
 
 
 def propagate_labels(
@@ -730,6 +824,44 @@ def _constrained_union_find(
         parent[rj] = ri
         if ni < 0:
             name[ri] = nj
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def _group_union_find(
+    a: np.ndarray, b: np.ndarray, group: np.ndarray, name: Optional[np.ndarray]
+) -> np.ndarray:
+    """Union-find over ordered links refusing to unite two parts sharing a group.
+
+    The nodes sharing a name are united first, whatever their groups. Returns
+    the root of every node (``0 .. n-1`` positions).
+    """
+    n = group.size
+    parent = list(range(n))
+    held: list[set[int]] = [{g} if g >= 0 else set() for g in group.tolist()]
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def unite(ri: int, rj: int) -> None:
+        if len(held[ri]) < len(held[rj]):
+            ri, rj = rj, ri
+        parent[rj] = ri
+        held[ri] |= held[rj]
+        held[rj] = set()
+
+    if name is not None:
+        head, tail = _name_links(name)
+        for i, j in zip(head.tolist(), tail.tolist()):
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                unite(ri, rj)
+    for i, j in zip(a.tolist(), b.tolist()):
+        ri, rj = find(i), find(j)
+        if ri != rj and held[ri].isdisjoint(held[rj]):
+            unite(ri, rj)
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..incremental import IncrementalClusterer, UpdateReport, model_fingerprint
+from ..merge import separate_groups
 
 __all__ = ["IncrementalEngine", "RefitEngine", "make_engine", "match_ids"]
 
@@ -68,9 +69,9 @@ class IncrementalEngine:
         """The link cut in use."""
         return float(self.library.threshold_)
 
-    def add(self, X: np.ndarray) -> UpdateReport:
-        """Add faces (embeddings as the face model returns them)."""
-        return self.library.add(X)
+    def add(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> UpdateReport:
+        """Add faces (embeddings as the face model returns them); faces of one group apart."""
+        return self.library.add(X, groups)
 
     def remove(self, face_ids: np.ndarray) -> UpdateReport:
         """Drop faces."""
@@ -128,6 +129,7 @@ class RefitEngine:
         self._ids = np.zeros(0, np.int64)
         self._labels = np.zeros(0, np.int64)
         self._codes = np.zeros(0, np.int64)
+        self._groups = np.zeros(0, np.int64)
         self._name_list: list[str] = []
         self._edges = np.zeros((2, 0), np.int64)
         self._scores = np.zeros(0, np.float32)
@@ -161,18 +163,22 @@ class RefitEngine:
         """The link cut in use."""
         return self._threshold
 
-    def add(self, X: np.ndarray) -> UpdateReport:
-        """Add faces and cluster everything again; ids kept by overlap."""
+    def add(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> UpdateReport:
+        """Add faces and cluster everything again; ids kept by overlap; groups kept apart."""
         start = time.perf_counter()
         X = np.asarray(X, np.float32)
         if X.ndim != 2 or X.shape[1] != self._x.shape[1]:
             raise ValueError(f"expected embeddings of shape (n, {self._x.shape[1]}), got "
                              f"{X.shape}.")  # fmt: skip
+        g = np.full(len(X), -1, np.int64) if groups is None else np.asarray(groups, np.int64)
+        if g.shape != (len(X),):
+            raise ValueError(f"groups has shape {g.shape}; expected ({len(X)},).")
         new = self._next_face + np.arange(len(X), dtype=np.int64)
         self._x = np.concatenate([self._x, X])
         self._ids = np.concatenate([self._ids, new])
         old = np.concatenate([self._labels, np.full(len(X), -1, np.int64)])
         self._codes = np.concatenate([self._codes, np.full(len(X), -1, np.int64)])
+        self._groups = np.concatenate([self._groups, g.clip(-1)])
         self._next_face += len(X)
         self._score()
         report = self._recluster(old, start)
@@ -190,6 +196,7 @@ class RefitEngine:
             raise ValueError("unknown face ids: " + str(np.setdiff1d(face_ids, self._ids)[:5]))
         gone = np.setdiff1d(self._labels[~keep], self._labels[keep])
         self._x, self._ids, self._codes = self._x[keep], self._ids[keep], self._codes[keep]
+        self._groups = self._groups[keep]
         old = self._labels[keep]
         self._labels = old.copy()
         self._score()
@@ -237,6 +244,8 @@ class RefitEngine:
             raw = np.asarray(
                 self._rule(self._edges, self._scores, n, self._threshold, self._codes), np.int64
             )
+            if (self._groups >= 0).sum() > 1:
+                raw = separate_groups(raw, self._edges, self._scores, self._groups, self._codes)
         labels, merged, split, self._next_id = match_ids(raw, old, self._codes >= 0,
                                                          self._next_id)  # fmt: skip
         self._labels = labels
@@ -253,7 +262,8 @@ class RefitEngine:
                            "names": self._name_list, "next_face_id": self._next_face,
                            "next_cluster_id": self._next_id},
                     {"x": self._x, "face_ids": self._ids, "labels": self._labels,
-                     "names": self._codes, "edges": self._edges, "scores": self._scores},
+                     "names": self._codes, "edges": self._edges, "scores": self._scores,
+                     "groups": self._groups},
                     )  # fmt: skip
 
     @classmethod
@@ -270,6 +280,10 @@ class RefitEngine:
                              "read with this one.")  # fmt: skip
         engine._x, engine._ids, engine._labels = a["x"], a["face_ids"], a["labels"]
         engine._codes, engine._edges, engine._scores = a["names"], a["edges"], a["scores"]
+        engine._groups = a.get("groups", np.full(len(engine._ids), -1, np.int64))
+        if engine._groups.shape != engine._ids.shape:
+            raise ValueError(f"{path} is not a consistent state: groups and face ids differ "
+                             "in length.")  # fmt: skip
         engine._name_list = list(header["names"])
         engine._next_face, engine._next_id = header["next_face_id"], header["next_cluster_id"]
         return engine

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -43,7 +44,11 @@ from .engines import load_engine, make_engine
 from .images import ImageError, file_digest, find_images, load_image
 from .names import NAMES_TEMPLATE, read_names
 
-__all__ = ["OUTPUT_MARKER", "PhotoPipeline", "PhotoReport", "photos_to_people"]
+__all__ = ["OUTPUT_MARKER", "SAME_PHOTO", "PhotoPipeline", "PhotoReport", "photos_to_people"]
+
+#: What ``same_photo`` may be: two faces of one photo in one person are flagged for a
+#: check, split apart (a cannot-link), or neither.
+SAME_PHOTO = ("flag", "split", "ignore")
 
 logger = logging.getLogger(__name__)
 
@@ -278,11 +283,15 @@ class PhotoPipeline:
     names : path-like, optional
         The names file (default ``OUTPUT/names.tsv``, created as a template
         when missing).
-    same_photo : {"flag", "ignore"}
+    same_photo : {"flag", "split", "ignore"}
         Two faces of one photo in one person: ``"flag"`` (default) lists the
-        person among the merges to check in the gallery; ``"ignore"`` does
-        not. They are not split apart automatically: mirrors, collages and
-        photos of photos hold one person twice (see ``docs/photos.md``).
+        person among the merges to check in the gallery, without splitting
+        it (mirrors, collages and photos of photos hold one person twice, see
+        ``docs/photos.md``); ``"split"`` enforces that two faces of one photo
+        are two people (a cannot-link: the person is split along its weakest
+        links, :func:`~linkage_gcn.merge.separate_groups`; a name outranks
+        it); ``"ignore"`` does neither. ``"split"`` is a setting of the
+        output folder (the faces are stored with their photo).
     max_side : int
         Photos are downscaled to this longer side before detection.
     engine : {"auto", "incremental", "refit"}
@@ -312,8 +321,9 @@ class PhotoPipeline:
         engine: str = "auto",
         verbose: Optional[bool] = None,
     ) -> None:
-        if same_photo not in ("flag", "ignore"):
-            raise ValueError(f"same_photo must be 'flag' or 'ignore', got {same_photo!r}.")
+        if same_photo not in SAME_PHOTO:
+            raise ValueError(f"same_photo must be one of {', '.join(map(repr, SAME_PHOTO))}, "
+                             f"got {same_photo!r}.")  # fmt: skip
         if not isinstance(max_side, int) or max_side < 64:
             raise ValueError(f"max_side must be an int of at least 64 pixels, got {max_side!r}.")
         if engine not in ("auto", "incremental", "refit"):
@@ -421,6 +431,8 @@ class PhotoPipeline:
         clusterer, model_name = self._clusterer(backend)
         settings = {"backend": backend.settings(), "model": model_name,
                     "max_side": self.max_side}  # fmt: skip
+        if self.same_photo == "split":  # the faces are stored with their photo
+            settings["same_photo"] = "split"
         if marker is not None and marker.get("settings") != settings:
             raise ValueError(
                 f"output {self.output} was made with other settings ({_settings_text(marker)}); "
@@ -537,7 +549,8 @@ class PhotoPipeline:
             cache.drop_photos(drop_rows)
         reports = []
         if len(fresh.face_ids):
-            r = engine.add(fresh.emb)
+            groups = _photo_groups(fresh) if self.same_photo == "split" else None
+            r = engine.add(fresh.emb, groups)
             fresh.face_ids = np.asarray(r.face_ids, np.int64)
             reports.append(r)
         cache.merge(fresh)
@@ -734,7 +747,7 @@ class PhotoPipeline:
             photos=[f"{rel_root}/{p}" if rel_root != "." else p for p in photo_rel],
             boxes=boxes, photo_sizes=dims, thumbs=[f"thumbs/{t}" for t in thumbs],
             links=(edges, scores), threshold=engine.threshold,
-            same_photo=self.same_photo == "flag", photo_of=cache.face_photo[rows],
+            same_photo=self.same_photo != "ignore", photo_of=cache.face_photo[rows],
             title=f"People in {photos.name or photos}",
             stats=report, model_files=backend.model_files, model_line=model_line,
             software=getattr(backend, "software", ()),
@@ -753,6 +766,13 @@ def photos_to_people(photos: Union[str, os.PathLike], output: Union[str, os.Path
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _photo_groups(cache: _Cache) -> np.ndarray:
+    """A group id per face: its photo's path, hashed (stable across runs; copies differ)."""
+    ids = np.array([int.from_bytes(hashlib.blake2b(p.encode(), digest_size=7).digest(), "big")
+                    for p in cache.paths], dtype=np.int64)  # fmt: skip
+    return ids[cache.face_photo]
 
 
 def _stat(path: Path) -> tuple[int, int]:
@@ -862,7 +882,7 @@ def _plain(value: Any) -> Any:
 def _settings_text(marker: dict[str, Any]) -> str:
     s = marker.get("settings", {})
     return (f"backend {s.get('backend', {}).get('name')}, model {s.get('model')}, "
-            f"max side {s.get('max_side')}")  # fmt: skip
+            f"max side {s.get('max_side')}, same photo {s.get('same_photo', 'flag')}")  # fmt: skip
 
 
 def _fingerprint(clusterer: Any) -> str:
