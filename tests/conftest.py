@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ def pytest_configure(config):
     # processes: the suite ran about 10x slower. Set OMP_NUM_THREADS=1 too to pin the BLAS
     # pools that torch does not control.
     torch.set_num_threads(1)
+    # and threads="auto" (the estimators' default) defers to it: the suite stays on one thread
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_addoption(parser):

@@ -515,7 +515,7 @@ PARAMS: dict[str, Rule] = {
     "step": Check(_step, "a number in (0, 1]", parse=_parse_float),
     # running
     "device": Check(_device, "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device"),
-    "threads": Integer(1, optional=True),
+    "threads": OneOf(Integer(1), Options(("auto",)), optional=True),
     "random_state": Check(_random_state, "None, an int or a numpy RandomState", optional=True),
     "verbose": Flag(optional=True),
     # kNN search (linkage_gcn.knn)

@@ -34,9 +34,10 @@ Behaviour common to every command:
   the rate and the time left when no progress bar shows, the kNN backend
   chosen, ...), one handler, so that a log file gets each line once;
   ``--quiet`` keeps warnings and errors only and hides progress bars;
-- ``--threads N`` (commands that compute) caps the CPU threads of torch and
-  of faiss, so that a shared machine is not slowed down by
-  oversubscription.
+- ``--threads N`` (commands that compute) sets the CPU threads of torch and
+  of faiss; by default (``auto``) one per CPU that this process may use and
+  other processes leave free, so that a shared machine is not slowed down
+  by oversubscription.
 """
 
 from __future__ import annotations
@@ -307,8 +308,8 @@ def _device_option(p: Any, default: Any) -> None:
 def _common_options(p: argparse.ArgumentParser, *, computes: bool) -> None:
     """``--quiet`` and ``--debug`` for every command, ``--threads`` for those that compute."""
     if computes:
-        _declared(p, "threads", "CPU threads of torch and faiss, e.g. 1 or 2 on a busy shared "
-                  "machine", default="torch's own choice, usually one per core",
+        _declared(p, "threads", "CPU threads of torch and faiss; auto: the CPUs this process "
+                  "may use less those other processes keep busy", default="auto",
                   metavar="N")  # fmt: skip
     _opt(p, "quiet", action="store_true",
          help="no progress bars and no log lines (warnings and errors only)")  # fmt: skip
@@ -723,12 +724,14 @@ def _logging(*, quiet: bool) -> Iterator[None]:
 
 
 def _threads(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """Apply ``--threads`` to torch (and faiss, when installed); restore the previous values."""
-    n = getattr(args, "threads", None)
-    if n is None:
+    """Apply ``--threads`` (default ``auto``) to torch and faiss; restore the previous values."""
+    if not hasattr(args, "threads"):  # a command that does not compute
         return contextlib.nullcontext()
     from ._threads import cpu_threads
 
+    n = args.threads
+    if n is None or n == "auto":
+        return cpu_threads("auto")  # the estimators' own "auto" keeps what this chose
     logging.getLogger(LOGGER_NAME).info("using %d CPU thread(s)", n)
     return cpu_threads(n)
 

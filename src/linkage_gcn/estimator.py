@@ -190,10 +190,15 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         its pivots across the processes (``batch_size`` per process) and so
         does the scoring: :func:`~linkage_gcn.training.train_linkage_gcn` and
         :func:`~linkage_gcn.training.predict_links` serve one process or many.
-    threads : int, optional
+    threads : int, "auto" or None
         CPU threads of torch (and faiss) during ``fit`` and ``predict``,
-        restored afterwards; ``None`` keeps torch's setting. On a machine
-        shared with other jobs, 1 or 2 avoids threads waiting on each other.
+        restored afterwards. ``"auto"`` (default): the CPUs this process may
+        use less those other processes keep busy, at least one, unless the
+        count was chosen elsewhere (``OMP_NUM_THREADS``,
+        ``torch.set_num_threads``; see
+        :func:`~linkage_gcn._threads.default_threads`); ``None`` keeps
+        torch's setting (one thread per core). A machine setting: a saved
+        model does not carry it.
     random_state : int, RandomState or None
         Seeds weight initialisation, pivot order and sampling (the global
         torch random state is left untouched).
@@ -281,7 +286,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         inference_batch_size: Optional[int] = None,
         precision: str = "fp32",
         device: Any = "auto",
-        threads: Optional[int] = None,
+        threads: Union[int, str, None] = "auto",
         random_state: Any = None,
         verbose: Optional[bool] = None,
     ) -> None:
@@ -1279,6 +1284,8 @@ _CHECKPOINT_FIELDS = (
 
 #: Parameters not checked at load: they depend on the machine (``set_params`` changes them).
 _MACHINE_PARAMS = ("device",)
+#: Parameters a checkpoint does not restore: the loading machine's default applies.
+_NOT_RESTORED = ("threads",)
 
 
 def _from_params(cls: type, p: Path, state: dict[str, Any]) -> Any:
@@ -1295,6 +1302,7 @@ def _from_params(cls: type, p: Path, state: dict[str, Any]) -> Any:
             f"{p}: the checkpoint holds parameters this version of linkage-gcn does not "
             f"know: {unknown} (written by linkage-gcn {state.get('version', '?')})."
         )
+    params = {k: v for k, v in params.items() if k not in _NOT_RESTORED}
     try:
         for name, value in params.items():
             if name not in _MACHINE_PARAMS:
