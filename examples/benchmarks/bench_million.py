@@ -10,7 +10,13 @@ pairwise F of the result. ``--fit-only`` times training alone (e.g. ``--train 10
 ``--model face-any`` (a shipped model's name, or a saved model's path) clusters with that
 model instead of training one. ``--oracle-cuts 0.8 0.85 ...`` also prints B-Cubed F at
 each of those link cuts, read off the test labels: the best cut of the N faces themselves,
-a reference beside the model's own cut, never a setting.
+a reference beside the model's own cut, never a setting (the links are scored once: the
+cuts re-merge them). ``--baseline`` also runs the plainest strong tool on the same faces,
+kNN + Infomap (``InfomapClusterer``, k=20, cosine, its cut tuned on the training faces,
+one Infomap trial), and prints its time and quality beside ours. ``--device cuda`` runs
+every stage on the GPU (kNN, scoring, the merge's inputs) and prints the GPU's peak
+memory too; ``--precision tf32`` or ``bf16`` there. A tiny run (``--n 2000 --train 1000
+--epochs 1``) is part of the test suite, on the CPU.
 
 Usage:
     python examples/benchmarks/bench_million.py --n 1000000 --threads 2 [--train 10000]
@@ -18,6 +24,8 @@ Usage:
     python examples/benchmarks/bench_million.py --fit-only --train 100000 --threads 2
     python examples/benchmarks/bench_million.py --n 100000 --model face-any \
         --oracle-cuts 0.8 0.85 0.9 0.925 0.95 0.975
+    python examples/benchmarks/bench_million.py --n 1000000 --device cuda --precision tf32 \
+        --baseline --oracle-cuts 0.5 0.6 0.7 0.8 0.9 0.95
 """
 
 from __future__ import annotations
@@ -41,6 +49,12 @@ from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gpu_peak_mib(device: str) -> float:
+    if not device.startswith("cuda"):
+        return 0.0
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 class StageClock(logging.Handler):
@@ -85,6 +99,23 @@ def faces(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, ...]:
     return X[is_train], y[is_train], X[test], y[test]
 
 
+def knn_infomap(X_train, y_train, X_test, y_test, seed: int, ours: float) -> dict[str, Any]:
+    """The tool: kNN (k=20, cosine) + Infomap, its cut tuned on the training faces, timed."""
+    from linkage_gcn.baselines import InfomapClusterer
+
+    tool = InfomapClusterer(metric="cosine", num_trials=1, random_state=seed)
+    tool.fit(X_train, y_train)  # the cut, on the training faces' labels
+    t0 = time.perf_counter()
+    labels = tool.predict(X_test)
+    seconds = time.perf_counter() - t0
+    bc, pw = bcubed_fscore(y_test, labels), pairwise_fscore(y_test, labels)
+    print(f"kNN + Infomap (k=20, cosine cut {tool.threshold_:.3f} tuned on the training faces, "
+          f"1 trial): {seconds:.0f} s, B-Cubed F {bc[2]:.4f}, pairwise F {pw[2]:.4f}; ours "
+          f"{ours:.0f} s ({ours / seconds:.2f}x the tool's time), peak {peak_mib():,.0f} MiB",
+          flush=True)  # fmt: skip
+    return {"seconds": seconds, "cut": tool.threshold_, "bcubed": bc, "pairwise": pw}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="faces to cluster")
@@ -98,16 +129,24 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="a shipped model's name or a saved path")
     ap.add_argument("--oracle-cuts", nargs="*", type=float, default=[],
                     help="link cuts to score on the test labels (a reference)")  # fmt: skip
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the "
+                    "estimator's)")  # fmt: skip
+    ap.add_argument("--baseline", action="store_true",
+                    help="also time kNN + Infomap on the same faces (needs infomap)")  # fmt: skip
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this torch has no CUDA device")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch.set_num_threads(args.threads)
     clock = StageClock()
     log = logging.getLogger("linkage_gcn")
     log.setLevel(logging.INFO)
     log.addHandler(clock)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, {args.threads} thread(s), precision {args.precision}, load "
-          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "no GPU"
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}, "
+          f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, "
+          f"precision {args.precision}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     t0 = time.perf_counter()
     X_train, y_train, X_test, y_test = faces(args.train, 0 if args.fit_only else args.n,
                                              args.seed)  # fmt: skip
@@ -116,8 +155,9 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
     t0 = time.perf_counter()
     if args.model is None:
+        extra = {} if args.epochs is None else {"epochs": args.epochs}
         est = LinkageClusterer(random_state=args.seed, threads=args.threads, verbose=False,
-                               precision=args.precision)  # fmt: skip
+                               precision=args.precision, device=args.device, **extra)  # fmt: skip
         est.fit(X_train, y_train)
     else:
         from linkage_gcn.pretrained import available_models
@@ -125,7 +165,7 @@ def main() -> None:
         load = (LinkageClusterer.pretrained if args.model in available_models()
                 else LinkageClusterer.load)  # fmt: skip
         est = load(args.model).set_params(threads=args.threads, verbose=False,
-                                          precision=args.precision)  # fmt: skip
+                                          precision=args.precision, device=args.device)  # fmt: skip
     fit_s = time.perf_counter() - t0
     print(f"fit: {fit_s:.0f} s ({len(X_train):,} faces, {est.epochs} epochs), cut "
           f"{est.threshold_:.3f}, peak {peak_mib():,.0f} MiB", flush=True)  # fmt: skip
@@ -133,16 +173,20 @@ def main() -> None:
                            "threads": args.threads}  # fmt: skip
     if not args.fit_only:
         t0 = time.perf_counter()
-        labels = est.predict(X_test)
+        edge_index, scores = est.predict_edges(X_test)  # kNN and scoring
+        score_s = time.perf_counter() - t0
+        labels = est.cluster_edges(edge_index, scores, len(X_test))  # the merge (and joins)
         predict_s = time.perf_counter() - t0
         bc, pw = bcubed_fscore(y_test, labels), pairwise_fscore(y_test, labels)
-        print(f"predict: {len(X_test):,} faces in {predict_s:.0f} s ({predict_s / 60:.1f} min), "
-              f"peak {peak_mib():,.0f} MiB; B-Cubed F {bc[2]:.4f} (P {bc[0]:.4f}, R {bc[1]:.4f}), "
+        print(f"predict: {len(X_test):,} faces in {predict_s:.0f} s ({predict_s / 60:.1f} min; "
+              f"kNN + scoring {score_s:.0f} s, merge {predict_s - score_s:.0f} s), "
+              f"peak {peak_mib():,.0f} MiB (GPU {gpu_peak_mib(args.device):,.0f} MiB); "
+              f"B-Cubed F {bc[2]:.4f} (P {bc[0]:.4f}, R {bc[1]:.4f}), "
               f"pairwise F {pw[2]:.4f}; {len(np.unique(labels)):,} clusters for "
               f"{len(np.unique(y_test)):,} identities", flush=True)  # fmt: skip
-        out.update(test_faces=len(X_test), predict_seconds=predict_s, bcubed=bc, pairwise=pw)
+        out.update(test_faces=len(X_test), predict_seconds=predict_s, score_seconds=score_s,
+                   bcubed=bc, pairwise=pw, gpu_peak_mib=gpu_peak_mib(args.device))  # fmt: skip
         if args.oracle_cuts:
-            edge_index, scores = est.predict_edges(X_test)
             oracle = {}
             for cut in args.oracle_cuts:
                 trial = est.set_params(threshold=cut)
@@ -155,6 +199,8 @@ def main() -> None:
             print(f"best cut {best:g}: B-Cubed F {oracle[best]:.4f}; the model's own "
                   f"{bc[2]:.4f} (gap {oracle[best] - bc[2]:.4f})", flush=True)  # fmt: skip
             out.update(oracle_cuts=oracle)
+        if args.baseline:
+            out["baseline"] = knn_infomap(X_train, y_train, X_test, y_test, args.seed, predict_s)
     out.update(peak_mib=peak_mib(), log=clock.lines)
     if args.json:
         with open(args.json, "w") as f:
