@@ -506,6 +506,7 @@ PARAMS: dict[str, Rule] = {
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
+    "cascade": Flag(),
     # self-training (fit without labels)
     "teacher": Check(
         _teacher, "a pretrained model name or a fitted LinkageClusterer", optional=True

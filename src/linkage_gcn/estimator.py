@@ -29,6 +29,7 @@ from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
 from .samplers import Hop1Sampler, resolve_sampler
+from .cascade import Cascade, fit_cascade
 from .structure import N_STRUCTURE_FEATURES, StructureContext
 from .training import predict_links, train_linkage_gcn
 
@@ -168,6 +169,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         trainings (docs/results.md compares the two on LFW).
     cv_folds : int
         Identity-disjoint folds of ``calibration="cv"`` (>= 2).
+    cascade : bool
+        Score with the GCN only the links a cheap link prior is unsure of
+        (:mod:`linkage_gcn.cascade`): ``fit`` learns the prior from the
+        GCN's scores of half the training identities and chooses, on the
+        other half, the band of prior scores left to the GCN (the widest
+        that moves B-Cubed F by at most 0.0005); ``predict`` then scores
+        with the GCN only the pivots with a link in that band. ``False``:
+        every link is scored by the GCN (and ``fit`` fits no prior).
     merge_runs : int
         Chinese-whispers runs that vote (``"chinese-whispers"``), or Infomap
         trials (``"infomap"``).
@@ -227,6 +236,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         The rounds of a self-training ``fit(X)`` without labels (the number of
         pseudo-identities, the agreement with the round before, the cuts
         chosen, seconds); empty after a fit with labels.
+    cascade_ : Cascade or None
+        The link prior and its band (:class:`~linkage_gcn.cascade.Cascade`),
+        with the share of held-out training pivots it decided; ``None`` when
+        ``cascade=False`` or the training set is too small to choose a band.
     preprocessing_mean_ : numpy.ndarray of shape (n_features,) or None
         The training mean subtracted by ``preprocessing="center-l2"``.
 
@@ -280,6 +293,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         max_rounds: int = 1,
         calibration: str = "train",
         cv_folds: int = 3,
+        cascade: bool = True,
         merge_runs: int = 5,
         max_size: int = 900,
         step: float = 0.6,
@@ -317,6 +331,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.max_rounds = max_rounds
         self.calibration = calibration
         self.cv_folds = cv_folds
+        self.cascade = cascade
         self.merge_runs = merge_runs
         self.max_size = max_size
         self.step = step
@@ -514,6 +529,45 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.self_training_ = []
         return self._fit_labels(x, labels, knn_index, cfg, resume=resume, collections=collections)
 
+    @_with_threads
+    def fit_cascade(
+        self, X: Any, y: Any, knn_index: Any = None, *, collections: Any = None
+    ) -> LinkageClusterer:
+        """Fit the scoring cascade of a fitted model on labelled embeddings (the GCN is kept).
+
+        What ``fit`` does after training when ``cascade=True``, for a model
+        trained without it or loaded from an older checkpoint: the GCN scores
+        every link of ``X``, a link prior learns those scores on half the
+        identities, and the band left to the GCN is chosen on the other half
+        (:func:`~linkage_gcn.cascade.fit_cascade`). Use the data the model was
+        trained on, or other data of the same kind.
+
+        Parameters
+        ----------
+        X, y, knn_index, collections
+            As :meth:`fit` (``y`` is required).
+
+        Returns
+        -------
+        self
+            With ``cascade_`` (``None`` when no band could be chosen).
+        """
+        check_is_fitted(self, "model_")
+        cfg = self.resolved_params()
+        x = self._prepare(X, cfg, reset=False)
+        labels = check_labels(y, n_samples=x.shape[0], name="y", encode=True)
+        groups = _check_collections(collections, x.shape[0])
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        x_dev = x.to(cfg["device"])
+        index = self._knn(x_dev, cfg["n_neighbors_predict"], knn_index, collections=groups)
+        with skip_validation():
+            inputs = self._link_inputs(x_dev, index, cfg, groups)
+            self.cascade_ = None
+            _, _, directed = self._edges(x_dev, index, cfg, inputs, directed=True)
+            self.cascade_ = self._fit_cascade(x_dev, index, labels, cfg, inputs, groups,
+                                              directed, seed)  # fmt: skip
+        return self
+
     def _self_train(
         self, X: Any, x: torch.Tensor, knn_index: Any, cfg: dict[str, Any], resume: Any,
         collections: Any,
@@ -611,7 +665,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             )
             self.history_ = [vars(h) for h in history]
             self.model_ = model.cpu().eval()
-            edge_index, scores = self._edges(x_dev, index, cfg, inputs)
+            self.cascade_ = None  # scored by the GCN alone, to learn the prior from
+            edge_index, scores, directed = self._edges(x_dev, index, cfg, inputs, directed=True)
             if not _calibrated(cfg):
                 # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
                 self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
@@ -630,7 +685,54 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                     "training set" if groups is None else f"{groups.max() + 1} collections",
                 )
             self.labels_ = self._merge(edge_index, scores, x.shape[0], cfg)
+            if cfg["cascade"]:
+                truth = labels if reference is None else reference
+                self.cascade_ = self._fit_cascade(x_dev, index, truth, cfg, inputs, groups,
+                                                  directed, seed)  # fmt: skip
         return self
+
+    def _fit_cascade(
+        self, x: torch.Tensor, index: torch.Tensor, labels: np.ndarray, cfg: dict[str, Any],
+        inputs: dict[str, Any], groups: Optional[np.ndarray], directed: torch.Tensor, seed: int,
+    ) -> Optional[Cascade]:  # fmt: skip
+        """The cascade of the fitted model: its prior and band (``None`` if it cannot be had)."""
+        n = x.shape[0]
+        hop1 = index[:, : directed.shape[1]]
+        context = self._prior_context(x, index, cfg, inputs, groups)
+        threshold, join = self.link_threshold(), self.join_cut()
+        src = torch.arange(n, device=x.device).repeat_interleave(hop1.shape[1])
+        truth = np.asarray(labels)
+        group_of = np.zeros(n, dtype=np.int64) if groups is None else groups
+
+        def evaluate(nodes: np.ndarray, scores: torch.Tensor) -> list[float]:
+            local = torch.full((n,), -1, dtype=torch.long, device=x.device)
+            local[torch.from_numpy(nodes).to(x.device)] = torch.arange(
+                nodes.size, device=x.device
+            )
+            a, b = local.index_select(0, src), local.index_select(0, hop1.reshape(-1))
+            keep = (a >= 0) & (b >= 0)
+            e, s = pool_pair_scores(a[keep], b[keep], scores.reshape(-1)[keep],
+                                    num_nodes=nodes.size, pool=cfg["pool"])  # fmt: skip
+            merged = self._merge_at(e.cpu().numpy(), s.cpu().numpy(), nodes.size, cfg,
+                                    threshold, join)  # fmt: skip
+            g = group_of[nodes]
+            return [bcubed_fscore(truth[nodes][g == c], merged[g == c])[2] for c in np.unique(g)]
+
+        start = time.perf_counter()
+        cascade = fit_cascade(context, hop1, directed, truth, evaluate, collections=groups,
+                              random_state=seed)  # fmt: skip
+        logger.info("cascade fitted in %.1f s", time.perf_counter() - start)
+        return cascade
+
+    def _prior_context(
+        self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any],
+        inputs: dict[str, Any], groups: Optional[np.ndarray] = None,
+    ) -> StructureContext:  # fmt: skip
+        """The structure context the link prior reads (the model's own, or built for it)."""
+        if inputs.get("structure") is not None:
+            return inputs["structure"]
+        collections = None if groups is None else torch.from_numpy(groups).to(x.device)
+        return StructureContext.build(x, index, k=cfg["k1"], collections=collections)
 
     @staticmethod
     def _fit_hops(n: int, cfg: dict[str, Any], what: str) -> dict[str, Any]:
@@ -908,27 +1010,47 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         index: torch.Tensor,
         cfg: dict[str, Any],
         inputs: Optional[dict[str, Any]] = None,
+        *,
+        directed: bool = False,
     ):
+        """Pooled pairs and scores of every node's ``k1`` links (and the ``(N, k1)`` directed
+        scores with ``directed``), by the GCN alone or through the fitted cascade."""
         model = self.model_.to(x.device)
         if inputs is None:
             inputs = self._link_inputs(x, index, cfg)
         start = time.perf_counter()
+        cascade = getattr(self, "cascade_", None) if cfg["cascade"] else None
+        k = min(cfg["k1"], index.shape[1])
+        hop1 = index[:, :k]
+        settings = dict(k1=cfg["k1"], k2=cfg["k2"], active_connection=cfg["active_connection"],
+                        batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
+                        precision=cfg["precision"], **inputs)  # fmt: skip
         try:  # under torchrun each rank scores its share of the pivots; all get every score
-            src, dst, scores = predict_links(
-                model, x, index, k1=cfg["k1"], k2=cfg["k2"],
-                active_connection=cfg["active_connection"],
-                batch_size=cfg["inference_batch_size"], verbose=cfg["verbose"],
-                precision=cfg["precision"], **inputs,
-            )  # fmt: skip
+            if cascade is None:
+                _, _, flat = predict_links(model, x, index, **settings)
+                scores = flat.view(-1, k)
+            else:
+                scores = cascade.prior_scores(self._prior_context(x, index, cfg, inputs), hop1)
+                todo = cascade.split(scores)
+                if todo.numel():
+                    _, _, flat = predict_links(model, x, index, pivots=todo, **settings)
+                    scores.index_copy_(0, todo, flat.view(-1, k).to(scores.dtype))
+                logger.info(
+                    "cascade: the GCN scored %d of %d pivots (%.0f%%), the link prior the others",
+                    todo.numel(), x.shape[0], 100 * todo.numel() / max(x.shape[0], 1),
+                )  # fmt: skip
         finally:
             self.model_ = model.cpu()
+        src = torch.arange(x.shape[0], device=x.device).repeat_interleave(k)
         edge_index, pooled = pool_pair_scores(
-            src, dst, scores, num_nodes=x.shape[0], pool=cfg["pool"]
+            src, hop1.reshape(-1), scores.reshape(-1), num_nodes=x.shape[0], pool=cfg["pool"]
         )
         logger.info(
             "scored %d links of %d items (%d pairs after %s pooling) in %.1f s",
             src.shape[0], x.shape[0], pooled.shape[0], cfg["pool"], time.perf_counter() - start,
         )  # fmt: skip
+        if directed:
+            return edge_index.cpu().numpy(), pooled.cpu().numpy(), scores
         return edge_index.cpu().numpy(), pooled.cpu().numpy()
 
     def _calibrate(
@@ -1132,6 +1254,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "join_threshold_": getattr(self, "join_threshold_", None),
             "history_": self.history_,
             "self_training_": getattr(self, "self_training_", []),
+            "cascade_": None if getattr(self, "cascade_", None) is None else self.cascade_.state(),
             "labels_": torch.from_numpy(self.labels_),
             "preprocessing_mean_": _mean_tensor(getattr(self, "preprocessing_mean_", None)),
         }
@@ -1181,6 +1304,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             )  # fmt: skip
             est.history_ = _check_history(state["history_"])
             est.self_training_ = _check_history(state.get("self_training_", []))
+            cascade = state.get("cascade_")  # absent from checkpoints before 0.3
+            est.cascade_ = None if cascade is None else Cascade.from_state(cascade)
             est.labels_ = _check_cluster_ids(state["labels_"])
             est.preprocessing_mean_ = _check_mean(
                 state.get("preprocessing_mean_"), est.preprocessing, est.n_features_in_

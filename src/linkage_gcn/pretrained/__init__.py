@@ -67,7 +67,7 @@ _MODELS = {
     "dlib-128": PretrainedModel(
         name="dlib-128",
         filename="dlib-128.pt",
-        sha256="bb00c84577149702861b98bad71f1bd88ef4a50541d54e61d3abf5e444b2786c",
+        sha256="20e455c6d8f34f86d1d9d730c36e15985cd074148bfccd12fd1fc542cb7428f4",
         n_features=128,
         input="dlib's 128-D ResNet face descriptor, raw (face_recognition.face_encodings)",
         training_data=(
@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="7764d9d966be7919f862cb136dd9a4d40e470246ca32a68031d4f739962f5ad9",
+        sha256="b3a26993648a3c0391884e12e2954754316b6cd0d91aca7a2f2030427eae2446",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "

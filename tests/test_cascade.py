@@ -1,0 +1,155 @@
+"""The scoring cascade: the prior, the band, the pivots left to the GCN, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from linkage_gcn import LinkageClusterer
+from linkage_gcn import estimator as estimator_module
+from linkage_gcn.cascade import Cascade, LinkPrior, fit_cascade, prior_features
+from linkage_gcn.datasets import make_identities
+from linkage_gcn.knn import knn
+from linkage_gcn.metrics import bcubed_fscore
+from linkage_gcn.model_selection import split_identities
+from linkage_gcn.structure import N_STRUCTURE_FEATURES, StructureContext
+
+SMALL = dict(k_at_hop=(10, 3), active_connection=3, epochs=2, hidden_channels=(32, 32),
+             random_state=0, verbose=False, threads=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_identities(700, dim=48, random_state=0)
+    train, test = split_identities(y, random_state=0)
+    est = LinkageClusterer(**SMALL).fit(X[train], y[train])
+    assert est.cascade_ is not None, "the fixture needs a fitted cascade"
+    return est, X[test], y[test]
+
+
+def test_split_is_the_pivots_with_a_link_inside_the_band():
+    rng = np.random.default_rng(0)
+    prior = rng.random((50, 6))
+    cascade = Cascade(LinkPrior(4), low=0.3, high=0.7, skipped=0.0, lost=0.0)
+    expected = [i for i in range(50) if any(0.3 < p < 0.7 for p in prior[i])]
+    assert cascade.split(torch.from_numpy(prior)).tolist() == expected
+
+
+def test_prior_scores_are_the_prior_on_each_link_features():
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(1))
+    index, _ = knn(x, 6)
+    ctx = StructureContext.build(x, index, k=6)
+    cascade = Cascade(LinkPrior(8).eval(), 0.2, 0.8, 0.0, 0.0)
+    got = cascade.prior_scores(ctx, index)
+    with torch.no_grad():
+        pivots = torch.arange(60).repeat_interleave(6)
+        want = cascade.prior(ctx.pair_features(index.reshape(-1), pivots)).view(60, 6)
+    torch.testing.assert_close(got, want)
+    assert prior_features(ctx, pivots, index.reshape(-1)).shape == (360, N_STRUCTURE_FEATURES)
+
+
+def test_predict_scores_the_undecided_pivots_with_the_gcn_and_the_rest_with_the_prior(
+    data, monkeypatch
+):
+    est, X, _ = data
+    seen = []
+    score = estimator_module.predict_links
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("pivots"))
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "predict_links", spy)
+    edges, scores = est.predict_edges(X)
+    full_edges, full = est.set_params(cascade=False).predict_edges(X)
+    est.set_params(cascade=True)
+    assert np.array_equal(edges, full_edges)  # the same pairs, other scores
+    pivots = seen[0]
+    assert pivots is not None and 0 < pivots.numel() < len(X) and seen[1] is None
+    # the independent composition: the prior everywhere, the GCN's on the undecided pivots
+    cfg = est.resolved_params()
+    x = torch.from_numpy(est.preprocess(X))
+    index = est._knn(x, cfg["n_neighbors_predict"])
+    k = cfg["k1"]
+    ctx = StructureContext.build(x, index, k=k)
+    prior = est.cascade_.prior_scores(ctx, index[:, :k])
+    assert est.cascade_.split(prior).tolist() == pivots.tolist()
+    gcn = score(est.model_, x, index, k1=k, k2=cfg["k2"], active_connection=cfg["active_connection"],
+                pivot_similarity=cfg["pivot_similarity"])[2].view(-1, k)  # fmt: skip
+    mixed = prior.clone()
+    mixed[pivots] = gcn[pivots]
+    from linkage_gcn.merge import pool_pair_scores
+
+    src = torch.arange(len(X)).repeat_interleave(k)
+    e, s = pool_pair_scores(src, index[:, :k].reshape(-1), mixed.reshape(-1), num_nodes=len(X))
+    assert np.array_equal(e.numpy(), edges)
+    np.testing.assert_allclose(s.numpy(), scores, atol=1e-5)
+    _, s_full = pool_pair_scores(src, index[:, :k].reshape(-1), gcn.reshape(-1), num_nodes=len(X))
+    np.testing.assert_allclose(s_full.numpy(), full, atol=1e-5)
+
+
+def test_the_cascade_keeps_the_clusters_close(data):
+    est, X, y = data
+    with_cascade = bcubed_fscore(y, est.predict(X))[2]
+    every_link = bcubed_fscore(y, est.set_params(cascade=False).predict(X))[2]
+    est.set_params(cascade=True)
+    assert with_cascade >= every_link - 0.01  # small held-out people: a loose bound
+    assert est.cascade_.lost <= 5e-4 and 0 < est.cascade_.skipped <= 1
+
+
+def test_the_cascade_survives_save_and_load(data, tmp_path):
+    est, X, _ = data
+    back = LinkageClusterer.load(est.save(tmp_path / "m.pt"))
+    assert repr(back.cascade_) == repr(est.cascade_)
+    assert np.array_equal(back.predict(X), est.predict(X))
+
+
+def test_cascade_false_fits_no_prior_and_fit_cascade_adds_one(data):
+    est, X, y = data
+    plain = LinkageClusterer(**{**SMALL, "cascade": False})
+    X_train, y_train = make_identities(700, dim=48, random_state=0)
+    train, _ = split_identities(y_train, random_state=0)
+    plain.fit(X_train[train], y_train[train])
+    assert plain.cascade_ is None
+    assert np.array_equal(plain.predict(X), est.set_params(cascade=False).predict(X))
+    est.set_params(cascade=True)
+    plain.set_params(cascade=True).fit_cascade(X_train[train], y_train[train])
+    assert plain.cascade_ is not None
+    with pytest.raises(ValueError, match="y"):
+        plain.fit_cascade(X_train[train], None)
+
+
+def test_band_choice_keeps_the_widest_within_the_tolerance():
+    x = torch.randn(400, 16, generator=torch.Generator().manual_seed(2))
+    index, _ = knn(x, 5)
+    ctx = StructureContext.build(x, index, k=5)
+    labels = np.arange(400) // 4
+    scores = torch.rand(400, 5, generator=torch.Generator().manual_seed(3))
+    # merges that never change: the widest band (every pivot decided) is chosen
+    free = fit_cascade(ctx, index, scores, labels, lambda nodes, s: [1.0], random_state=0)
+    assert free is not None and free.skipped == 1.0 and free.lost == 0.0
+
+    def strict(nodes, s):  # any change of a held-out score costs 0.01
+        changed = bool((s[torch.from_numpy(nodes)] != scores[torch.from_numpy(nodes)]).any())
+        return [1.0 - 0.01 * changed]
+
+    assert fit_cascade(ctx, index, scores, labels, strict, random_state=0) is None
+    # too few identities to hold half of them out
+    assert fit_cascade(ctx, index, scores, np.arange(400) // 100, lambda n, s: [1.0]) is None
+
+
+def test_malformed_cascade_states_are_refused():
+    state = Cascade(LinkPrior(4), 0.2, 0.8, 0.5, 0.0).state()
+    assert repr(Cascade.from_state(state)) == repr(Cascade(LinkPrior(4), 0.2, 0.8, 0.5, 0.0))
+    for bad in ({**state, "low": 0.9}, {k: v for k, v in state.items() if k != "prior"},
+                {**state, "hidden": 7}):  # fmt: skip
+        with pytest.raises(ValueError, match="malformed cascade"):
+            Cascade.from_state(bad)
+
+
+def test_the_shipped_models_carry_a_cascade():
+    for name in ("dlib-128", "face-any"):
+        c = LinkageClusterer.pretrained(name)
+        assert c.cascade_ is not None and c.cascade is True, name
+        assert 0.5 < c.cascade_.skipped <= 1 and c.cascade_.lost <= 5e-4
