@@ -28,12 +28,15 @@ from torch import Tensor, nn
 
 from .structure import N_STRUCTURE_FEATURES, StructureContext
 
-__all__ = ["TOLERANCE", "Cascade", "LinkPrior", "fit_cascade", "prior_features"]
+__all__ = ["MIN_NODES", "TOLERANCE", "Cascade", "LinkPrior", "fit_cascade", "prior_features"]
 
 logger = logging.getLogger(__name__)
 
 #: Most B-Cubed F the cascade may lose on held-out training identities (each collection).
 TOLERANCE = 5e-4
+#: Collections smaller than this are scored by the GCN alone: the savings are small there,
+#: and the collection statistics the prior reads are noisy on few faces.
+MIN_NODES = 500
 #: Band edges tried by :func:`fit_cascade`: ``low`` and ``high`` from this grid, ``low <= high``.
 _GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 #: Fewest held-out pivots and identities a band is chosen on (fewer: no cascade).

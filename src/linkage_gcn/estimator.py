@@ -29,6 +29,7 @@ from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
 from .samplers import Hop1Sampler, resolve_sampler
+from .cascade import MIN_NODES as CASCADE_MIN_NODES
 from .cascade import Cascade, fit_cascade
 from .structure import N_STRUCTURE_FEATURES, StructureContext
 from .training import predict_links, train_linkage_gcn
@@ -176,7 +177,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         other half, the band of prior scores left to the GCN (the widest
         that moves B-Cubed F by at most 0.0005); ``predict`` then scores
         with the GCN only the pivots with a link in that band. ``False``:
-        every link is scored by the GCN (and ``fit`` fits no prior).
+        every link is scored by the GCN (and ``fit`` fits no prior). Sets of
+        fewer than 500 items are always scored by the GCN alone.
     merge_runs : int
         Chinese-whispers runs that vote (``"chinese-whispers"``), or Infomap
         trials (``"infomap"``).
@@ -1020,6 +1022,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             inputs = self._link_inputs(x, index, cfg)
         start = time.perf_counter()
         cascade = getattr(self, "cascade_", None) if cfg["cascade"] else None
+        if x.shape[0] < CASCADE_MIN_NODES:
+            cascade = None
         k = min(cfg["k1"], index.shape[1])
         hop1 = index[:, :k]
         settings = dict(k1=cfg["k1"], k2=cfg["k2"], active_connection=cfg["active_connection"],
