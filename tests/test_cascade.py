@@ -75,7 +75,8 @@ def test_predict_scores_the_undecided_pivots_with_the_gcn_and_the_rest_with_the_
     ctx = StructureContext.build(x, index, k=k)
     prior = est.cascade_.prior_scores(ctx, index[:, :k])
     assert est.cascade_.split(prior).tolist() == pivots.tolist()
-    gcn = score(est.model_, x, index, k1=k, k2=cfg["k2"], active_connection=cfg["active_connection"],
+    gcn = score(est.model_, x, index, k1=k, k2=cfg["k2"],
+                active_connection=cfg["active_connection"],
                 pivot_similarity=cfg["pivot_similarity"])[2].view(-1, k)  # fmt: skip
     mixed = prior.clone()
     mixed[pivots] = gcn[pivots]
@@ -106,7 +107,7 @@ def test_the_cascade_survives_save_and_load(data, tmp_path):
 
 
 def test_cascade_false_fits_no_prior_and_fit_cascade_adds_one(data):
-    est, X, y = data
+    est, X, _ = data
     plain = LinkageClusterer(**{**SMALL, "cascade": False})
     X_train, y_train = make_identities(700, dim=48, random_state=0)
     train, _ = split_identities(y_train, random_state=0)

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from linkage_gcn import community
@@ -53,6 +54,56 @@ def sequential_cw(edges, weights, n, *, rounds, rng, same_draws_as_blocks=False)
         if changed == 0:
             break
     return np.asarray(labels)
+
+
+def block_cw(edges, weights, n, *, n_blocks, rng, max_iter=100):
+    """Chinese whispers by blocks, written from its definition with plain Python containers.
+
+    Every round draws a permutation of the nodes; position ``i`` goes to block
+    ``i * n_blocks // n``. Block by block, each node of the block with an edge
+    sums the weights of its neighbours' labels as the earlier blocks left
+    them (a self loop counts once, for its own label); then one uniform draw
+    per distinct label of each of these nodes, nodes and labels in increasing
+    order; a node takes, among its labels of the largest sum (to within 1e-12,
+    relative), the one of the largest draw. Returns the labels and the number
+    changed in each round.
+    """
+    adj = defaultdict(list)
+    for (a, b), w in zip(edges, weights):
+        adj[a].append((b, w))
+        if a != b:
+            adj[b].append((a, w))
+    n_blocks = min(n_blocks, n)
+    labels, changed = list(range(n)), []
+    for _ in range(max_iter):
+        blocks = [[] for _ in range(n_blocks)]
+        for i, node in enumerate(rng.permutation(n).tolist()):
+            blocks[i * n_blocks // n].append(node)
+        moved = 0
+        for block in blocks:
+            nodes = sorted(node for node in block if adj[node])
+            if not nodes:
+                continue
+            sums = {}
+            for node in nodes:
+                sums[node] = defaultdict(float)
+                for other, w in adj[node]:
+                    sums[node][labels[other]] += w
+            draws = iter(rng.random(sum(len(s) for s in sums.values())).tolist())
+            new = {}
+            for node in nodes:
+                keys = sorted(sums[node])
+                draw = {key: next(draws) for key in keys}
+                best = max(sums[node].values())
+                tied = [key for key in keys if sums[node][key] >= best - 1e-12 * abs(best)]
+                new[node] = max(tied, key=draw.__getitem__)  # the first (smallest) of equal draws
+            for node in nodes:
+                moved += new[node] != labels[node]
+                labels[node] = new[node]
+        changed.append(moved)
+        if moved == 0:
+            break
+    return np.asarray(labels), changed
 
 
 def same_partition(a, b):
@@ -208,6 +259,168 @@ def test_cw_accepts_torch_and_numbers_labels_by_first_appearance():
     assert labels.tolist() == [0, 1, 1, 1, 0]
 
 
+def knn_like(rng, n, k=6, p_same=0.8):
+    """A small kNN-like graph: groups of long-tailed sizes, k candidate neighbours per node."""
+    sizes = np.minimum(1 + rng.poisson(30 * np.arange(1, n + 1) ** -0.85), 40)
+    y = np.repeat(np.arange(sizes.size), sizes)[:n]
+    start = np.r_[0, np.cumsum(np.bincount(y))[:-1]]
+    size = np.bincount(y)
+    node = np.repeat(np.arange(n), k)
+    inside = rng.random(node.size) < p_same
+    other = np.where(
+        inside,
+        start[y[node]] + rng.integers(0, 10**9, node.size) % size[y[node]],
+        rng.integers(0, n, node.size),
+    )
+    keep = other != node
+    return np.vstack([node[keep], other[keep]]), y
+
+
+def edge_cases_graph(rng, n=90):
+    """Groups plus self loops, a pair listed twice (both orientations) and isolated nodes."""
+    edge_index, _ = planted_partition(rng, [20, 15, 12, 10, 8, 5, 3], 0.4, 0.03)
+    edge_index = edge_index[:, edge_index.max(axis=0) < n - 4]  # the last four are isolated
+    loops = np.arange(0, n - 4, 7)
+    twice = edge_index[:, :5][::-1]
+    return np.hstack([edge_index, np.vstack([loops, loops]), twice])
+
+
+WEIGHTS = {
+    "integers": lambda rng, e: rng.integers(1, 4, e).astype(float),  # sums without rounding
+    "scores": lambda rng, e: rng.uniform(0.5, 1.0, e),
+    "none": lambda rng, e: None,  # weight 1: ties everywhere in the first rounds
+    "signed": lambda rng, e: rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0], e),
+}
+
+
+@pytest.mark.parametrize("weights", sorted(WEIGHTS))
+@pytest.mark.parametrize("n_blocks", [1, 2, 3, 16, 90, 500])
+def test_cw_equals_the_block_definition_exactly(n_blocks, weights):
+    """Same draws, same order: the same labels and the same changes per round, any block count."""
+    rng = np.random.default_rng(n_blocks)
+    edge_index = edge_cases_graph(rng)
+    w = WEIGHTS[weights](rng, edge_index.shape[1])
+    for seed in range(3):
+        ours, info = chinese_whispers(
+            edge_index, w, 90, n_blocks=n_blocks, random_state=seed, return_info=True
+        )
+        ref, changed = block_cw(
+            edge_index.T.tolist(),
+            [1.0] * edge_index.shape[1] if w is None else w.tolist(),
+            90,
+            n_blocks=n_blocks,
+            rng=np.random.default_rng(seed),
+        )
+        np.testing.assert_array_equal(ours, _first(ref))
+        assert info["changed"] == changed
+        assert info["rounds"] == len(changed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cw_equals_the_block_definition_on_a_knn_like_graph_with_many_rounds(seed):
+    rng = np.random.default_rng(seed)
+    edge_index, _ = knn_like(rng, 1500)
+    w = rng.uniform(0.0, 1.0, edge_index.shape[1])
+    ours, info = chinese_whispers(edge_index, w, 1500, random_state=seed, return_info=True)
+    ref, changed = block_cw(
+        edge_index.T.tolist(), w.tolist(), 1500, n_blocks=16, rng=np.random.default_rng(seed)
+    )
+    np.testing.assert_array_equal(ours, _first(ref))
+    assert info["changed"] == changed and info["rounds"] >= 5
+    np.testing.assert_array_equal(ours, _first(ours))  # numbered by first appearance
+
+
+def test_cw_recomputes_only_the_nodes_whose_neighbourhood_changed(monkeypatch):
+    """Late rounds redo few nodes: the work per round falls with the labels that move."""
+    rng = np.random.default_rng(0)
+    edge_index, _ = knn_like(rng, 3000)
+    w = rng.uniform(0.0, 1.0, edge_index.shape[1])
+    expected, info = chinese_whispers(edge_index, w, 3000, random_state=1, return_info=True)
+    redone = []
+    original = sp.csr_matrix.sum_duplicates
+
+    def spy(self):  # called once per block on the nodes it recomputes
+        redone.append(self.shape[0])
+        return original(self)
+
+    monkeypatch.setattr(sp.csr_matrix, "sum_duplicates", spy)
+    again = chinese_whispers(edge_index, w, 3000, random_state=1)
+    np.testing.assert_array_equal(again, expected)
+    assert info["rounds"] >= 6
+    # the first round computes every node; all rounds together, far fewer than rounds * N
+    assert 3000 <= sum(redone) < 0.5 * info["rounds"] * 3000
+
+
+def test_cw_draws_depend_on_the_seed_and_the_generator_is_advanced():
+    rng = np.random.default_rng(2)
+    edge_index, _ = knn_like(rng, 400)
+    runs = {tuple(chinese_whispers(edge_index, None, 400, random_state=s)) for s in range(6)}
+    assert len(runs) > 1  # weight 1 and a noisy graph: the seed matters
+    gen = np.random.default_rng(5)
+    first = chinese_whispers(edge_index, None, 400, random_state=gen)
+    second = chinese_whispers(edge_index, None, 400, random_state=gen)  # from a later state
+    ref_gen = np.random.default_rng(5)
+    edges, ones = edge_index.T.tolist(), [1.0] * edge_index.shape[1]
+    ref_first, _ = block_cw(edges, ones, 400, n_blocks=16, rng=ref_gen)
+    ref_second, _ = block_cw(edges, ones, 400, n_blocks=16, rng=ref_gen)
+    np.testing.assert_array_equal(first, _first(ref_first))
+    np.testing.assert_array_equal(second, _first(ref_second))
+    assert not np.array_equal(first, second)
+
+
+class EqualDraws(np.random.Generator):
+    """A generator whose uniform draws are all equal: a tie goes to the smallest label."""
+
+    def random(self, size=None):
+        return np.full(size, 0.5)
+
+
+def test_cw_equal_draws_go_to_the_smallest_tied_label():
+    rng = np.random.default_rng(3)
+    edge_index, _ = knn_like(rng, 300)
+    for seed in range(3):
+        equal = EqualDraws(np.random.PCG64(seed))
+        ours = chinese_whispers(edge_index, None, 300, random_state=equal)
+        ref, _ = block_cw(edge_index.T.tolist(), [1.0] * edge_index.shape[1], 300, n_blocks=16,
+                          rng=EqualDraws(np.random.PCG64(seed)))  # fmt: skip
+        np.testing.assert_array_equal(ours, _first(ref))
+
+
+def test_cw_sums_equal_but_for_rounding_are_a_tie():
+    # node 0: label of {1, 2} by 0.1 + 0.2 (0.30000000000000004), label of 3 by 0.3
+    edge_index = np.array([[1, 3, 0, 0, 0], [2, 3, 1, 2, 3]])
+    weights = np.array([20.0, 10.0, 0.1, 0.2, 0.3])
+    sides = set()
+    for seed in range(40):
+        labels = chinese_whispers(edge_index, weights, 4, random_state=seed)
+        assert labels[1] == labels[2] != labels[3]
+        sides.add(int(labels[0] == labels[3]))
+    assert sides == {0, 1}
+
+
+def test_bench_merge_runs_and_finds_the_old_and_new_partitions_identical():
+    """The benchmark's copy of the 0.2.0 implementation agrees with the package, in one run."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "benchmarks" / "bench_merge.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--edges", "3000", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("identical: True") == 4, run.stdout
+    assert "identical: False" not in run.stdout
+
+
+def test_ranges_helper():
+    first, size = np.array([5, 0, 9], dtype=np.int32), np.array([2, 0, 3])
+    assert community._ranges(first, size).tolist() == [5, 6, 9, 10, 11]
+    assert community._ranges(first[:0], size[:0]).tolist() == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -303,7 +516,7 @@ def test_consensus_keeps_the_links_most_runs_agree_on(monkeypatch):
             np.array([0, 0, 0, 1, 1]),  # cuts 2-3
         ]
     )
-    monkeypatch.setattr(community, "chinese_whispers", lambda *a, **k: next(runs))
+    monkeypatch.setattr(community, "_cw_labels", lambda *a, **k: (next(runs), []))
     labels = community.consensus_chinese_whispers(edge_index, None, 6, n_runs=3, random_state=0)
     # votes per edge: 0-1 3/3, 1-2 2/3, 2-3 1/3, 3-4 3/3; node 5 is in no edge
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 2])
@@ -321,6 +534,56 @@ def test_consensus_is_deterministic_and_finds_clear_communities():
     np.testing.assert_array_equal(a, np.repeat([0, 1, 2, 3], [30, 20, 6, 1]))
     with pytest.raises(ValueError, match="n_runs"):
         community.consensus_chinese_whispers(edge_index, weights, 57, n_runs=0)
+
+
+def test_consensus_is_the_majority_of_chinese_whispers_runs_seeded_as_documented():
+    """One adjacency for all runs changes nothing: the runs are chinese_whispers' own."""
+    rng = np.random.default_rng(4)
+    edge_index, _ = knn_like(rng, 800)
+    w = rng.uniform(0.5, 1.0, edge_index.shape[1])
+    for seed in range(3):
+        seeds = np.random.default_rng(seed)
+        votes = np.zeros(edge_index.shape[1], dtype=np.int64)
+        for _ in range(5):
+            run_seed = int(seeds.integers(np.iinfo(np.int32).max))
+            labels = chinese_whispers(edge_index, w, 800, n_blocks=8, random_state=run_seed)
+            votes += labels[edge_index[0]] == labels[edge_index[1]]
+        keep = 2 * votes > 5
+        graph = sp.coo_matrix((np.ones(int(keep.sum())), tuple(edge_index[:, keep])), (800, 800))
+        expected = _first(sp.csgraph.connected_components(graph, directed=False)[1])
+        ours = community.consensus_chinese_whispers(
+            edge_index, w, 800, n_runs=5, n_blocks=8, random_state=seed
+        )
+        np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"max_iter": -1}, "max_iter"),
+                                                 ({"n_blocks": 0}, "n_blocks")])  # fmt: skip
+def test_consensus_validates_its_run_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        community.consensus_chinese_whispers(np.array([[0], [1]]), None, 2, **kwargs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_constrained_chinese_whispers_never_joins_two_names_on_random_graphs(seed):
+    rng = np.random.default_rng(seed)
+    edge_index, _ = knn_like(rng, 600, p_same=0.6)  # many links between groups
+    scores = rng.uniform(0.3, 1.0, edge_index.shape[1])
+    names = np.full(600, -1)
+    named = rng.choice(600, 60, replace=False)
+    names[named] = rng.integers(0, 12, named.size)  # 12 people, 5 faces named each on average
+    labels = community.constrained_chinese_whispers(
+        edge_index, scores, 600, 0.5, names, random_state=seed
+    )
+    assert labels.shape == (600,) and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, _first(labels))
+    for cluster in np.unique(labels[named]):
+        assert np.unique(names[named][labels[named] == cluster]).size == 1  # cannot-link
+    for name in np.unique(names[named]):
+        assert np.unique(labels[names == name]).size == 1  # must-link
+    free = community.constrained_chinese_whispers(edge_index, scores, 600, 0.5, random_state=seed)
+    mixed = [np.unique(names[named][free[named] == c]).size for c in np.unique(free[named])]
+    assert max(mixed) > 1  # without the names, some cluster holds two: the constraint acts
 
 
 def test_constrained_chinese_whispers_keeps_names_apart_and_together():

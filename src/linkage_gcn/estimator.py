@@ -21,6 +21,8 @@ from ._int8 import check_int8
 from ._params import check_param, skip_validation
 from ._threads import with_threads
 from ._validation import check_features, check_int, check_labels, check_real
+from .cascade import MIN_NODES as CASCADE_MIN_NODES
+from .cascade import Cascade, fit_cascade
 from .knn import check_knn_index, knn
 from .merge import join_clusters, pool_pair_scores
 from .merges import resolve_merge
@@ -29,8 +31,6 @@ from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
 from .samplers import Hop1Sampler, resolve_sampler
-from .cascade import MIN_NODES as CASCADE_MIN_NODES
-from .cascade import Cascade, fit_cascade
 from .structure import N_STRUCTURE_FEATURES, StructureContext
 from .training import predict_links, train_linkage_gcn
 
@@ -1015,8 +1015,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         *,
         directed: bool = False,
     ):
-        """Pooled pairs and scores of every node's ``k1`` links (and the ``(N, k1)`` directed
-        scores with ``directed``), by the GCN alone or through the fitted cascade."""
+        """Pooled pairs and scores of every node's ``k1`` links, by the GCN or the cascade.
+
+        With ``directed``, also the ``(N, k1)`` directed scores.
+        """
         model = self.model_.to(x.device)
         if inputs is None:
             inputs = self._link_inputs(x, index, cfg)
