@@ -25,7 +25,7 @@ def test_bench_million_tiny_on_cpu_prints_every_stage(tmp_path):
     run = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     text = run.stdout
-    for stage in ("kNN index", "scored", "merged", "predict: 1,500 faces", "best cut"):
+    for stage in ("kNN search", "scored", "merged", "predict: 1,500 faces", "best cut"):
         assert stage in text, (stage, text[-2000:])
     figures = json.loads(out.read_text())
     assert figures["test_faces"] == 1500 and 0 < figures["bcubed"][2] <= 1

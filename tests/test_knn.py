@@ -1,5 +1,6 @@
 import importlib.util
 import logging
+import re
 import sys
 
 import numpy as np
@@ -11,9 +12,12 @@ from linkage_gcn.io import load_ltc_knn
 from linkage_gcn.knn import (
     AUTO_EXACT_BUDGET,
     AUTO_FAISS_MIN_SAMPLES,
+    FAISS_SETTINGS,
     KNNIndex,
+    KNNSettings,
     check_backend,
     choose_backend,
+    choose_settings,
     drop_self,
     from_self_first,
     knn,
@@ -297,17 +301,217 @@ def test_auto_logs_its_choice(rng, caplog):
 
 def test_auto_runs_the_chosen_backend(rng, monkeypatch):
     chosen = []
+    real = knn_module.choose_settings
 
-    def fake_choose(n, d, *, faiss_available, on_gpu=False):
-        chosen.append((n, d, faiss_available, on_gpu))
-        return "faiss" if faiss_available else "torch"
+    def fake_choose(n, d, k=None, *, faiss_available, backend="auto", **kw):
+        chosen.append((n, d, k, faiss_available, backend, kw["on_gpu"]))
+        return real(n, d, k, faiss_available=True, backend="faiss" if faiss_available else "torch")
 
-    monkeypatch.setattr(knn_module, "choose_backend", fake_choose)
+    monkeypatch.setattr(knn_module, "choose_settings", fake_choose)
     x = rng.standard_normal((80, 6))
     index, sim = knn(x, 4)
-    assert chosen == [(80, 6, HAS_FAISS, False)]
+    # knn() chooses for the whole set, then the index it fills takes the backend chosen
+    ran = "faiss" if HAS_FAISS else "torch"
+    assert chosen == [(80, 6, 4, HAS_FAISS, "auto", False), (80, 6, None, HAS_FAISS, ran, False)]
     ref_index, ref_dist = sklearn_knn(x, 4, "cosine")
     assert_same_neighbours(index, sim, ref_index, 1 - ref_dist, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the settings table
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "growing", "backend", "params"),
+    [
+        (10_000, 80, False, "torch", {}),
+        (100_000, 80, False, "faiss", {}),
+        (100_000, 200, True, "faiss", {}),
+        (1_000_000, 20, False, "faiss-hnsw",
+         {"M": 48, "ef_construction": 80, "storage": "sq8", "refine": 2.0, "ef_search": 64}),
+        (1_000_000, 80, False, "faiss-hnsw",
+         {"M": 48, "ef_construction": 80, "storage": "sq8", "refine": 2.0, "ef_search": 81}),
+        (1_000_000, 200, False, "faiss-hnsw",
+         {"M": 48, "ef_construction": 80, "storage": "sq8", "refine": 2.0, "ef_search": 201}),
+        # a growing index: float32 vectors (nothing trained on its first batch)
+        (1_000_000, 80, True, "faiss-hnsw",
+         {"M": 32, "ef_construction": 40, "storage": "flat", "ef_search": 162}),
+        (1_000_000, None, True, "faiss-hnsw",
+         {"M": 32, "ef_construction": 40, "ef_factor": 2.0, "storage": "flat"}),
+    ],
+)  # fmt: skip
+def test_choose_settings_per_size(n, k, growing, backend, params):
+    got = choose_settings(n, 128, k, faiss_available=True, growing=growing)
+    assert got == KNNSettings(backend, params)
+    assert choose_backend(n, 128, faiss_available=True) == backend
+
+
+def test_choose_settings_reads_the_one_table(monkeypatch):
+    table = dict(FAISS_SETTINGS)
+    table[("faiss-hnsw", False)] = {"M": 7, "ef_construction": 9, "ef_factor": 3.0,
+                                    "storage": "flat"}  # fmt: skip
+    monkeypatch.setattr(knn_module, "FAISS_SETTINGS", table)
+    got = choose_settings(10**6, 128, 30, faiss_available=True)
+    assert got.params == {"M": 7, "ef_construction": 9, "storage": "flat", "ef_search": 93}
+    # explicit backends and parameters: the table's entries replaced one by one
+    got = choose_settings(10**6, 128, 30, faiss_available=True, backend="faiss-hnsw",
+                          params={"M": 16, "ef_search": 40})  # fmt: skip
+    assert got.params == {"M": 16, "ef_construction": 9, "storage": "flat", "ef_search": 40}
+    ivf = choose_settings(40_000, 64, faiss_available=False, backend="faiss-ivf")
+    assert ivf == KNNSettings("faiss-ivf", {"nprobe": 32, "nlist": 800})
+    assert choose_settings(10**6, 128, faiss_available=True, on_gpu=True).backend == "torch"
+    assert choose_settings(10**6, 128, faiss_available=False).backend == "torch"
+
+
+@pytest.mark.parametrize(
+    ("backend", "params", "match"),
+    [
+        ("auto", {"M": 16}, "name the approximate backend"),
+        ("torch", {"M": 16}, "it has no parameters"),
+        ("faiss-hnsw", {"nprobe": 4}, "has no parameter 'nprobe'; it takes 'M', "),
+        ("faiss-ivf", {"M": 4}, "has no parameter 'M'; it takes 'nlist', 'nprobe'"),
+        ("faiss-hnsw", {"M": 1}, "M must be an integer >= 2"),
+        ("faiss-hnsw", {"ef_search": 0}, "ef_search must be an integer >= 1"),
+        ("faiss-hnsw", {"storage": "pq"}, "unknown storage 'pq'; choose one of 'flat', 'sq8'"),
+        ("faiss-hnsw", {"refine": 0.5}, r"refine must be a number in \[1, inf\]"),
+        ("faiss-hnsw", {"ef_factor": 0}, r"ef_factor must be a number in \(0, inf\)"),
+        ("faiss-hnsw", {"storage": "flat", "refine": 2}, "needs storage='sq8'"),
+        ("faiss-ivf", {"nlist": 2.5}, "nlist must be an integer"),
+        ("faiss-ivf", [("nlist", 4)], "params must be a mapping"),
+    ],
+)
+def test_bad_params(backend, params, match):
+    with pytest.raises(ValueError, match=match):
+        choose_settings(10**6, 16, 5, faiss_available=True, backend=backend, params=params)
+    with pytest.raises(ValueError, match=match):
+        knn(np.eye(4) + 0.1, 1, backend=backend, params=params)  # before any work
+
+
+def test_nprobe_joins_the_ivf_params():
+    assert KNNIndex(backend="faiss-ivf", nprobe=5)._settings()["params"] == {"nprobe": 5}
+    assert KNNIndex(backend="faiss-hnsw", nprobe=5)._settings()["params"] == {}  # no lists
+    with pytest.raises(ValueError, match="disagree"):
+        KNNIndex(backend="faiss-ivf", nprobe=5, params={"nprobe": 6})._settings()
+    with pytest.raises(ValueError, match="recall_queries must be an integer >= 0"):
+        knn(np.eye(3) + 0.1, 1, recall_queries=-1)
+
+
+# ------------------------------------------------------------------ recall estimate
+
+
+def set_recall(found, ref):
+    """recall@k written out with Python sets, row by row."""
+    k = ref.shape[1]
+    return np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(found, ref)])
+
+
+# an approximate setting that misses neighbours: a sparse graph searched narrowly
+POOR_HNSW = {"M": 4, "ef_construction": 8, "ef_search": 16, "storage": "flat"}
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+def test_knn_logs_a_recall_that_an_independent_count_confirms(rng, caplog):
+    x = rng.standard_normal((1500, 24)).astype(np.float32)
+    with caplog.at_level(logging.INFO, logger="linkage_gcn"):
+        index, _ = knn(x, 10, backend="faiss-hnsw", params=POOR_HNSW, recall_queries=1500)
+    ref, _ = sklearn_knn(x, 10, "cosine")
+    expected = set_recall(index, ref)
+    assert 0.3 < expected < 0.97  # the check has something to measure
+    (line,) = [r.getMessage() for r in caplog.records if "recall@" in r.getMessage()]
+    assert caplog.records[-1].levelno == logging.INFO
+    m = re.fullmatch(
+        r"kNN: faiss-hnsw M=4 ef_construction=8 storage=flat ef_search=16, recall@10 "
+        r"(\d\.\d{3}) on 1500 sampled queries, \d+\.\d s \(recall check \d+\.\d s\)\.",
+        line,
+    )
+    assert m is not None, line
+    assert float(m.group(1)) == pytest.approx(expected, abs=5e-4)
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+def test_auto_logs_settings_and_recall_when_approximate(rng, caplog, monkeypatch):
+    monkeypatch.setattr(knn_module, "AUTO_FAISS_MIN_SAMPLES", 100)
+    monkeypatch.setattr(knn_module, "AUTO_EXACT_BUDGET", 0)
+    x = clustered(rng, 800, 16)
+    with caplog.at_level(logging.INFO, logger="linkage_gcn"):
+        index, sim = knn(x, 8, recall_queries=64)
+    first, second = [r.getMessage() for r in caplog.records if r.name == "linkage_gcn"]
+    assert first == (
+        "kNN search: backend 'auto' chose 'faiss-hnsw' for N=800 points of dimension 16 (k=8): "
+        "faiss-hnsw M=48 ef_construction=80 storage=sq8 refine=2 ef_search=64."
+    )
+    head = "kNN: faiss-hnsw M=48 ef_construction=80 storage=sq8 refine=2 ef_search=64, recall@8 "
+    assert second.startswith(head) and "on 64 sampled queries" in second
+    # 8-bit codes are re-ranked exactly: the similarities are those of the rows returned
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    exact = np.einsum("nd,nkd->nk", unit, unit[index])
+    np.testing.assert_allclose(sim, exact, atol=1e-5)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="linkage_gcn"):
+        knn(x, 8, recall_queries=0)  # no check: only the choice is logged
+    assert ["recall@" in r.getMessage() for r in caplog.records] == [False]
+
+
+ESTIMATED = ["torch"] + ([("faiss-hnsw", POOR_HNSW),
+                          ("faiss-hnsw", {**POOR_HNSW, "storage": "sq8"}),
+                          ("faiss-ivf", {"nlist": 40, "nprobe": 2}), "faiss"]
+                         if HAS_FAISS else [])  # fmt: skip
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("setting", ESTIMATED, ids=str)
+def test_estimate_recall_against_brute_force(setting, metric, rng):
+    backend, params = setting if isinstance(setting, tuple) else (setting, None)
+    rows = rng.standard_normal((1200, 12)).astype(np.float32)  # hard: recall < 1
+    index = KNNIndex(metric, backend, params=params)
+    index.add(rows[:700])
+    index.add(rows[700:])  # IVF lists and 8-bit ranges trained on the first batch
+    queries = rows[::2]
+    own = np.arange(0, 1200, 2)
+    est = index.estimate_recall(queries, 6, self_ids=own, n_queries=200, random_state=3)
+    assert index.recall_ is est and est.k == 6 and est.n_queries == 200
+    assert est.queries.shape == (200,) and len(np.unique(est.queries)) == 200
+    _, found = index.search(queries[est.queries], 6, self_ids=own[est.queries])
+    _, ref, _ = brute(rows, queries[est.queries], 6, metric, own=own[est.queries])
+    assert est.recall == pytest.approx(set_recall(found, ref), abs=1e-12)
+    if backend in ("torch", "faiss"):
+        assert est.recall == 1.0
+    else:
+        assert est.recall < 0.999  # the setting misses some: the estimate is not trivially 1
+    again = index.estimate_recall(queries, 6, self_ids=own, n_queries=200, random_state=3)
+    np.testing.assert_array_equal(again.queries, est.queries)  # seeded
+    index.reset()
+    assert index.recall_ is None
+
+
+def test_estimate_recall_bad_input():
+    index = KNNIndex()
+    index.add(np.eye(4)[:, :3] + 0.1)
+    with pytest.raises(ValueError, match="n_queries must be an integer >= 1"):
+        index.estimate_recall(np.ones((2, 3)), 1, n_queries=0)
+    with pytest.raises(ValueError, match="self_ids has 1 entries but there are 2 queries"):
+        index.estimate_recall(np.ones((2, 3)), 1, self_ids=[0])
+    with pytest.raises(ValueError, match="k=4 but the index holds only 3 rows"):
+        index.estimate_recall(np.ones((2, 3)), 4, self_ids=[0, 1])
+    assert index.recall_ is None
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
+def test_growing_and_one_batch_hnsw_settings(rng):
+    x = clustered(rng, 600, 8)
+    grown = KNNIndex("cosine", "faiss-hnsw")
+    grown.add(x[:100])
+    grown.add(x[100:])
+    assert grown.settings_ == KNNSettings(
+        "faiss-hnsw", {"M": 32, "ef_construction": 40, "ef_factor": 2.0, "storage": "flat"}
+    )
+    one = KNNIndex("cosine", "faiss-hnsw", params={"storage": "sq8"})
+    one.add(x)
+    assert one.settings_.params["storage"] == "sq8" and one.settings_.params["refine"] == 2.0
+    one.remove(np.arange(50))  # rows of the 8-bit index are rebuilt from its float32 copy
+    assert len(one) == 550
+    _, ids = one.search(x[50:60], 3, self_ids=np.arange(10))
+    _, ref_ids, _ = brute(x[50:], x[50:60], 3, "cosine", own=np.arange(10))
+    assert (ids == ref_ids).mean() > 0.9
 
 
 # ------------------------------------------------------------------ KNNIndex

@@ -522,7 +522,8 @@ PARAMS: dict[str, Rule] = {
     # kNN search (linkage_gcn.knn)
     "chunk_size": Integer(1, optional=True),
     "tile_size": Integer(1),
-    "nprobe": Integer(1),
+    "nprobe": Integer(1, optional=True),
+    "recall_queries": Integer(0),
     # growing collections (linkage_gcn.incremental)
     "search_k": Integer(1, optional=True),
     "context": Flag(),

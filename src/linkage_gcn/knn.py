@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -18,7 +20,9 @@ from ._validation import (
     as_tensor,
     check_features,
     check_ids,
+    check_in_options,
     check_int,
+    check_real,
     to_like,
 )
 
@@ -26,11 +30,15 @@ __all__ = [
     "AUTO_EXACT_BUDGET",
     "AUTO_FAISS_MIN_SAMPLES",
     "BACKENDS",
+    "FAISS_SETTINGS",
     "METRICS",
     "KNNIndex",
+    "KNNSettings",
+    "RecallEstimate",
     "check_backend",
     "check_knn_index",
     "choose_backend",
+    "choose_settings",
     "drop_self",
     "from_self_first",
     "knn",
@@ -43,6 +51,8 @@ logger = logging.getLogger("linkage_gcn")
 METRICS = ("cosine", "l2")
 #: Backends of :func:`knn` (see its ``backend`` parameter; ``"auto"``: :func:`choose_backend`).
 BACKENDS = ("auto", "torch", "faiss", "faiss-ivf", "faiss-hnsw", "torch_cluster")
+#: The approximate backends (:func:`knn` estimates and logs their recall).
+APPROXIMATE = ("faiss-ivf", "faiss-hnsw")
 
 #: Largest similarity tile (query rows x database rows) held at once by the torch backend.
 DEFAULT_TILE = 1 << 25
@@ -55,10 +65,239 @@ DEFAULT_TILE = 1 << 25
 AUTO_FAISS_MIN_SAMPLES = 20_000
 
 #: ``backend="auto"`` keeps faiss's exact search while ``N * N * D`` (multiply-adds) is at
-#: most this; beyond, it builds an approximate HNSW index. 8e12 is about 10 minutes on one
-#: core of the machine above (the flat index ran at 1.3e10 multiply-adds a second): N up to
-#: about 250,000 at D = 128 or 125,000 at D = 512.
+#: most this; beyond, it builds an approximate HNSW index. The flat index runs at about
+#: 8.5e10 multiply-adds a second on 2 threads of the 2-core machine (1.3e10 on one busy
+#: core): 8e12 is 1.5 to 10 minutes, N up to about 250,000 at D = 128 or 125,000 at
+#: D = 512. Below it exact search is also the fastest at a useful recall: at N = 100,000
+#: synthetic 128-D faces it took 15-20 s (recall 1) where the HNSW settings of
+#: :data:`FAISS_SETTINGS` took 15.7 s for recall@80 0.83, and recall@80 0.94 cost 25 s
+#: (``bench_knn.py --table``).
 AUTO_EXACT_BUDGET = 8e12
+
+#: The parameters of the approximate faiss backends, by ``(backend, growing)``: the one
+#: table of the kNN settings (:func:`choose_settings` reads it; a ``params`` mapping
+#: overrides single entries). ``growing=False``: the index is built from all its rows at
+#: once (:func:`knn`); ``growing=True``: a :class:`KNNIndex` that rows reach batch by
+#: batch, where nothing is trained on the first batch (no 8-bit codes; an IVF index
+#: still trains its lists there, which is why the growing library never uses it).
+#: HNSW: ``M`` links per node, ``ef_construction``, ``ef_search`` (by default
+#: ``max(64, ef_factor * (k + 1))``), ``storage`` (``"flat"`` float32 or ``"sq8"``:
+#: 8-bit codes searched, then ``refine * (k + 1)`` candidates re-ranked exactly, so the
+#: similarities returned are exact). IVF: ``nlist`` (by default ``min(4 sqrt(N),
+#: N / 39)``) and ``nprobe``. Chosen from ``examples/benchmarks/bench_knn.py --table``
+#: (2 threads, synthetic 128-D faces, recall@k on 1,000 queries against exact search):
+#: at N = 1M, ``M=48, ef_construction=80`` with 8-bit codes and ``ef_search`` 64 gave
+#: recall@20 0.95, recall@80 0.82 (0.9986 of the same-identity neighbours) in about
+#: 290 s of CPU to build and 275 s to search; the former ``M=32, ef_construction=40``
+#: float graph reached recall@80 0.69-0.74 at ``ef_search`` 64-128 for about twice the
+#: search time; IVF (``nlist`` 4096) reached recall@80 0.54-0.76 at ``nprobe`` 16-256
+#: for 140-1,100 s of search, with only 0.83-0.90 of the same-identity neighbours. At 1M,
+#: ``knn(X, 80)`` with these settings took 410 s on the machine shared with another job
+#: (583 s of CPU: about 300 s on two free cores) for recall@80 0.843, against 503 s for
+#: the former settings. These synthetic faces are nearly isotropic (111 of 128 principal
+#: directions hold 90 % of the variance): beyond a face's own identity its neighbours are
+#: strangers at similarities 0.33-0.35, and recall@80 >= 0.95 costs about an exact search.
+FAISS_SETTINGS: dict[tuple[str, bool], dict[str, Any]] = {
+    ("faiss-hnsw", False): {
+        "M": 48, "ef_construction": 80, "ef_factor": 1.0, "storage": "sq8", "refine": 2.0,
+    },
+    ("faiss-hnsw", True): {"M": 32, "ef_construction": 40, "ef_factor": 2.0, "storage": "flat"},
+    ("faiss-ivf", False): {"nprobe": 32},
+    ("faiss-ivf", True): {"nprobe": 32},
+}  # fmt: skip
+
+#: Smallest ``efSearch`` of the HNSW backend (fewer candidates can leave rows short of k).
+EF_SEARCH_MIN = 64
+
+#: Queries per faiss search call (bounds the candidate lists an index gathers at once).
+FAISS_QUERY_CHUNK = 1 << 16
+
+#: Queries that :func:`knn` samples to estimate the recall of an approximate backend.
+RECALL_QUERIES = 512
+
+#: The parameters that each approximate backend takes (``params`` of :func:`knn`).
+_PARAM_RULES: dict[str, tuple[str, ...]] = {
+    "faiss-hnsw": ("M", "ef_construction", "ef_search", "ef_factor", "storage", "refine"),
+    "faiss-ivf": ("nlist", "nprobe"),
+}
+#: HNSW storages: float32 vectors, or 8-bit scalar codes re-ranked exactly.
+HNSW_STORAGES = ("flat", "sq8")
+
+
+@dataclass(frozen=True)
+class KNNSettings:
+    """A kNN backend and its parameters, as :func:`choose_settings` resolves them.
+
+    Attributes
+    ----------
+    backend : str
+        One of :data:`BACKENDS` other than ``"auto"``.
+    params : dict
+        The backend's parameters (empty for the exact backends); see
+        :data:`FAISS_SETTINGS`.
+
+    Examples
+    --------
+    >>> KNNSettings("faiss-ivf", {"nlist": 100, "nprobe": 8}).describe()
+    'faiss-ivf nlist=100 nprobe=8'
+    """
+
+    backend: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The backend and its parameters in one line (the form of the log)."""
+        return " ".join([self.backend, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in self.params.items())])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecallEstimate:
+    """The recall@k of an approximate search, estimated on a sample of its queries.
+
+    Attributes
+    ----------
+    k : int
+        Neighbours per query.
+    recall : float
+        Mean over the sampled queries of the fraction of their exact ``k``
+        nearest rows that the index returned.
+    n_queries : int
+        Queries sampled.
+    seconds : float
+        Time of the check (the exact search of the sampled queries).
+    queries : numpy.ndarray of int64
+        Positions of the sampled queries among those searched.
+    """
+
+    k: int
+    recall: float
+    n_queries: int
+    seconds: float
+    queries: np.ndarray = field(repr=False)
+
+
+def choose_settings(
+    n_samples: int,
+    n_features: int,
+    k: Optional[int] = None,
+    *,
+    faiss_available: bool,
+    backend: str = "auto",
+    on_gpu: bool = False,
+    growing: bool = False,
+    params: Optional[Mapping[str, Any]] = None,
+) -> KNNSettings:
+    """The backend and parameters of a search of ``n_samples`` points (the kNN settings table).
+
+    A pure function of its arguments (it builds nothing and imports nothing):
+    ``backend="auto"`` picks the backend by size (:func:`choose_backend`),
+    then the backend's parameters come from :data:`FAISS_SETTINGS`,
+    overridden by ``params``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of points ``N`` (rows of the index).
+    n_features : int
+        Their dimension ``D``.
+    k : int, optional
+        Neighbours per query; sets HNSW's ``ef_search`` (without it, the
+        search sets it from its own ``k``).
+    faiss_available : bool
+        Whether the ``faiss`` package is installed.
+    backend : str, default="auto"
+        One of :data:`BACKENDS`; a name keeps that backend.
+    on_gpu : bool, default=False
+        Whether the data are on a GPU.
+    growing : bool, default=False
+        Rows will reach the index batch by batch (a :class:`KNNIndex` kept
+        open): no storage trained on the first batch.
+    params : mapping, optional
+        Parameters of a named approximate backend that replace the table's
+        (see :data:`FAISS_SETTINGS`); refused with ``"auto"`` and the exact
+        backends.
+
+    Returns
+    -------
+    KNNSettings
+
+    Raises
+    ------
+    ValueError
+        On an unknown backend, a parameter the backend does not take, or a
+        bad value.
+
+    Examples
+    --------
+    >>> choose_settings(10_000, 128, 80, faiss_available=True)
+    KNNSettings(backend='torch', params={})
+    >>> choose_settings(1_000_000, 128, 80, faiss_available=True).describe()
+    'faiss-hnsw M=48 ef_construction=80 storage=sq8 refine=2 ef_search=81'
+    >>> choose_settings(1_000_000, 128, faiss_available=True, growing=True).describe()
+    'faiss-hnsw M=32 ef_construction=40 ef_factor=2 storage=flat'
+    >>> choose_settings(40_000, 64, 10, faiss_available=True, backend="faiss-ivf").describe()
+    'faiss-ivf nprobe=32 nlist=800'
+    """
+    n = check_int(n_samples, "n_samples", minimum=0)
+    d = check_int(n_features, "n_features", minimum=1)
+    if k is not None:
+        k = check_int(k, "k", minimum=1)
+    backend = check_param("backend", backend, PARAMS["knn_backend"])
+    given = _check_params(backend, params)
+    if backend == "auto":
+        if not faiss_available or on_gpu or n < AUTO_FAISS_MIN_SAMPLES:
+            backend = "torch"
+        elif float(n) * n * d <= AUTO_EXACT_BUDGET:
+            backend = "faiss"
+        else:
+            backend = "faiss-hnsw"
+    if backend not in APPROXIMATE:
+        return KNNSettings(backend)
+    p = {**FAISS_SETTINGS[(backend, bool(growing))], **given}
+    if backend == "faiss-ivf":
+        p.setdefault("nlist", int(max(1, min(4 * math.sqrt(n), n // 39))))
+        return KNNSettings(backend, p)
+    if p["storage"] == "flat":
+        if "refine" in given:
+            raise ValueError("refine re-ranks the 8-bit codes: it needs storage='sq8'.")
+        p.pop("refine", None)
+    else:
+        p.setdefault("refine", 2.0)
+    if k is not None and "ef_search" not in p:
+        p["ef_search"] = max(EF_SEARCH_MIN, math.ceil(p["ef_factor"] * (k + 1)))
+    if "ef_search" in p:
+        p.pop("ef_factor", None)
+    return KNNSettings(backend, p)
+
+
+def _check_params(backend: str, params: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``params`` of a named approximate backend, each checked."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a mapping of parameter names to values, got {params!r}.")
+    if not params:
+        return {}
+    if backend not in _PARAM_RULES:
+        what = ("name the approximate backend they are for ('faiss-hnsw' or 'faiss-ivf')"
+                if backend == "auto" else "it has no parameters")  # fmt: skip
+        raise ValueError(f"params were given to backend {backend!r}: {what}.")
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in _PARAM_RULES[backend]:
+            accepted = ", ".join(repr(n) for n in _PARAM_RULES[backend])
+            raise ValueError(
+                f"backend {backend!r} has no parameter {name!r}; it takes {accepted}."
+            )
+        if name == "storage":
+            out[name] = check_in_options(value, HNSW_STORAGES, "storage")
+        elif name in ("ef_factor", "refine"):
+            out[name] = check_real(value, name, minimum=1.0 if name == "refine" else 0.0,
+                                   inclusive=name == "refine")  # fmt: skip
+        else:
+            out[name] = check_int(value, name, minimum=2 if name == "M" else 1)
+    return out
 
 
 def knn(
@@ -69,7 +308,9 @@ def knn(
     backend: str = "auto",
     chunk_size: Optional[int] = None,
     tile_size: int = DEFAULT_TILE,
-    nprobe: int = 32,
+    nprobe: Optional[int] = None,
+    params: Optional[Mapping[str, Any]] = None,
+    recall_queries: int = RECALL_QUERIES,
     verbose: Optional[bool] = None,
 ) -> tuple[ArrayLike, ArrayLike]:
     """Find the ``k`` nearest neighbours of every row of ``x`` among the other rows.
@@ -92,9 +333,11 @@ def knn(
         ``"torch"``: exact, chunked matrix product and top-k on ``x``'s device,
         memory bounded by ``tile_size`` (never an N x N matrix). ``"faiss"``:
         exact flat index (needs ``faiss-cpu``). ``"faiss-ivf"`` and
-        ``"faiss-hnsw"``: approximate indexes for millions of points.
-        ``"torch_cluster"``: ``torch_cluster.knn`` when installed (slow on CPU:
-        never chosen by ``"auto"``). ``"auto"`` picks with :func:`choose_backend`:
+        ``"faiss-hnsw"``: approximate indexes for millions of points, with the
+        parameters of :data:`FAISS_SETTINGS` (HNSW: 8-bit codes searched, the
+        candidates re-ranked exactly). ``"torch_cluster"``:
+        ``torch_cluster.knn`` when installed (slow on CPU: never chosen by
+        ``"auto"``). ``"auto"`` picks with :func:`choose_settings`:
         ``"torch"`` for fewer than :data:`AUTO_FAISS_MIN_SAMPLES` points, for
         data on a GPU or without faiss; otherwise ``"faiss"`` (exact) while
         ``N * N * D <= AUTO_EXACT_BUDGET`` and ``"faiss-hnsw"`` beyond. The
@@ -106,8 +349,16 @@ def knn(
         Largest number of similarities (query rows x database rows) held at
         once by the torch backend; the database is split into blocks when one
         query chunk against all rows would exceed it.
-    nprobe : int
-        Lists visited per query by ``"faiss-ivf"`` (accuracy against speed).
+    nprobe : int, optional
+        Lists visited per query by ``"faiss-ivf"`` (default: the table's, 32).
+    params : mapping, optional
+        Parameters of a named approximate backend replacing the table's, e.g.
+        ``{"M": 32, "ef_search": 128}`` for ``"faiss-hnsw"`` (see
+        :data:`FAISS_SETTINGS`).
+    recall_queries : int, default=512
+        With an approximate backend, rows sampled (seeded) to estimate
+        recall@k against an exact search of those rows alone, logged at INFO
+        level with the settings and the time; 0 skips the estimate.
     verbose : bool, optional
         Progress bar: ``None`` shows it on a terminal when the search is long.
 
@@ -122,8 +373,8 @@ def knn(
     ------
     ValueError
         On NaN or infinity, a shape that is not (N, D), ``k >= N``, an unknown
-        metric or backend, zero rows under the cosine metric, or a backend
-        whose package is not installed.
+        metric or backend, zero rows under the cosine metric, a backend whose
+        package is not installed, or ``params`` the backend does not take.
 
     Examples
     --------
@@ -136,25 +387,52 @@ def knn(
     >>> knn(x, 1, metric="l2")[0].ravel()
     array([1, 0, 3, 2])
     """
-    searcher = KNNIndex(
+    start = time.perf_counter()
+    # the settings are checked before the data
+    cfg = KNNIndex(
         metric, backend, chunk_size=chunk_size, tile_size=tile_size, nprobe=nprobe,
-        verbose=verbose,
-    )  # fmt: skip
-    searcher._settings()  # the settings are named before the data
+        params=params, verbose=verbose,
+    )._settings()  # fmt: skip
+    n_check = check_param("recall_queries", recall_queries)
     t, was_numpy = check_features(x, name="x", min_samples=2)
     k = check_int(k, "k", minimum=1)
-    if k >= t.shape[0]:
+    n, d = t.shape
+    if k >= n:
         raise ValueError(
-            f"k must be smaller than the number of points: k={k} but x has {t.shape[0]} rows "
+            f"k must be smaller than the number of points: k={k} but x has {n} rows "
             "(a point is never its own neighbour)."
         )
+    settings = choose_settings(
+        n, d, k, faiss_available=importlib.util.find_spec("faiss") is not None,
+        backend=cfg["backend"], on_gpu=t.device.type != "cpu", params=cfg["params"],
+    )  # fmt: skip
+    if cfg["backend"] == "auto":
+        logger.info(
+            "kNN search: backend 'auto' chose %r for N=%d points of dimension %d (k=%d)%s.",
+            settings.backend, n, d, k,
+            f": {settings.describe()}" if settings.params else "",
+        )  # fmt: skip
+    searcher = KNNIndex(
+        metric, settings.backend, chunk_size=chunk_size, tile_size=tile_size,
+        params=settings.params or None, verbose=verbose,
+    )  # fmt: skip
     searcher.add(t)
-    sim, index = searcher.search(t, k, self_ids=torch.arange(t.shape[0], device=t.device))
+    own = torch.arange(n, device=t.device)
+    sim, index = searcher.search(t, k, self_ids=own)
     if bool((index < 0).any()):  # faiss pads with -1 when it finds too few
         raise ValueError(
             "the approximate index returned fewer than k neighbours for some points; "
-            "raise nprobe or use an exact backend."
+            "raise ef_search or nprobe (params=...) or use an exact backend."
         )
+    if settings.backend in APPROXIMATE and n_check > 0:
+        seconds = time.perf_counter() - start
+        sample = _sample_rows(n, n_check)
+        sample = sample.to(t.device)
+        est = searcher._estimate(t[sample], index[sample], k, own[sample], sample)
+        logger.info(
+            "kNN: %s, recall@%d %.3f on %d sampled queries, %.1f s (recall check %.1f s).",
+            settings.describe(), k, est.recall, est.n_queries, seconds, est.seconds,
+        )  # fmt: skip
     return to_like(index, was_numpy), to_like(sim, was_numpy)
 
 
@@ -163,7 +441,8 @@ def choose_backend(
 ) -> str:
     """The backend that ``backend="auto"`` uses for ``n_samples`` points of ``n_features``.
 
-    A pure function of its arguments (it builds nothing and imports nothing).
+    A pure function of its arguments (it builds nothing and imports nothing);
+    :func:`choose_settings` adds the backend's parameters.
 
     Parameters
     ----------
@@ -182,10 +461,13 @@ def choose_backend(
     {"torch", "faiss", "faiss-hnsw"}
         ``"torch"`` (exact) without faiss, on a GPU or below
         :data:`AUTO_FAISS_MIN_SAMPLES` points; ``"faiss"`` (exact flat index)
-        while ``N * N * D <= AUTO_EXACT_BUDGET``; ``"faiss-hnsw"`` beyond. HNSW
-        rather than IVF because its recall is far higher at a similar cost: on
-        the 13,233 LFW faces (k = 80), 0.997 against 0.914 for IVF at
-        ``nprobe=32``.
+        while ``N * N * D <= AUTO_EXACT_BUDGET``; ``"faiss-hnsw"`` beyond.
+        HNSW rather than IVF because its recall is far higher at a similar
+        cost: on 1M synthetic 128-D faces (2 threads, k = 80), recall 0.82
+        and 0.9986 of the same-identity neighbours for about 275 s of CPU
+        searching, against 0.64 and 0.87 for IVF (``nlist`` 4096,
+        ``nprobe`` 64, 333 s); on the 13,233 LFW faces, 0.992 against 0.813
+        (``nprobe`` 16; 0.971 at 64), where the exact search is the fastest.
 
     Examples
     --------
@@ -198,13 +480,17 @@ def choose_backend(
     >>> choose_backend(5_000_000, 256, faiss_available=False)
     'torch'
     """
-    n = check_int(n_samples, "n_samples", minimum=0)
-    d = check_int(n_features, "n_features", minimum=1)
-    if not faiss_available or on_gpu or n < AUTO_FAISS_MIN_SAMPLES:
-        return "torch"
-    if float(n) * n * d <= AUTO_EXACT_BUDGET:
-        return "faiss"
-    return "faiss-hnsw"
+    return choose_settings(
+        n_samples, n_features, faiss_available=faiss_available, on_gpu=on_gpu
+    ).backend
+
+
+def _sample_rows(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``min(size, n)`` distinct rows of ``range(n)``, sorted, the same for the same seed."""
+    if size >= n:
+        return torch.arange(n)
+    rows = np.random.default_rng(seed).choice(n, size=size, replace=False)
+    return torch.from_numpy(np.sort(rows))
 
 
 @dataclass
@@ -213,10 +499,12 @@ class _Rows:
 
     backend: str
     n_features: int
+    settings: KNNSettings = field(default_factory=lambda: KNNSettings("torch"))
     n: int = 0
     db: Optional[torch.Tensor] = None  # torch backends: (D, capacity), unit rows for cosine
     sq: Optional[torch.Tensor] = None  # torch backends, l2: squared norms, (capacity,)
-    faiss: Any = None  # faiss backends: the faiss index
+    faiss: Any = None  # faiss backends: the faiss index searched
+    hnsw: Any = None  # faiss-hnsw: the graph index (the base of an 8-bit index's re-ranking)
     module: Any = None  # torch_cluster
 
 
@@ -239,16 +527,23 @@ class KNNIndex:
         As :func:`knn`'s. ``"torch"`` keeps the rows on the device and in the
         floating dtype of the first :meth:`add` and searches them exactly;
         the faiss backends keep a faiss index (``"faiss-ivf"`` trains its
-        lists on the first :meth:`add`). ``"auto"`` is chosen by
-        :func:`choose_backend` at the first :meth:`add`, from that batch's
+        lists on the first :meth:`add`). The index may grow batch by batch,
+        so its parameters are the ``growing`` ones of :data:`FAISS_SETTINGS`
+        (HNSW on float32 vectors: nothing trained on the first batch) unless
+        ``params`` says otherwise. ``"auto"`` is chosen by
+        :func:`choose_settings` at the first :meth:`add`, from that batch's
         size, dimension and device (logged at INFO level).
     chunk_size : int, optional
         Query rows per tile of the torch backend; by default as many as fit
         in ``tile_size`` similarities (at least 1, at most 1024).
     tile_size : int
         Largest number of similarities held at once by the torch backend.
-    nprobe : int
-        Lists visited per query by ``"faiss-ivf"``.
+    nprobe : int, optional
+        Lists visited per query by ``"faiss-ivf"`` (default: the table's).
+    params : mapping, optional
+        Parameters of a named approximate backend replacing the table's (see
+        :data:`FAISS_SETTINGS`), e.g. ``{"storage": "sq8"}`` for an HNSW
+        index filled in one :meth:`add`.
     verbose : bool, optional
         Progress bar of long torch searches (``None``: on a terminal).
 
@@ -256,8 +551,12 @@ class KNNIndex:
     ----------
     backend_ : str or None
         The backend in use (``None`` before the first :meth:`add`).
+    settings_ : KNNSettings or None
+        The backend and its parameters (``None`` before the first :meth:`add`).
     n_features_in_ : int or None
         The width of the rows (``None`` before the first :meth:`add`).
+    recall_ : RecallEstimate or None
+        The last :meth:`estimate_recall` (or the check of :func:`knn`).
 
     Examples
     --------
@@ -280,7 +579,8 @@ class KNNIndex:
         *,
         chunk_size: Optional[int] = None,
         tile_size: int = DEFAULT_TILE,
-        nprobe: int = 32,
+        nprobe: Optional[int] = None,
+        params: Optional[Mapping[str, Any]] = None,
         verbose: Optional[bool] = None,
     ) -> None:
         self.metric = metric
@@ -288,7 +588,9 @@ class KNNIndex:
         self.chunk_size = chunk_size
         self.tile_size = tile_size
         self.nprobe = nprobe
+        self.params = params
         self.verbose = verbose
+        self.recall_: Optional[RecallEstimate] = None
         self._rows: Optional[_Rows] = None
 
     # ------------------------------------------------------------------ views
@@ -297,6 +599,11 @@ class KNNIndex:
     def backend_(self) -> Optional[str]:
         """The backend in use, ``None`` before the first :meth:`add`."""
         return None if self._rows is None else self._rows.backend
+
+    @property
+    def settings_(self) -> Optional[KNNSettings]:
+        """The backend and its parameters, ``None`` before the first :meth:`add`."""
+        return None if self._rows is None else self._rows.settings
 
     @property
     def n_features_in_(self) -> Optional[int]:
@@ -314,13 +621,28 @@ class KNNIndex:
         )
 
     def _settings(self) -> dict[str, Any]:
-        """The settings, each checked by its declaration in :data:`~linkage_gcn._params.PARAMS`."""
+        """The settings, each checked by its declaration in :data:`~linkage_gcn._params.PARAMS`.
+
+        ``params`` are checked against the backend's parameters; ``nprobe``
+        joins them for ``"faiss-ivf"`` (other backends have no lists).
+        """
+        metric = check_param("metric", self.metric)
+        backend = check_param("backend", self.backend, PARAMS["knn_backend"])
+        params = _check_params(backend, self.params)
+        nprobe = check_param("nprobe", self.nprobe)
+        if nprobe is not None and backend == "faiss-ivf":
+            if params.get("nprobe", nprobe) != nprobe:
+                raise ValueError(
+                    f"nprobe={nprobe} and params['nprobe']={params['nprobe']} disagree; give it "
+                    "once."
+                )
+            params["nprobe"] = nprobe
         return {
-            "metric": check_param("metric", self.metric),
-            "backend": check_param("backend", self.backend, PARAMS["knn_backend"]),
+            "metric": metric,
+            "backend": backend,
             "chunk_size": check_param("chunk_size", self.chunk_size),
             "tile_size": check_param("tile_size", self.tile_size),
-            "nprobe": check_param("nprobe", self.nprobe),
+            "params": params,
             "verbose": check_param("verbose", self.verbose),
         }
 
@@ -397,6 +719,7 @@ class KNNIndex:
     def reset(self) -> None:
         """Remove every row, and what the first :meth:`add` chose (``"auto"``, IVF lists)."""
         self._rows = None
+        self.recall_ = None
 
     # ------------------------------------------------------------------ search
 
@@ -483,28 +806,118 @@ class KNNIndex:
         entering = (qi.to(q.device), row.to(q.device), s.to(device=q.device, dtype=q.dtype))
         return (*out, tuple(to_like(a, was_numpy) for a in entering))
 
+    def estimate_recall(
+        self,
+        queries: ArrayLike,
+        k: int,
+        *,
+        self_ids: Optional[ArrayLike] = None,
+        n_queries: int = RECALL_QUERIES,
+        random_state: int = 0,
+    ) -> RecallEstimate:
+        """Estimate recall@k of :meth:`search` on a sample of ``queries`` (also ``recall_``).
+
+        ``n_queries`` queries drawn at random (seeded) are searched in the
+        index and exactly, by brute force over the stored rows (the rows
+        themselves for the torch backends; the float32 vectors that the faiss
+        indexes keep). Cheap: one matrix product of the sample against the
+        rows.
+
+        Parameters
+        ----------
+        queries : array-like or torch.Tensor of shape (Q, D)
+        k : int
+            As :meth:`search`'s.
+        self_ids : array-like of int, shape (Q,), optional
+            As :meth:`search`'s: each query's own row, excluded on both sides.
+        n_queries : int, default=512
+            Queries sampled (all of them when there are fewer).
+        random_state : int, default=0
+            Seed of the sample.
+
+        Returns
+        -------
+        RecallEstimate
+            Stored as :attr:`recall_` too.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`search`, or on ``n_queries < 1``.
+
+        Examples
+        --------
+        >>> x = np.random.default_rng(0).standard_normal((300, 8))
+        >>> index = KNNIndex("cosine", "torch")
+        >>> index.add(x)
+        >>> est = index.estimate_recall(x, 5, self_ids=np.arange(300), n_queries=50)
+        >>> est.recall, est.n_queries, est.queries.shape
+        (1.0, 50, (50,))
+        """
+        q, _ = check_features(queries, name="queries", min_samples=1)
+        n_queries = check_int(n_queries, "n_queries", minimum=1)
+        random_state = check_int(random_state, "random_state", minimum=0)
+        own = None
+        if self_ids is not None:
+            own = check_ids(self_ids, len(self), name="self_ids", what="row id").reshape(-1)
+            if own.numel() != q.shape[0]:
+                raise ValueError(
+                    f"self_ids has {own.numel()} entries but there are {q.shape[0]} queries; "
+                    "give one stored row per query."
+                )
+        sample = _sample_rows(q.shape[0], n_queries, random_state).to(q.device)
+        own_sample = None if own is None else own.to(q.device)[sample]
+        _, found = self.search(q[sample], k, self_ids=own_sample)
+        return self._estimate(q[sample], found, k, own_sample, sample)
+
     # ------------------------------------------------------------------ internals
 
     def _start(self, t: torch.Tensor, cfg: dict[str, Any]) -> _Rows:
-        """Fix the backend at the first addition (``"auto"``: :func:`choose_backend`)."""
-        backend = cfg["backend"]
+        """Fix the backend and its parameters at the first addition (:func:`choose_settings`)."""
         n, d = t.shape
-        if backend == "auto":
-            backend = choose_backend(
-                n, d, faiss_available=importlib.util.find_spec("faiss") is not None,
-                on_gpu=t.device.type != "cpu",
-            )  # fmt: skip
+        settings = choose_settings(
+            n, d, faiss_available=importlib.util.find_spec("faiss") is not None,
+            backend=cfg["backend"], on_gpu=t.device.type != "cpu", growing=True,
+            params=cfg["params"],
+        )  # fmt: skip
+        if cfg["backend"] == "auto":
             logger.info(
                 "kNN index: backend 'auto' chose %r for N=%d points of dimension %d.",
-                backend, n, d,
+                settings.backend, n, d,
             )  # fmt: skip
-        rows = _Rows(backend=backend, n_features=int(d))
-        module = _require(backend)
-        if backend.startswith("faiss"):
-            rows.faiss = _faiss_index(module, backend, _as_faiss(t), cfg["metric"])
+        rows = _Rows(backend=settings.backend, n_features=int(d), settings=settings)
+        module = _require(settings.backend)
+        if settings.backend.startswith("faiss"):
+            rows.faiss, rows.hnsw = _faiss_index(module, settings, _as_faiss(t), cfg["metric"])
         else:
             rows.module = module
         return rows
+
+    def _estimate(
+        self,
+        q: torch.Tensor,
+        found: torch.Tensor,
+        k: int,
+        own: Optional[torch.Tensor],
+        positions: torch.Tensor,
+    ) -> RecallEstimate:
+        """Recall@k of the results ``found`` for the queries ``q`` against an exact search."""
+        start = time.perf_counter()
+        rows = self._rows
+        db = _stored_rows(rows)
+        q = q.to(device=db.device, dtype=db.dtype)
+        if self.metric == "cosine":
+            q = _unit_rows(q, "queries")
+        exact = _exact_ids(db, q, k, self.metric, None if own is None else own.to(db.device))
+        found = found.to(db.device)[:, :k]
+        hit = (found.unsqueeze(2) == exact.unsqueeze(1)).any(dim=2)  # (Q, k): found is exact
+        recall = float(hit.sum()) / max(1, hit.numel())
+        self.recall_ = RecallEstimate(
+            k=k, recall=recall, n_queries=int(q.shape[0]),
+            seconds=time.perf_counter() - start,
+            queries=positions.cpu().numpy().astype(np.int64),
+        )  # fmt: skip
+        return self.recall_
 
 
 def check_backend(backend: str) -> str:
@@ -586,18 +999,62 @@ def _require(backend: str) -> Any:
     return importlib.import_module(module)
 
 
-def _faiss_index(faiss: Any, backend: str, x: np.ndarray, metric: str) -> Any:
-    """An empty faiss index (flat, HNSW, or IVF with lists trained on ``x``)."""
+def _faiss_index(faiss: Any, settings: KNNSettings, x: np.ndarray, metric: str) -> tuple[Any, Any]:
+    """An empty faiss index for ``settings`` (codes or lists trained on ``x``), and its graph.
+
+    Returns the index searched and, for HNSW, the graph index whose
+    ``efSearch`` is set per search (the base of the re-ranking index with 8-bit
+    codes, the index itself on float32 vectors).
+    """
     n, d = x.shape
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    if backend == "faiss":
-        return faiss.IndexFlat(d, faiss_metric)
-    if backend == "faiss-hnsw":
-        return faiss.IndexHNSWFlat(d, 32, faiss_metric)
-    nlist = int(max(1, min(4 * math.sqrt(n), n // 39)))
+    p = settings.params
+    if settings.backend == "faiss":
+        return faiss.IndexFlat(d, faiss_metric), None
+    if settings.backend == "faiss-hnsw":
+        if p["storage"] == "flat":
+            graph = faiss.IndexHNSWFlat(d, p["M"], faiss_metric)
+            graph.hnsw.efConstruction = p["ef_construction"]
+            return graph, graph
+        graph = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, p["M"], faiss_metric)
+        graph.hnsw.efConstruction = p["ef_construction"]
+        graph.train(x)  # the range of each dimension
+        index = faiss.IndexRefineFlat(graph)  # keeps the float32 rows: exact re-ranking
+        index.k_factor = float(p["refine"])
+        return index, graph
+    nlist = int(min(p["nlist"], n))
     index = faiss.IndexIVFFlat(faiss.IndexFlat(d, faiss_metric), d, nlist, faiss_metric)
     index.train(x)
-    return index
+    return index, None
+
+
+def _stored_rows(rows: _Rows) -> torch.Tensor:
+    """The stored rows as an (n, D) tensor: a view where the index keeps float32 vectors."""
+    if rows.faiss is None:
+        return rows.db[:, : rows.n].T
+    faiss = importlib.import_module("faiss")
+    index, flat = rows.faiss, None
+    if rows.backend == "faiss":
+        flat = index
+    elif rows.backend == "faiss-hnsw":
+        inner = index.storage if rows.hnsw is index else index.refine_index
+        flat = faiss.downcast_index(inner)
+    if isinstance(flat, faiss.IndexFlat):
+        d = rows.n_features
+        return torch.from_numpy(faiss.rev_swig_ptr(flat.get_xb(), rows.n * d).reshape(rows.n, d))
+    if rows.backend == "faiss-ivf":
+        index.make_direct_map()
+    return torch.from_numpy(index.reconstruct_n(0, rows.n))
+
+
+def _exact_ids(
+    db: torch.Tensor, q: torch.Tensor, k: int, metric: str, own: Optional[torch.Tensor]
+) -> torch.Tensor:
+    """Exact top-k row ids of the queries ``q`` over the rows ``db`` (N, D), own rows masked."""
+    bias = None if metric == "cosine" else -(torch.linalg.vector_norm(db, dim=1) ** 2)
+    block = max(k + 1, DEFAULT_TILE // max(1, q.shape[0]))
+    ids, _ = _topk_chunk(q, db.T, bias, own, k, block, None, [], 0)
+    return ids
 
 
 def _append_columns(rows: _Rows, t: torch.Tensor, metric: str) -> None:
@@ -747,11 +1204,19 @@ def _search_faiss(
     """Search the faiss index (flat, IVF or HNSW); results as CPU tensors."""
     index = rows.faiss
     width = k + (own is not None)
+    p = rows.settings.params
     if rows.backend == "faiss-hnsw":
-        index.hnsw.efSearch = max(64, 2 * width)
+        ef = p.get("ef_search") or max(EF_SEARCH_MIN, math.ceil(p["ef_factor"] * width))
+        rows.hnsw.hnsw.efSearch = int(ef)
     elif rows.backend == "faiss-ivf":
-        index.nprobe = int(min(cfg["nprobe"], index.nlist))
-    dist, idx = index.search(_as_faiss(q), width)
+        index.nprobe = int(min(p["nprobe"], index.nlist))
+    qs = _as_faiss(q)
+    # in chunks: an 8-bit index gathers refine * width candidates per query before re-ranking
+    dist = np.empty((qs.shape[0], width), dtype=np.float32)
+    idx = np.empty((qs.shape[0], width), dtype=np.int64)
+    for start in range(0, qs.shape[0], FAISS_QUERY_CHUNK):
+        stop = start + FAISS_QUERY_CHUNK
+        dist[start:stop], idx[start:stop] = index.search(qs[start:stop], width)
     ids, sim = torch.from_numpy(idx), torch.from_numpy(dist)
     if cfg["metric"] == "l2":
         sim = -sim.clamp_min(0).sqrt()
