@@ -26,6 +26,9 @@ def machine(monkeypatch):
     monkeypatch.setattr(_threads, "_CLOCKS_AT_IMPORT", (_threads.time.monotonic(),
                                                         _threads.time.process_time()))
     monkeypatch.setattr(_threads, "_TORCH_AT_IMPORT", torch.get_num_threads())
+    monkeypatch.setattr(_threads, "_busy_now", lambda window=0.2: None)  # the load average
+    monkeypatch.setattr(_threads, "_LAST", [None, 0.0])
+    monkeypatch.setattr(_threads, "_REUSE_SECONDS", 0.0)
     return state
 
 
@@ -113,3 +116,27 @@ def test_bad_threads_are_refused():
     for bad in (0, "two", 1.5):
         with pytest.raises(ValueError, match="threads"):
             LinkageClusterer(threads=bad).fit(X, y)
+
+
+def test_busy_cpus_are_read_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 10 80 0 0 0 0 0 0\n"
+                    "cpu0 5 0 5 40 0 0 0 0 0 0\n"
+                    "cpu1 5 0 5 40 0 0 0 0 0 0\n"
+                    "cpu2 100 0 0 0 0 0 0 0 0 0\n"
+                    "intr 1 2 3\n")  # fmt: skip
+    assert _threads._cpu_ticks({0, 1}, stat) == (100, 80)  # cpu2 is not ours
+    assert _threads._cpu_ticks({5}, stat) is None
+    busy = _threads._busy_now(0.05)
+    if busy is not None:  # Linux: a count of CPUs
+        assert 0.0 <= busy <= available_cpus() + 0.5
+
+
+def test_a_choice_is_reused_for_a_few_seconds(machine, monkeypatch):
+    monkeypatch.setattr(_threads, "_REUSE_SECONDS", 60.0)
+    machine["load"] = 0.0
+    assert default_threads() == 4
+    machine["load"] = 3.5
+    assert default_threads() == 4  # measured a moment ago: not measured again
+    monkeypatch.setattr(_threads, "_REUSE_SECONDS", 0.0)
+    assert default_threads() == 1

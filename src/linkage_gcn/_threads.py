@@ -3,8 +3,8 @@
 ``threads="auto"`` (the estimator's default, ``--threads auto`` on the command
 line) is one rule, :func:`default_threads`: the CPUs this process may use
 (its affinity mask and its cgroup's CPU quota), less those that other
-processes keep busy (the load average, less this process's own share), at
-least one. On a machine shared with other jobs, a thread per core makes every
+processes keep busy now (measured over a fifth of a second, reused for ten
+seconds), at least one. On a machine shared with other jobs, a thread per core makes every
 parallel region wait for the threads the other jobs hold back; one thread per
 free core does not. ``"auto"`` defers to a choice made elsewhere: an enclosing
 :func:`cpu_threads` with a number, ``OMP_NUM_THREADS`` in the environment, or
@@ -35,6 +35,9 @@ logger = logging.getLogger("linkage_gcn")
 _TORCH_AT_IMPORT = torch.get_num_threads()
 #: (wall, CPU) seconds of this process when linkage-gcn was imported.
 _CLOCKS_AT_IMPORT = (time.monotonic(), time.process_time())
+#: The last choice of :func:`default_threads` and when it was made: reused for a few seconds.
+_LAST: list = [None, 0.0]
+_REUSE_SECONDS = 10.0
 #: The thread count of an enclosing ``cpu_threads(n)`` with a number (``None``: none).
 _PINNED: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("_PINNED", default=None)
 
@@ -78,12 +81,51 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
     return None
 
 
-def _busy_elsewhere() -> float:
-    """CPUs kept busy by other processes: the 1-minute load average less this process's share.
+def _cpu_ticks(cpus: set[int], stat: Path = Path("/proc/stat")) -> Optional[tuple[int, int]]:
+    """(all, idle) clock ticks of the CPUs ``cpus`` since boot, from ``/proc/stat``."""
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return None
+    total = idle = 0
+    for line in lines:
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
+            continue
+        ticks = [int(f) for f in fields[:8]]
+        total += sum(ticks)
+        idle += ticks[3] + ticks[4]  # idle, iowait
+    return (total, idle) if total else None
 
-    This process's share is its CPU time since linkage-gcn was imported over
-    at least a minute (the load average's horizon).
+
+def _busy_now(window: float = 0.2) -> Optional[float]:
+    """CPUs of this process's set kept busy by other processes over ``window`` seconds."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    first, own = _cpu_ticks(cpus), time.process_time()
+    if first is None:
+        return None
+    time.sleep(window)
+    second, own = _cpu_ticks(cpus), time.process_time() - own
+    if second is None or second[0] <= first[0]:
+        return None
+    busy = 1.0 - (second[1] - first[1]) / (second[0] - first[0])
+    return max(0.0, busy * len(cpus) - own / window)
+
+
+def _busy_elsewhere() -> float:
+    """CPUs kept busy by other processes, now.
+
+    On Linux, measured over a fifth of a second from ``/proc/stat`` on the
+    CPUs this process may use, less this process's own CPU time; elsewhere
+    the 1-minute load average less this process's share since linkage-gcn
+    was imported (it lags: a process that just ended still counts).
     """
+    now = _busy_now()
+    if now is not None:
+        return now
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
@@ -104,8 +146,13 @@ def default_threads() -> int:
     >>> 1 <= default_threads() <= available_cpus()
     True
     """
+    now = time.monotonic()
+    if _LAST[0] is not None and now - _LAST[1] < _REUSE_SECONDS:
+        return _LAST[0]
     cpus = available_cpus()
-    return int(min(cpus, max(1, cpus - round(_busy_elsewhere()))))
+    chosen = int(min(cpus, max(1, cpus - round(_busy_elsewhere()))))
+    _LAST[:] = [chosen, now]
+    return chosen
 
 
 def _chosen_elsewhere() -> bool:
