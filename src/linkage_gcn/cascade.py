@@ -39,7 +39,7 @@ TOLERANCE = 5e-4
 #: and the collection statistics the prior reads are noisy on few faces.
 MIN_NODES = 500
 #: Band edges tried by :func:`fit_cascade`: ``low`` and ``high`` from this grid, ``low <= high``.
-_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 #: Fewest held-out pivots and identities a band is chosen on (fewer: no cascade).
 _MIN_PIVOTS, _MIN_IDENTITIES = 200, 10
 #: Links whose features are computed at once (bounds memory at any size).
@@ -211,7 +211,6 @@ def fit_cascade(
     random_state: int = 0,
     hidden: int = 64,
     tolerance: float = TOLERANCE,
-    cut: Optional[float] = None,
 ) -> Optional[Cascade]:
     """Fit a cascade to a trained GCN's scores of its training set.
 
@@ -246,10 +245,6 @@ def fit_cascade(
         The prior's width.
     tolerance : float
         Most the band may lower any figure on the held-out identities.
-    cut : float, optional
-        The merge's link cut: a band must contain it (``low < cut < high``),
-        so that the prior never decides a link the cut could go either way
-        on (the GCN scores those).
 
     Returns
     -------
@@ -284,9 +279,8 @@ def fit_cascade(
     held_t = torch.from_numpy(held_nodes).to(device)
     full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)
     best: Optional[tuple[float, float, float, float]] = None
-    lows = [v for v in _GRID if cut is None or v < cut]
-    for low in lows:
-        for high in (h for h in _GRID if h >= low and (cut is None or h > cut)):
+    for low in _GRID:
+        for high in (h for h in _GRID if h >= low):
             outside = (estimate <= low) | (estimate >= high)
             decided = outside.all(1)
             share = float(decided.index_select(0, held_t).float().mean())

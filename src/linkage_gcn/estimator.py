@@ -174,9 +174,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         Score with the GCN only the links a cheap link prior is unsure of
         (:mod:`linkage_gcn.cascade`): ``fit`` learns the prior from the
         GCN's scores of half the training identities and chooses, on the
-        other half, the band of prior scores left to the GCN (around the
-        link cut: the widest that lowers neither B-Cubed F nor pairwise F by
-        more than 0.0005);
+        other half, the band of prior scores left to the GCN (the widest
+        that lowers neither B-Cubed F nor pairwise F by more than 0.0005);
         ``predict`` then scores
         with the GCN only the pivots with a link in that band. ``False``:
         every link is scored by the GCN (and ``fit`` fits no prior). Sets of
@@ -725,7 +724,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
         start = time.perf_counter()
         cascade = fit_cascade(context, hop1, directed, truth, evaluate, collections=groups,
-                              random_state=seed, cut=threshold)  # fmt: skip
+                              random_state=seed)  # fmt: skip
         logger.info("cascade fitted in %.1f s", time.perf_counter() - start)
         return cascade
 

@@ -67,7 +67,7 @@ _MODELS = {
     "dlib-128": PretrainedModel(
         name="dlib-128",
         filename="dlib-128.pt",
-        sha256="904c7695a0e8a08d62d71154042a3f4f41b4f7e50f2db109f564ea659e981953",
+        sha256="0a6463ee43e1ea35f4fd073fe20fe91daa667178cbcf94fe6d7ce2d728d0f3e7",
         n_features=128,
         input="dlib's 128-D ResNet face descriptor, raw (face_recognition.face_encodings)",
         training_data=(
@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="abc52bb39a1ead981e8837afc72b11d3fa35375fe2201f919b60f20adb2bda84",
+        sha256="b3a26993648a3c0391884e12e2954754316b6cd0d91aca7a2f2030427eae2446",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
