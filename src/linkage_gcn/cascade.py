@@ -9,8 +9,7 @@ scores every link; a pivot whose links all fall outside the band
 ``(low, high)`` keeps the prior's scores, and only the other pivots' subgraphs
 are built and scored by the GCN. The band is chosen at fit time on identities
 the prior did not learn from, as the widest whose clusters (the model's merge at
-its cuts) lose at most :data:`TOLERANCE` of B-Cubed F or of pairwise F against scoring
-every link.
+its cuts) lose at most :data:`TOLERANCE` B-Cubed F against scoring every link.
 
 :class:`Cascade` holds the prior and the band (the estimator's ``cascade_``);
 :func:`fit_cascade` fits both; :meth:`Cascade.split` says which pivots the GCN
@@ -33,7 +32,7 @@ __all__ = ["MIN_NODES", "TOLERANCE", "Cascade", "LinkPrior", "fit_cascade", "pri
 
 logger = logging.getLogger(__name__)
 
-#: Most B-Cubed F, or pairwise F, the cascade may lose on held-out training identities.
+#: Most B-Cubed F the cascade may lose on held-out training identities (each collection).
 TOLERANCE = 5e-4
 #: Collections smaller than this are scored by the GCN alone: the savings are small there,
 #: and the collection statistics the prior reads are noisy on few faces.
@@ -101,9 +100,8 @@ class Cascade:
     skipped : float
         Share of the held-out training pivots the prior decided.
     lost : float
-        Quality lost there against scoring every link (the largest over the
-        figures ``evaluate`` gave, B-Cubed F and pairwise F of each
-        collection; negative: gained).
+        B-Cubed F lost there against scoring every link (the largest over
+        collections; negative: gained).
     """
 
     prior: LinkPrior
@@ -217,9 +215,8 @@ def fit_cascade(
     Half the identities of each collection (drawn with ``random_state``) train
     the prior on the GCN's scores of their pivots' links; on the other half,
     every band of the grid is tried, and the one deciding the most held-out
-    pivots whose clusters lose at most ``tolerance`` of any quality figure
-    ``evaluate`` gives (the estimator's: B-Cubed F and pairwise F of every
-    collection) against scoring every link is kept.
+    pivots whose clusters lose at most ``tolerance`` B-Cubed F, in every
+    collection, against scoring every link is kept.
 
     Parameters
     ----------
@@ -232,11 +229,9 @@ def fit_cascade(
     labels : numpy.ndarray of shape (N,)
         Identities.
     evaluate : callable
-        ``evaluate(nodes, scores) -> figures``: quality figures (higher is
-        better; the estimator gives B-Cubed F and pairwise F per collection)
-        of the model's merge at its cuts on the subgraph of held-out ``nodes``
-        (an array of node ids), with ``scores`` ``(N, k)`` in place of the
-        GCN's.
+        ``evaluate(nodes, scores) -> F per collection``: the B-Cubed F of the
+        model's merge at its cuts on the subgraph of held-out ``nodes`` (an
+        array of node ids), with ``scores`` ``(N, k)`` in place of the GCN's.
     collections : numpy.ndarray of shape (N,), optional
         The collection of each node.
     random_state : int
@@ -244,7 +239,7 @@ def fit_cascade(
     hidden : int
         The prior's width.
     tolerance : float
-        Most the band may lower any figure on the held-out identities.
+        Most B-Cubed F the band may lose on the held-out identities.
 
     Returns
     -------
@@ -291,13 +286,13 @@ def fit_cascade(
             if lost <= tolerance and share > 0:
                 best = (low, high, share, lost)
     if best is None:
-        logger.info("cascade: no band keeps the clusters within %.4f; none fitted", tolerance)
+        logger.info("cascade: no band keeps the clusters within %.4f B-Cubed F; none fitted",
+                    tolerance)  # fmt: skip
         return None
     cascade = Cascade(prior, *best)
     logger.info(
-        "cascade: the link prior decides %.0f%% of held-out pivots (band %g-%g), losing at "
-        "most %.4f (B-Cubed or pairwise F) against scoring every link", 100 * cascade.skipped,
-        cascade.low,
-        cascade.high, cascade.lost,
+        "cascade: the link prior decides %.0f%% of held-out pivots (band %g-%g) for %+.4f "
+        "B-Cubed F against scoring every link", 100 * cascade.skipped, cascade.low,
+        cascade.high, -cascade.lost,
     )  # fmt: skip
     return cascade

@@ -26,7 +26,7 @@ from .cascade import Cascade, fit_cascade
 from .knn import check_knn_index, knn
 from .merge import join_clusters, pool_pair_scores
 from .merges import resolve_merge
-from .metrics import bcubed_fscore, pairwise_fscore
+from .metrics import bcubed_fscore
 from .model_selection import identity_folds
 from .nn import LinkageGCN, check_layer_sizes
 from .preprocessing import apply_preprocessing, fit_preprocessing
@@ -175,8 +175,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         (:mod:`linkage_gcn.cascade`): ``fit`` learns the prior from the
         GCN's scores of half the training identities and chooses, on the
         other half, the band of prior scores left to the GCN (the widest
-        that lowers neither B-Cubed F nor pairwise F by more than 0.0005);
-        ``predict`` then scores
+        that moves B-Cubed F by at most 0.0005); ``predict`` then scores
         with the GCN only the pivots with a link in that band. ``False``:
         every link is scored by the GCN (and ``fit`` fits no prior). Sets of
         fewer than 500 items are always scored by the GCN alone.
@@ -719,8 +718,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             merged = self._merge_at(e.cpu().numpy(), s.cpu().numpy(), nodes.size, cfg,
                                     threshold, join)  # fmt: skip
             g = group_of[nodes]
-            return [f(truth[nodes][g == c], merged[g == c])[2]
-                    for c in np.unique(g) for f in (bcubed_fscore, pairwise_fscore)]  # fmt: skip
+            return [bcubed_fscore(truth[nodes][g == c], merged[g == c])[2] for c in np.unique(g)]
 
         start = time.perf_counter()
         cascade = fit_cascade(context, hop1, directed, truth, evaluate, collections=groups,

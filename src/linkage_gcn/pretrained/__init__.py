@@ -67,7 +67,7 @@ _MODELS = {
     "dlib-128": PretrainedModel(
         name="dlib-128",
         filename="dlib-128.pt",
-        sha256="0a6463ee43e1ea35f4fd073fe20fe91daa667178cbcf94fe6d7ce2d728d0f3e7",
+        sha256="20e455c6d8f34f86d1d9d730c36e15985cd074148bfccd12fd1fc542cb7428f4",
         n_features=128,
         input="dlib's 128-D ResNet face descriptor, raw (face_recognition.face_encodings)",
         training_data=(
