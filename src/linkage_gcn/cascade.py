@@ -114,13 +114,9 @@ class Cascade:
         return (f"Cascade(low={self.low:g}, high={self.high:g}, skipped={self.skipped:.3f}, "
                 f"lost={self.lost:.4f})")  # fmt: skip
 
-    @torch.no_grad()
     def prior_scores(self, context: StructureContext, hop1: Tensor) -> Tensor:
         """The prior's ``(N, k)`` scores of every node's links to its neighbours ``hop1``."""
-        n, k = hop1.shape
-        pivots = torch.arange(n, device=hop1.device).repeat_interleave(k)
-        prior = self.prior.to(hop1.device).eval()
-        return _chunked(prior, context, pivots, hop1.reshape(-1)).view(n, k)
+        return _prior_scores(self.prior, context, hop1)
 
     def split(self, prior: Tensor) -> Tensor:
         """The pivots ``(P,)`` the GCN must score: those with a link inside the band.
@@ -168,12 +164,18 @@ def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> 
     return context.pair_features(nodes, pivots)
 
 
-def _chunked(prior: LinkPrior, context: StructureContext, pivots: Tensor, nodes: Tensor) -> Tensor:
-    out = torch.empty(pivots.shape[0], device=pivots.device)
+@torch.no_grad()
+def _prior_scores(prior: LinkPrior, context: StructureContext, hop1: Tensor) -> Tensor:
+    """``prior``'s ``(N, k)`` scores of the links ``i -> hop1[i]``, features built in chunks."""
+    n, k = hop1.shape
+    pivots = torch.arange(n, device=hop1.device).repeat_interleave(k)
+    nodes = hop1.reshape(-1)
+    prior = prior.to(hop1.device).eval()
+    out = torch.empty(pivots.shape[0], device=hop1.device)
     for start in range(0, pivots.shape[0], _CHUNK):
         rows = slice(start, start + _CHUNK)
         out[rows] = prior(prior_features(context, pivots[rows], nodes[rows]))
-    return out
+    return out.view(n, k)
 
 
 def _train_prior(features: Tensor, targets: Tensor, seed: int, hidden: int) -> LinkPrior:
@@ -268,8 +270,7 @@ def fit_cascade(
                            for s in range(0, pivots.shape[0], _CHUNK)])  # fmt: skip
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
-    cascade = Cascade(prior, 0.0, 0.0, 0.0, 0.0)
-    estimate = cascade.prior_scores(context, hop1)
+    estimate = _prior_scores(prior, context, hop1)
     held_nodes = np.flatnonzero(held)
     held_t = torch.from_numpy(held_nodes).to(device)
     full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)

@@ -1102,9 +1102,7 @@ class IncrementalClusterer:
         edge_index, scores = self._pairs(region)
         names = self._bufs["names"][region]
         labels = np.asarray(self._merge(edge_index, scores, m, self.threshold_, names))
-        groups = self._bufs["groups"][region]
-        if (groups >= 0).sum() > 1:
-            labels = separate_groups(labels, edge_index, scores, groups, names)
+        labels = separate_groups(labels, edge_index, scores, self._bufs["groups"][region], names)
         comp = _components(edge_index, scores, self.threshold_, names, m)
         old = self._bufs["labels"][region]
         final, merged, split = self._assign_ids(labels, old, names >= 0)

@@ -787,6 +787,14 @@ def _name_links(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return head, order
 
 
+def _find(parent: list[int], i: int) -> int:
+    """The root of ``i`` in a union-find forest (path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def _constrained_union_find(
     u: np.ndarray, v: np.ndarray, s: np.ndarray, group: np.ndarray, must_link: bool
 ) -> np.ndarray:
@@ -805,14 +813,8 @@ def _constrained_union_find(
     a, b = np.minimum(u, v), np.maximum(u, v)
     order = np.lexsort((b, a, -s))
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for i, j in zip(a[order].tolist(), b[order].tolist()):
-        ri, rj = find(i), find(j)
+        ri, rj = _find(parent, i), _find(parent, j)
         if ri == rj:
             continue
         ni, nj = name[ri], name[rj]
@@ -824,7 +826,7 @@ def _constrained_union_find(
         parent[rj] = ri
         if ni < 0:
             name[ri] = nj
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
+    return np.array([_find(parent, i) for i in range(n)], dtype=np.int64)
 
 
 def _group_union_find(
@@ -839,12 +841,6 @@ def _group_union_find(
     parent = list(range(n))
     held: list[set[int]] = [{g} if g >= 0 else set() for g in group.tolist()]
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     def unite(ri: int, rj: int) -> None:
         if len(held[ri]) < len(held[rj]):
             ri, rj = rj, ri
@@ -855,14 +851,14 @@ def _group_union_find(
     if name is not None:
         head, tail = _name_links(name)
         for i, j in zip(head.tolist(), tail.tolist()):
-            ri, rj = find(i), find(j)
+            ri, rj = _find(parent, i), _find(parent, j)
             if ri != rj:
                 unite(ri, rj)
     for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = find(i), find(j)
+        ri, rj = _find(parent, i), _find(parent, j)
         if ri != rj and held[ri].isdisjoint(held[rj]):
             unite(ri, rj)
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
+    return np.array([_find(parent, i) for i in range(n)], dtype=np.int64)
 
 
 def _small(comp: np.ndarray, n_comp: int, limit: Optional[int]) -> np.ndarray:

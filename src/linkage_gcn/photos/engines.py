@@ -244,8 +244,7 @@ class RefitEngine:
             raw = np.asarray(
                 self._rule(self._edges, self._scores, n, self._threshold, self._codes), np.int64
             )
-            if (self._groups >= 0).sum() > 1:
-                raw = separate_groups(raw, self._edges, self._scores, self._groups, self._codes)
+            raw = separate_groups(raw, self._edges, self._scores, self._groups, self._codes)
         labels, merged, split, self._next_id = match_ids(raw, old, self._codes >= 0,
                                                          self._next_id)  # fmt: skip
         self._labels = labels
