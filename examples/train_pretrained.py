@@ -9,10 +9,12 @@ on the train half and scored on the test half (``bench_lfw.py``).
 
 ``face-any`` (any face model, any dimension; docs/any_face.md) sees only structure
 features (``features="structure"``), trained on the **train halves** of LFW embedded by
-two face models, dlib (``lfw-dlib``) and SFace (``lfw-sface``), as two collections; its
-link cut and cluster cut are chosen on identity-disjoint folds of those training faces
-(``calibration="cv"``, ``join_threshold="auto"``). The LFW test half is never read, so it
-scores the shipped file (``bench_any_face.py``).
+two face models, dlib (``lfw-dlib``) and SFace (``lfw-sface``), in two shapes each: the
+long-tailed half as it is, and its people with at least 10 faces alone (a family
+library's shape: a few people, many photos each, no strangers), four collections. Its
+link cut and cluster cut are chosen on identity-disjoint folds of those training faces,
+in both shapes (``calibration="cv"``, ``join_threshold="auto"``). The
+LFW test half is never read, so it scores the shipped file (``bench_any_face.py``).
 
 Usage: python examples/train_pretrained.py [--model dlib-128|face-any] [--data DIR]
        [--out PATH] [--seed 0] [--threads 1] [--overwrite] [--log]
@@ -32,6 +34,9 @@ from linkage_gcn.datasets import find_shared_lfw, load_lfw_dlib
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src/linkage_gcn/pretrained"
 
+#: People with at least this many faces make up a family-shaped training collection.
+FAMILY_MIN = 10
+
 #: The settings of ``face-any`` (its model card, docs/any_face.md, lists them).
 FACE_ANY = dict(
     features="structure",
@@ -50,10 +55,14 @@ def dlib_128(root: Path, seed: int, threads: int) -> LinkageClusterer:
 
 
 def face_any_training_set(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The LFW train halves in dlib and SFace: rows zero-padded to one width, collections.
+    """The LFW train halves in dlib and SFace, in two shapes: rows zero-padded, collections.
 
-    Identities of the two collections are kept apart (the same person in two
-    embedding spaces is never a link: the kNN search stays in each collection).
+    Collections 0 and 1 are the dlib and SFace halves; 2 and 3 their people with
+    :data:`FAMILY_MIN` faces or more, alone. Identities of the two face models
+    are kept apart (the same person in two embedding spaces is never a link:
+    the kNN search stays in each collection); a family collection keeps the
+    labels of its long-tailed one, so that identity-disjoint folds hold a
+    person's faces in both shapes on the same side.
     """
     X_dlib, y_dlib = load_lfw_dlib(root, subset="train")
     sface = root.parent / "lfw-sface"
@@ -65,13 +74,17 @@ def face_any_training_set(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     X = np.vstack(parts)
     y = np.concatenate([y_dlib, y_sface + y_dlib.max() + 1])
     collections = np.repeat([0, 1], [len(X_dlib), len(X_sface)])
+    family = np.bincount(y)[y] >= FAMILY_MIN
+    X = np.vstack([X, X[family]])
+    y = np.concatenate([y, y[family]])
+    collections = np.concatenate([collections, collections[family] + 2])
     return X, y, collections
 
 
 def face_any(root: Path, seed: int, threads: int) -> LinkageClusterer:
     """The train halves of lfw-dlib and lfw-sface, structure features."""
     X, y, collections = face_any_training_set(root)
-    print(f"face-any: {len(X):,} faces in 2 collections (dlib, SFace), "
+    print(f"face-any: {len(X):,} faces in 4 collections (dlib, SFace; long tail, family), "
           f"{len(np.unique(y)):,} identities")  # fmt: skip
     est = LinkageClusterer(**FACE_ANY, random_state=seed, threads=threads)
     return est.fit(X, y, collections=collections)

@@ -509,6 +509,43 @@ def test_merges_cluster_the_links_above_the_cut(merge, fitted, data):
     np.testing.assert_array_equal(est.predict(Xt), expected)
 
 
+def test_family_view_keeps_the_people_with_many_faces_per_collection():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 0, 0, 0, 3, 3, 3, 4])
+    groups = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    rows, fam = estimator_module._family_view(labels, groups, 3, 2)
+    # person 0 of collection 1 is another person than person 0 of collection 0
+    np.testing.assert_array_equal(rows, [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12])
+    np.testing.assert_array_equal(fam, [0] * 6 + [1] * 6)
+    # a view of one person, or of too few rows, is left out
+    rows, fam = estimator_module._family_view(labels, groups, 3, 7)
+    assert rows.size == 0
+    rows, fam = estimator_module._family_view(labels[:7], None, 3, 2)
+    np.testing.assert_array_equal(rows, np.arange(6)) and fam is None
+
+
+def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
+    X, y = make_identities(30, min_size=8, max_size=16, random_state=0)
+    seen = []
+
+    def spy_calibrate(self, scored, cfg, where):
+        seen.append((scored, where))
+        return 0.5, None
+
+    monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
+    params = {**TINY, "calibration": "cv", "cv_folds": 3, "cv_family": 10}
+    LinkageClusterer(random_state=0, **params).fit(X, y)
+    ((scored, where),) = seen
+    assert "family views" in where
+    assert len(scored) == 6  # each fold, then its family view
+    folds, families = scored[0::2], scored[1::2]
+    sizes = np.bincount(y)
+    for (_, _, fold_labels), (edge_index, scores, family_labels) in zip(folds, families):
+        # the family view: the fold's people with 10 faces or more, and no one else
+        many = {i for i in set(fold_labels.tolist()) if sizes[i] >= 10}
+        assert set(family_labels.tolist()) == many
+        assert edge_index.max() < len(family_labels) and len(scores) == edge_index.shape[1]
+
+
 def test_cv_calibration_needs_enough_identities():
     X, y = make_identities(5, min_size=4, max_size=4, random_state=0)
     with pytest.raises(ValueError, match="cv_folds"):

@@ -48,17 +48,65 @@ def _reference_features(x, index, k, node, pivot, loc, scale):
     )
 
 
-def test_similarity_scale_is_median_and_mad_of_all_pairs_on_a_small_set():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 8, generator=g)
+def _family(n_people, per_person, dim=64, spread=0.6, seed=0):
+    """A family-shaped collection: a few people, many photos each, no strangers."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(n_people, dim, generator=g)
+    centres = centres / centres.norm(dim=1, keepdim=True)
+    y = torch.arange(n_people).repeat_interleave(per_person)
+    noise = torch.randn(y.shape[0], dim, generator=g) * spread / dim**0.5
+    return centres.index_select(0, y) + noise, y
+
+
+def _stranger_pairs(x, y):
+    """Cosines of every pair of different people (the truth the fit estimates)."""
+    u = x / x.norm(dim=1, keepdim=True)
+    i, j = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
+    s = (u[i] * u[j]).sum(1)
+    return s[y[i] != y[j]].double()
+
+
+def test_similarity_scale_matches_a_two_component_mixture_fitted_by_scikit_learn():
+    from sklearn.mixture import GaussianMixture
+
+    x, _ = _family(6, 40)
+    u = x / x.norm(dim=1, keepdim=True)
+    i, j = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
+    s = (u[i] * u[j]).sum(1).double().numpy()
+    gm = GaussianMixture(2, random_state=0, tol=1e-8, max_iter=500).fit(s[:, None])
+    low = int(np.argmin(gm.means_[:, 0]))
+    loc, scale = similarity_scale(x)  # 240 faces: all 28,680 pairs
+    assert abs(loc - gm.means_[low, 0]) < 0.01 * np.sqrt(gm.covariances_[low, 0, 0])
+    assert abs(scale / np.sqrt(gm.covariances_[low, 0, 0]) - 1) < 0.01
+
+
+@pytest.mark.parametrize("n_people", [2, 4, 12])
+def test_similarity_scale_finds_the_strangers_when_a_few_people_own_every_photo(n_people):
+    # two people: 50 % of the random pairs are one person; a median and MAD land among them
+    x, y = _family(n_people, 600 // n_people)
+    strangers = _stranger_pairs(x, y)
     loc, scale = similarity_scale(x)
-    u = (x / x.norm(dim=1, keepdim=True)).numpy()
-    s = (u @ u.T)[np.triu_indices(40, 1)]
-    med = np.median(s)
-    # torch's median of an even count is the lower middle value
-    assert abs(loc - np.sort(s)[(s.size - 1) // 2]) < 1e-6
-    assert abs(scale - 1.4826 * np.sort(np.abs(s - loc))[(s.size - 1) // 2]) < 1e-5
-    assert abs(loc - med) < 0.02
+    sd = float(strangers.std())
+    assert abs(loc - float(strangers.mean())) < 0.1 * sd
+    assert abs(scale / sd - 1) < 0.1
+    # a person's photos stand as far above the strangers as in a long-tailed collection
+    u = x / x.norm(dim=1, keepdim=True)
+    assert float((u[0] @ u[1] - loc) / scale) > 3
+
+
+def test_similarity_scale_of_random_directions_is_their_mean_and_sd():
+    # no same-person pairs: the mixture's upper part is not apart, so all pairs are read
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 32, generator=g)
+    u = x / x.norm(dim=1, keepdim=True)
+    s = (u @ u.T)[np.triu_indices(300, 1)].double()
+    loc, scale = similarity_scale(x)
+    assert abs(loc - float(s.mean())) < 1e-6 and abs(scale - float(s.std())) < 1e-6
+    # too few pairs to fit a mixture on: their mean and sd too
+    tiny = torch.randn(4, 8, generator=g)
+    ut = tiny / tiny.norm(dim=1, keepdim=True)
+    st = (ut @ ut.T)[np.triu_indices(4, 1)].double()
+    assert similarity_scale(tiny) == pytest.approx((float(st.mean()), float(st.std())))
 
 
 def test_similarity_scale_is_seeded_and_rejects_bad_input():

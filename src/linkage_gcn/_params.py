@@ -503,6 +503,7 @@ PARAMS: dict[str, Rule] = {
     "merge": Options("linkage_gcn.merges:MERGES"),
     "calibration": Options(("train", "cv")),
     "cv_folds": Integer(2),
+    "cv_family": Integer(2, optional=True),
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
