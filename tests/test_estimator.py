@@ -520,7 +520,8 @@ def test_family_view_keeps_the_people_with_many_faces_per_collection():
     rows, fam = estimator_module._family_view(labels, groups, 3, 7)
     assert rows.size == 0
     rows, fam = estimator_module._family_view(labels[:7], None, 3, 2)
-    np.testing.assert_array_equal(rows, np.arange(6)) and fam is None
+    np.testing.assert_array_equal(rows, np.arange(6))
+    assert fam is None
 
 
 def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):

@@ -77,6 +77,14 @@ def load(root: Path, embedder: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def lfw_root(data: str | None) -> Path:
+    """The lfw-dlib folder: ``data``, or the one beside the checkout; exits if absent."""
+    root = Path(data or find_shared_lfw() or "")
+    if not (root / "features_raw.npy").exists():
+        raise SystemExit("no lfw-dlib data found: pass --data PATH")
+    return root
+
+
 def scores_of(name: str, y: np.ndarray, pred: np.ndarray, seconds: float) -> dict:
     m = evaluate(y, pred)
     return {
@@ -122,9 +130,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results to this new file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    root = Path(args.data or find_shared_lfw() or "")
-    if not (root / "features_raw.npy").exists():
-        raise SystemExit("no lfw-dlib data found: pass --data PATH")
+    root = lfw_root(args.data)
     est = (
         LinkageClusterer.load(args.model) if args.model
         else LinkageClusterer.pretrained("face-any")

@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
+from bench_any_face import lfw_root, load
 
 from linkage_gcn import LinkageClusterer
-from linkage_gcn.datasets import find_shared_lfw
 from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
 
 #: The students, by name: the parameters of their ``LinkageClusterer``.
@@ -41,16 +39,6 @@ STUDENTS = {
 }
 
 
-def load_test(root: Path, embedder: str) -> tuple[np.ndarray, np.ndarray]:
-    """The test half of one embedder: raw embeddings and labels."""
-    features = (
-        np.load(root / "features_raw.npy") if embedder == "dlib"
-        else np.load(root.parent / "lfw-sface" / "features.npy")
-    )  # fmt: skip
-    rows = np.load(root / "test" / "index.npy")
-    return features[rows].astype(np.float32), np.load(root / "labels.npy")[rows]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="lfw-dlib folder (lfw-sface beside it)")
@@ -61,13 +49,11 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results to this new file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    root = Path(args.data or find_shared_lfw() or "")
-    if not (root / "features_raw.npy").exists():
-        raise SystemExit("no lfw-dlib data found: pass --data PATH")
+    root = lfw_root(args.data)
     results: dict = {"threads": args.threads, "rounds": args.rounds, "runs": []}
+    teacher = LinkageClusterer.pretrained("face-any", threads=args.threads, verbose=False)
     for embedder in args.embedders:
-        X, y = load_test(root, embedder)
-        teacher = LinkageClusterer.pretrained("face-any", threads=args.threads, verbose=False)
+        X, y = load(root, embedder)["test"]
         runs = [("face-any (teacher)", None, teacher.predict(X))]
         for name in args.students:
             est = LinkageClusterer(**STUDENTS[name], max_rounds=args.rounds, random_state=0,

@@ -887,13 +887,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 self.model_ = model.cpu().eval()
                 if _smallest(held_groups, x_held.shape[0]) < 2:
                     continue
-                held_index = self._knn(x_held, cfg["n_neighbors_predict"], collections=held_groups)
-                edge_index, scores = self._edges(
-                    x_held, held_index, cfg, self._link_inputs(x_held, held_index, cfg, held_groups)
-                )
-                scored += _split_collections(edge_index, scores, labels[held], held_groups)
+                scored += self._score_held(x_held, labels[held], held_groups, cfg)
                 if cfg["cv_family"] is not None:
-                    scored += self._score_family(x_held, labels[held], held_groups, cfg)
+                    rows, family_groups = _family_view(
+                        labels[held], held_groups, cfg["cv_family"], cfg["k1"] + 1
+                    )
+                    if rows.size:
+                        x_family = x_held[torch.from_numpy(rows).to(x_held.device)]
+                        scored += self._score_held(
+                            x_family, labels[held][rows], family_groups, cfg
+                        )
         finally:
             self.model_ = final_model
         where = f"{cfg['cv_folds']} identity-disjoint folds"
@@ -901,19 +904,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             where += f" and their family views ({len(scored)} scored collections)"
         return self._calibrate(scored, cfg, where)
 
-    def _score_family(
+    def _score_held(
         self, x: torch.Tensor, labels: np.ndarray, groups: Optional[np.ndarray],
         cfg: dict[str, Any],
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
-        """The family-shaped view of held-out faces (``cv_family``), scored by ``model_``."""
-        rows, family_groups = _family_view(labels, groups, cfg["cv_family"], cfg["k1"] + 1)
-        if rows.size == 0:
-            return []
-        x_family = x[torch.from_numpy(rows).to(x.device)]
-        index = self._knn(x_family, cfg["n_neighbors_predict"], collections=family_groups)
-        inputs = self._link_inputs(x_family, index, cfg, family_groups)
-        edge_index, scores = self._edges(x_family, index, cfg, inputs)
-        return _split_collections(edge_index, scores, labels[rows], family_groups)
+        """Faces ``model_`` never saw, scored as at predict: each collection's links, labels."""
+        index = self._knn(x, cfg["n_neighbors_predict"], collections=groups)
+        edge_index, scores = self._edges(x, index, cfg, self._link_inputs(x, index, cfg, groups))
+        return _split_collections(edge_index, scores, labels, groups)
 
     def fit_predict(self, X: Any, y: Any = None, knn_index: Any = None) -> np.ndarray:
         """Fit on labelled ``X`` and return its clusters as predicted by the model."""
@@ -1583,7 +1581,7 @@ def _family_view(
         if rows.sum() >= min_rows and np.unique(labels[rows]).size >= 2:
             keep |= rows
     rows = np.flatnonzero(keep)
-    return rows, _subset_groups(None if groups is None else groups, rows)
+    return rows, _subset_groups(groups, rows)
 
 
 def _smallest(groups: Optional[np.ndarray], n: int) -> int:
