@@ -55,7 +55,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -232,6 +232,13 @@ class StructureContext:
     size_z : torch.Tensor of shape (N,)
         ``sqrt(2 ln N_c)`` of each node's collection of ``N_c`` nodes.
     n_collections : int
+    sorted_index : torch.IntTensor of shape (N, k + 1)
+        Derived from ``knn_index``: each node's kNN list with the node itself,
+        in increasing id order, so that list overlaps and ranks are binary
+        searches (``O(k log k)`` per pair, not ``O(k**2)``).
+    sorted_column : torch.ShortTensor of shape (N, k + 1)
+        Derived: the column of each ``sorted_index`` entry in ``knn_index``
+        (``k`` for the node itself).
     """
 
     x: Tensor
@@ -242,6 +249,15 @@ class StructureContext:
     z_last: Tensor
     size_z: Tensor
     n_collections: int
+    sorted_index: Tensor = field(init=False, repr=False)
+    sorted_column: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.knn_index.shape[0]
+        own = torch.arange(n, device=self.knn_index.device)[:, None]
+        ids, column = torch.cat([self.knn_index, own], dim=1).sort(dim=1)
+        object.__setattr__(self, "sorted_index", ids.int())
+        object.__setattr__(self, "sorted_column", column.short())
 
     @classmethod
     def build(
@@ -346,19 +362,19 @@ class StructureContext:
         torch.Tensor of shape (V, N_STRUCTURE_FEATURES)
             In the order of :data:`STRUCTURE_FEATURE_NAMES`.
         """
-        u, index, k = self.x, self.knn_index, self.k
+        u, k = self.x, self.k
         z = (u.index_select(0, node) * u.index_select(0, pivot)).sum(1)
         loc, scale = self.loc.index_select(0, pivot), self.scale.index_select(0, pivot)
         z = (z - loc) / scale
         zp1, zv1 = self.z_first.index_select(0, pivot), self.z_first.index_select(0, node)
         zpk, zvk = self.z_last.index_select(0, pivot), self.z_last.index_select(0, node)
-        rows_p, rows_v = index.index_select(0, pivot), index.index_select(0, node)
-        steps = torch.arange(k, 0, -1, device=u.device, dtype=u.dtype) / k  # 1 for the nearest
-        rank_v = ((rows_p == node[:, None]) * steps).sum(1)
-        rank_p = ((rows_v == pivot[:, None]) * steps).sum(1)
-        list_p = torch.cat([rows_p, pivot[:, None]], dim=1)
-        list_v = torch.cat([rows_v, node[:, None]], dim=1)
-        inter = (list_p[:, :, None] == list_v[:, None, :]).sum((1, 2)).to(u.dtype)
+        list_p = self.sorted_index.index_select(0, pivot)
+        list_v = self.sorted_index.index_select(0, node)
+        rank_v = self._rank(list_p, pivot, node)
+        rank_p = self._rank(list_v, node, pivot)
+        # each list holds distinct ids: the overlap is how many of p's entries v's holds
+        found = torch.searchsorted(list_v, list_p).clamp_max(k)
+        inter = (list_v.gather(1, found) == list_p).sum(1).to(u.dtype)
         jaccard = inter / (2 * (k + 1) - inter)
         same = (node == pivot).to(u.dtype)
         zs = torch.stack(
@@ -369,6 +385,18 @@ class StructureContext:
             [zs[:, :6], rank_v[:, None], rank_p[:, None], jaccard[:, None], zs[:, 6:],
              same[:, None]], dim=1,
         )  # fmt: skip
+
+    def _rank(self, lists: Tensor, owner: Tensor, target: Tensor) -> Tensor:
+        """``(k - j) / k`` where ``target[i]`` is ``owner[i]``'s ``j``-th neighbour, else 0.
+
+        ``lists`` are the owners' rows of :attr:`sorted_index`; an owner itself
+        (column ``k``) reads 0, as a node absent from the list.
+        """
+        k = self.k
+        at = torch.searchsorted(lists, target[:, None].to(lists.dtype)).clamp_max(k)
+        hit = lists.gather(1, at).squeeze(1) == target
+        column = self.sorted_column.view(-1).index_select(0, owner * (k + 1) + at.squeeze(1))
+        return torch.where(hit, (k - column.to(self.x.dtype)) / k, 0.0)
 
     def __repr__(self) -> str:
         return (
