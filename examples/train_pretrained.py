@@ -12,8 +12,9 @@ features (``features="structure"``), trained on the **train halves** of LFW embe
 two face models, dlib (``lfw-dlib``) and SFace (``lfw-sface``), in two shapes each: the
 long-tailed half as it is, and its people with at least 10 faces alone (a family
 library's shape: a few people, many photos each, no strangers), four collections. Its
-link cut and cluster cut are chosen on identity-disjoint folds of those training faces,
-in both shapes (``calibration="cv"``, ``join_threshold="auto"``). The
+link cut, cluster cut and piece cut are chosen on identity-disjoint folds of those
+training faces, in both shapes (``calibration="cv"``, ``join_threshold="auto"``,
+``attach_threshold="auto"``). The
 LFW test half is never read, so it scores the shipped file (``bench_any_face.py``).
 
 Usage: python examples/train_pretrained.py [--model dlib-128|face-any] [--data DIR]
@@ -44,6 +45,7 @@ FACE_ANY = dict(
     epochs=6,
     calibration="cv",
     join_threshold="auto",
+    attach_threshold="auto",
 )
 
 
@@ -115,7 +117,7 @@ def main() -> None:
     est = RECIPES[args.model](root, args.seed, args.threads)
     est.set_params(threads=None)  # the shipped model leaves torch's threads alone
     print(f"trained in {time.perf_counter() - start:.0f} s; link cut {est.threshold_:.4f}, "
-          f"cluster cut {est.join_cut()}")  # fmt: skip
+          f"cluster cut {est.join_cut()}, piece cut {est.attach_cut()}")  # fmt: skip
     est.save(out, overwrite=args.overwrite)
     print(f"saved -> {out} ({out.stat().st_size / 2**20:.2f} MiB)")
 

@@ -469,7 +469,7 @@ def test_cv_calibration_scores_each_fold_with_a_model_that_never_saw_it(data, mo
 
     def spy_calibrate(self, scored, cfg, where):
         seen.append(("calibrate", scored, where))
-        return 0.5, None
+        return 0.5, None, None
 
     monkeypatch.setattr(LinkageClusterer, "_train", spy_train)
     monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
@@ -530,7 +530,7 @@ def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
 
     def spy_calibrate(self, scored, cfg, where):
         seen.append((scored, where))
-        return 0.5, None
+        return 0.5, None, None
 
     monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
     params = {**TINY, "calibration": "cv", "cv_folds": 3, "cv_family": 10}
@@ -699,6 +699,40 @@ def test_join_threshold_is_calibrated_applied_and_saved(tmp_path, fitted, data):
     np.testing.assert_array_equal(loaded.predict(Xt), auto.predict(Xt))
     with pytest.raises(ValueError, match="join_threshold"):
         LinkageClusterer(join_threshold=1.5).resolved_params()
+
+
+def test_attach_threshold_is_calibrated_applied_and_saved(tmp_path, fitted, data):
+    from linkage_gcn.merge import attach_clusters, join_clusters
+
+    X, y, Xt, _ = data
+    est = copy.deepcopy(fitted).set_params(merge="threshold")
+    assert est.attach_cut() is None  # off by default
+    edge_index, scores = est.predict_edges(Xt)
+    plain = est.predict(Xt)
+    est.set_params(attach_threshold=0.4)
+    assert est.attach_cut() == 0.4
+    np.testing.assert_array_equal(
+        est.predict(Xt), attach_clusters(plain, edge_index, scores, 0.4)
+    )
+    # after the join, in that order; the merge rule (the incremental clusterer's) too
+    est.set_params(join_threshold=0.6)
+    want = attach_clusters(join_clusters(plain, edge_index, scores, 0.6), edge_index, scores, 0.4)
+    np.testing.assert_array_equal(est.predict(Xt), want)
+    rule = est.merge_rule()
+    np.testing.assert_array_equal(rule(edge_index, scores, len(Xt), est.link_threshold()), want)
+    # "auto": the best of the grid on the training scores (no better fixed piece cut), saved
+    auto = LinkageClusterer(**{**fitted.get_params(), "attach_threshold": "auto"}).fit(X, y)
+    assert auto.attach_threshold_ in (None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    e, s = auto.predict_edges(X)
+    best = bcubed_fscore(y, auto.cluster_edges(e, s, len(X)))[2]
+    for attach in (None, 0.3, 0.5, 0.8):
+        trial = copy.deepcopy(auto).set_params(attach_threshold=attach)
+        assert bcubed_fscore(y, trial.cluster_edges(e, s, len(X)))[2] <= best + 1e-12
+    loaded = LinkageClusterer.load(auto.save(tmp_path / "attached.pt"))
+    assert loaded.attach_threshold_ == auto.attach_threshold_
+    np.testing.assert_array_equal(loaded.predict(Xt), auto.predict(Xt))
+    with pytest.raises(ValueError, match="attach_threshold"):
+        LinkageClusterer(attach_threshold=-0.1).resolved_params()
 
 
 def test_fit_without_labels_self_trains_from_the_teacher(tmp_path, fitted, data):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from linkage_gcn.merge import (
+    attach_clusters,
     constrained_components,
     join_clusters,
     pool_pair_scores,
@@ -884,25 +885,18 @@ def test_inside_skip_validation_the_edge_scans_are_skipped_with_the_same_result(
 # ---------------------------------------------------------------- join_clusters
 
 
-def _join_reference(labels, edge_index, scores, threshold, names=None):
-    """join_clusters from its definition: loops over cluster pairs, then a union-find."""
-    labels = np.asarray(labels)
-    clusters = sorted(set(labels.tolist()))
-    size = {c: int((labels == c).sum()) for c in clusters}
-    links = defaultdict(list)
-    for u, v, s in zip(edge_index[0], edge_index[1], scores):
-        a, b = labels[u], labels[v]
-        if a != b:
-            links[min(a, b), max(a, b)].append(s)
+def _cluster_names_reference(labels, clusters, names):
+    """The name each cluster holds (-1: none), node by node."""
     name = {c: -1 for c in clusters}
     if names is not None:
         for node, nm in enumerate(names):
             if nm >= 0:
                 name[labels[node]] = nm
-    passing = [
-        (np.mean(ss), a, b) for (a, b), ss in links.items()
-        if np.mean(ss) >= threshold and len(ss) >= min(size[a], size[b])
-    ]  # fmt: skip
+    return name
+
+
+def _unite_reference(labels, clusters, passing, name):
+    """Union-find over ``passing`` (mean, a, b) by decreasing mean, never two names in one."""
     parent = {c: c for c in clusters}
 
     def find(c):
@@ -917,6 +911,24 @@ def _join_reference(labels, edge_index, scores, threshold, names=None):
         parent[rb] = ra
         name[ra] = max(name[ra], name[rb])
     return np.array([find(c) for c in labels])
+
+
+def _join_reference(labels, edge_index, scores, threshold, names=None):
+    """join_clusters from its definition: loops over cluster pairs, then a union-find."""
+    labels = np.asarray(labels)
+    clusters = sorted(set(labels.tolist()))
+    size = {c: int((labels == c).sum()) for c in clusters}
+    links = defaultdict(list)
+    for u, v, s in zip(edge_index[0], edge_index[1], scores):
+        a, b = labels[u], labels[v]
+        if a != b:
+            links[min(a, b), max(a, b)].append(s)
+    name = _cluster_names_reference(labels, clusters, names)
+    passing = [
+        (np.mean(ss), a, b) for (a, b), ss in links.items()
+        if np.mean(ss) >= threshold and len(ss) >= min(size[a], size[b])
+    ]  # fmt: skip
+    return _unite_reference(labels, clusters, passing, name)
 
 
 def _same_partition(a, b):
@@ -972,6 +984,87 @@ def test_join_clusters_refines_never_splits():
 def test_join_clusters_errors(args, match):
     with pytest.raises(ValueError, match=match):
         join_clusters(*args)
+
+
+# -------------------------------------------------------------- attach_clusters
+
+
+def _attach_reference(labels, edge_index, scores, threshold, names=None):
+    """attach_clusters from its definition: each cluster's outside links by target, in loops."""
+    labels = np.asarray(labels)
+    clusters = sorted(set(labels.tolist()))
+    size = {c: int((labels == c).sum()) for c in clusters}
+    out = defaultdict(lambda: defaultdict(list))  # cluster -> target -> scores
+    for u, v, s in zip(edge_index[0], edge_index[1], scores):
+        a, b = labels[u], labels[v]
+        if a != b:
+            out[a][b].append(s)
+            out[b][a].append(s)
+    name = _cluster_names_reference(labels, clusters, names)
+    passing = []
+    for a, targets in out.items():
+        leaving = sum(len(ss) for ss in targets.values())
+        b = max(targets, key=lambda t: (len(targets[t]), np.mean(targets[t]), -t))
+        mean = np.mean(targets[b])
+        if 2 * len(targets[b]) >= leaving and size[b] > size[a] and mean >= threshold:
+            passing.append((mean, a, b))
+    return _unite_reference(labels, clusters, passing, name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_attach_clusters_matches_definition(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    # clusters of many sizes, so that pieces and larger clusters both occur
+    labels = np.minimum(rng.geometric(0.15, n), 20)
+    edge_index = rng.integers(0, n, (2, 300))
+    scores = rng.random(300)
+    for threshold in (0.2, 0.4, 0.6):
+        got = attach_clusters(labels, edge_index, scores, threshold)
+        assert _same_partition(got, _attach_reference(labels, edge_index, scores, threshold))
+        names = np.where(rng.random(n) < 0.15, labels % 3, -1)
+        first = {c: names[labels == c].max() for c in set(labels.tolist())}
+        names = np.where(names >= 0, [first[c] for c in labels], -1)
+        got = attach_clusters(labels, edge_index, scores, threshold, names=names)
+        want = _attach_reference(labels, edge_index, scores, threshold, names)
+        assert _same_partition(got, want)
+        for c in set(got.tolist()):  # no cluster holds two names
+            assert len(set(names[(got == c) & (names >= 0)].tolist())) <= 1
+
+
+def test_attach_clusters_takes_pieces_into_the_cluster_their_links_lead_to():
+    # cluster {0..3}; the piece {4, 5} has three links into it and one to the singleton 6
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    edge_index = np.array([[0, 1, 2, 0, 1, 2, 4, 5], [1, 2, 3, 4, 4, 4, 5, 6]])
+    scores = np.array([0.9, 0.9, 0.9, 0.7, 0.7, 0.7, 0.9, 0.8])
+    # {4, 5} joins {0..3} (3 of its 4 outside links, mean 0.7); 6 follows it (its one link)
+    assert attach_clusters(labels, edge_index, scores, 0.6).tolist() == [0] * 7
+    # a minority is not enough: with four more links from {4, 5} elsewhere, it stays out
+    # (6 still joins it: {4, 5} is larger); 7 and 8 link to it too weakly
+    more = np.concatenate([edge_index, [[4, 5, 4, 5], [7, 7, 8, 8]]], axis=1)
+    got = attach_clusters(np.r_[labels, 3, 4], more, np.r_[scores, [0.1] * 4], 0.6)
+    assert got.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 3]
+    # too weak a mean: nothing moves (renumbered only)
+    assert attach_clusters(labels + 5, edge_index, scores, 0.85).tolist() == [
+        0, 0, 0, 0, 1, 1, 2,
+    ]  # fmt: skip
+    # an equal-sized neighbour is not "larger": two singletons stay apart
+    assert attach_clusters([0, 1], [[0], [1]], [0.99], 0.5).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([0, 1], [[0], [1]], [0.5], float("nan")), "threshold"),
+        (([0, 1], [[0], [5]], [0.5], 0.5), "edge_index"),
+        (([0, 1], [[0], [1]], [float("nan")], 0.5), "scores"),
+        (([0.5, 1], [[0], [1]], [0.5], 0.5), "labels"),
+        (([0, 1], [[0], [1]], [0.5], 0.5, [0]), "names"),
+    ],
+)
+def test_attach_clusters_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        attach_clusters(*args)
 
 
 # ---------------------------------------------------------------------- separate_groups

@@ -507,6 +507,7 @@ PARAMS: dict[str, Rule] = {
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
+    "attach_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),
     "cascade": Flag(),
     # self-training (fit without labels)
     "teacher": Check(

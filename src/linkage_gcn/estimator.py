@@ -24,7 +24,7 @@ from ._validation import check_features, check_int, check_labels, check_real
 from .cascade import MIN_NODES as CASCADE_MIN_NODES
 from .cascade import Cascade, fit_cascade
 from .knn import check_knn_index, knn
-from .merge import join_clusters, pool_pair_scores
+from .merge import attach_clusters, join_clusters, pool_pair_scores
 from .merges import resolve_merge
 from .metrics import bcubed_fscore
 from .model_selection import identity_folds
@@ -46,6 +46,8 @@ _SELF_TRAINING_AGREEMENT = 0.995
 
 #: Cluster cuts tried when ``join_threshold="auto"`` (``None``: no join).
 _JOIN_GRID = (None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Piece cuts tried when ``attach_threshold="auto"`` (``None``: no attachment).
+_ATTACH_GRID = (None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 #: Run an estimator method with the estimator's ``threads`` CPU threads.
@@ -145,6 +147,15 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         among the candidates), see ``calibration``; the links of people the
         model has seen rarely split, so ``calibration="cv"`` is where it
         pays.
+    attach_threshold : float, "auto" or None
+        A third cut, on pieces (:func:`~linkage_gcn.merge.attach_clusters`):
+        after the join, a cluster is attached to the larger cluster that
+        holds at least half of the scored links leaving it, when those links
+        average at least ``attach_threshold``. It takes a person's odd photos
+        (singletons and small pieces whose links nearly all lead into the
+        person's main cluster) into that cluster. ``None`` (default): no
+        attachment. ``"auto"``: chosen at fit time with the other two cuts
+        (``None`` among the candidates), see ``calibration``.
     teacher : str, LinkageClusterer or None
         ``fit(X)`` without labels (self-training): the model whose clusters of
         ``X`` are the first pseudo-identities, a pretrained model's name
@@ -159,10 +170,10 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         One by default: later rounds learn the previous round's mistakes as
         well as its clusters (docs/any_face.md has the figures).
     calibration : {"train", "cv"}
-        Where ``threshold="auto"`` (and ``join_threshold="auto"``) is
-        chosen. ``"train"`` (default) picks it on the final model's scores of
-        its own training set: the cut follows that model's own score scale,
-        which varies between training runs.
+        Where ``"auto"`` cuts (``threshold``, ``join_threshold``,
+        ``attach_threshold``) are chosen. ``"train"`` (default) picks them
+        on the final model's scores of its own training set: the cuts follow
+        that model's own score scale, which varies between training runs.
         ``"cv"`` trains ``cv_folds`` more models on identity-disjoint folds of
         the training set and picks the cut on the links of the people each
         did not see (how a model scores new people), then applies it to the
@@ -236,6 +247,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         The cluster cut chosen at fit time (``join_threshold`` itself, or the
         calibrated one for ``"auto"``; ``None``: no join), read as
         ``threshold_`` is.
+    attach_threshold_ : float or None
+        The piece cut chosen at fit time, as ``join_threshold_``.
     labels_ : numpy.ndarray of shape (n_samples,)
         Clusters of the training set, predicted with the fitted model.
     history_ : list of dict
@@ -299,6 +312,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         merge: str = "chinese-whispers",
         threshold: Union[float, str] = "auto",
         join_threshold: Union[float, str, None] = None,
+        attach_threshold: Union[float, str, None] = None,
         teacher: Any = "face-any",
         max_rounds: int = 1,
         calibration: str = "train",
@@ -338,6 +352,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.merge = merge
         self.threshold = threshold
         self.join_threshold = join_threshold
+        self.attach_threshold = attach_threshold
         self.teacher = teacher
         self.max_rounds = max_rounds
         self.calibration = calibration
@@ -620,7 +635,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             rounds.append({
                 "round": r + 1, "pseudo_identities": n_pseudo,
                 "agreement_with_previous": agreement, "threshold": self.threshold_,
-                "join_threshold": self.join_threshold_, "seconds": time.perf_counter() - start,
+                "join_threshold": self.join_threshold_,
+                "attach_threshold": self.attach_threshold_,
+                "seconds": time.perf_counter() - start,
             })  # fmt: skip
             previous = pseudo
             teacher = copy.deepcopy(self)
@@ -683,16 +700,17 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 # a merge that sets its own thresholds (the propagation) leaves threshold_ unused
                 self.threshold_ = 0.5 if cfg["threshold"] == "auto" else float(cfg["threshold"])
                 self.join_threshold_ = cfg["join_threshold"]
+                self.attach_threshold_ = cfg["attach_threshold"]
             elif reference is not None:
-                self.threshold_, self.join_threshold_ = self._calibrate(
+                self.threshold_, self.join_threshold_, self.attach_threshold_ = self._calibrate(
                     [(edge_index, scores, reference)], cfg, "the teacher's clusters"
                 )
             elif cfg["calibration"] == "cv":
-                self.threshold_, self.join_threshold_ = self._calibrate_cv(
+                self.threshold_, self.join_threshold_, self.attach_threshold_ = self._calibrate_cv(
                     x, labels, cfg, seed, groups
                 )
             else:
-                self.threshold_, self.join_threshold_ = self._calibrate(
+                self.threshold_, self.join_threshold_, self.attach_threshold_ = self._calibrate(
                     _split_collections(edge_index, scores, labels, groups), cfg,
                     "training set" if groups is None else f"{groups.max() + 1} collections",
                 )
@@ -711,7 +729,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         n = x.shape[0]
         hop1 = index[:, : directed.shape[1]]
         context = self._prior_context(x, index, cfg, inputs, groups)
-        threshold, join = self.link_threshold(), self.join_cut()
+        threshold, cuts = self.link_threshold(), self._cluster_cuts()
         src = torch.arange(n, device=x.device).repeat_interleave(hop1.shape[1])
         truth = np.asarray(labels)
         group_of = np.zeros(n, dtype=np.int64) if groups is None else groups
@@ -726,7 +744,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             e, s = pool_pair_scores(a[keep], b[keep], scores.reshape(-1)[keep],
                                     num_nodes=nodes.size, pool=cfg["pool"])  # fmt: skip
             merged = self._merge_at(e.cpu().numpy(), s.cpu().numpy(), nodes.size, cfg,
-                                    threshold, join)  # fmt: skip
+                                    threshold, *cuts)  # fmt: skip
             g = group_of[nodes]
             return [bcubed_fscore(truth[nodes][g == c], merged[g == c])[2] for c in np.unique(g)]
 
@@ -859,7 +877,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         cfg: dict[str, Any],
         seed: int,
         groups: Optional[np.ndarray] = None,
-    ) -> tuple[float, Optional[float]]:
+    ) -> tuple[float, Optional[float], Optional[float]]:
         """Choose the cuts on identity-disjoint folds, each scored by a model that never saw it."""
         folds = identity_folds(labels, cfg["cv_folds"], random_state=seed)
         scored = []
@@ -1091,31 +1109,43 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         scored: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         cfg: dict[str, Any],
         where: str,
-    ) -> tuple[float, Optional[float]]:
+    ) -> tuple[float, Optional[float], Optional[float]]:
         """The cuts maximising the mean B-Cubed F of the merge over labelled scored sets.
 
         The link cut (``threshold="auto"``): a coarse grid (steps of 0.1),
         then a finer one (0.025) around its best; at each, every cluster cut
-        of ``join_threshold="auto"`` (one merge per link cut, the joins on
-        its clusters). A fixed ``threshold`` or ``join_threshold`` is the
-        only candidate of its own.
+        of ``join_threshold="auto"`` and, after each join, every piece cut of
+        ``attach_threshold="auto"`` (one merge per link cut). A fixed
+        ``threshold``, ``join_threshold`` or ``attach_threshold`` is the only
+        candidate of its own.
         """
         joins = _JOIN_GRID if cfg["join_threshold"] == "auto" else (cfg["join_threshold"],)
-        tried: dict[tuple[float, Optional[float]], float] = {}
+        attaches = (
+            _ATTACH_GRID if cfg["attach_threshold"] == "auto" else (cfg["attach_threshold"],)
+        )
+        combos = [(j, a) for j in joins for a in attaches]
+        tried: dict[tuple[float, Optional[float], Optional[float]], float] = {}
 
         def try_cut(th: float) -> None:
-            fs = np.zeros(len(joins))
+            fs = np.zeros(len(combos))
             for e, s, y in scored:
                 labels = self._merge_at(e, s, y.shape[0], cfg, th)
-                for i, join in enumerate(joins):
+                i = 0
+                for join in joins:
                     joined = labels if join is None else join_clusters(labels, e, s, join)
-                    fs[i] += bcubed_fscore(y, joined)[2]
-            tried.update({(th, join): f / len(scored) for join, f in zip(joins, fs)})
+                    for attach in attaches:
+                        out = joined if attach is None else attach_clusters(joined, e, s, attach)
+                        fs[i] += bcubed_fscore(y, out)[2]
+                        i += 1
+            tried.update({(th, *c): f / len(scored) for c, f in zip(combos, fs)})
 
-        def best() -> tuple[float, Optional[float]]:
-            # ties: the lower link cut, then no join, then the lower cluster cut
-            return max(sorted(tried, key=lambda k: (k[0], -1 if k[1] is None else k[1])),
-                       key=tried.get)  # fmt: skip
+        def best() -> tuple[float, Optional[float], Optional[float]]:
+            # ties: the lower link cut, then no join, the lower cluster cut, no attachment,
+            # the lower piece cut
+            return max(
+                sorted(tried, key=lambda k: (k[0], *(-1 if c is None else c for c in k[1:]))),
+                key=tried.get,
+            )
 
         start = time.perf_counter()
         if cfg["threshold"] != "auto":
@@ -1125,16 +1155,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 try_cut(float(th))
             coarse = best()[0]
             for th in np.round(np.arange(coarse - 0.075, coarse + 0.08, 0.025), 4):
-                if 0 < th < 1 and (float(th), joins[0]) not in tried:
+                if 0 < th < 1 and (float(th), *combos[0]) not in tried:
                     try_cut(float(th))
-        cut, join = best()
+        cut, join, attach = best()
         logger.info(
-            "link cut calibrated on %s: %.4f, cluster cut %s (B-Cubed F %.4f, %s merge, "
-            "%d cuts tried in %.1f s)",
-            where, cut, "none" if join is None else f"{join:.4g}", tried[cut, join],
+            "link cut calibrated on %s: %.4f, cluster cut %s, piece cut %s (B-Cubed F %.4f, "
+            "%s merge, %d cuts tried in %.1f s)",
+            where, cut, _cut_text(join), _cut_text(attach), tried[cut, join, attach],
             cfg["merge"], len(tried), time.perf_counter() - start,
         )  # fmt: skip
-        return cut, join
+        return cut, join, attach
 
     def cluster_edges(self, edge_index: Any, scores: Any, n_samples: int) -> np.ndarray:
         """Merge scored links into clusters with this clusterer's merge settings.
@@ -1186,6 +1216,24 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         join = check_param("join_threshold", self.join_threshold)
         return getattr(self, "join_threshold_", None) if join == "auto" else join
 
+    def attach_cut(self) -> Optional[float]:
+        """The piece cut :meth:`predict` uses: ``attach_threshold`` (``attach_threshold_`` if auto).
+
+        ``None``: pieces are not attached (see ``attach_threshold``).
+
+        Examples
+        --------
+        >>> LinkageClusterer.pretrained("dlib-128").attach_cut() is None
+        True
+        """
+        check_is_fitted(self, "model_")
+        attach = check_param("attach_threshold", self.attach_threshold)
+        return getattr(self, "attach_threshold_", None) if attach == "auto" else attach
+
+    def _cluster_cuts(self) -> tuple[Optional[float], Optional[float]]:
+        """The cuts after the merge: ``(join_cut(), attach_cut())``."""
+        return self.join_cut(), self.attach_cut()
+
     def merge_rule(self, *, constrained: bool = False) -> Callable[..., np.ndarray]:
         """The clusterer's merge (``merge``, ``merge_runs``, its seed) as a function.
 
@@ -1219,22 +1267,28 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 merge.cluster, runs=cfg["merge_runs"], max_size=cfg["max_size"],
                 step=cfg["step"], random_state=seed,
             )  # fmt: skip
-        join = self.join_cut() if self.__sklearn_is_fitted__() else cfg["join_threshold"]
-        if join is None or join == "auto":
+        cuts = (
+            self._cluster_cuts() if self.__sklearn_is_fitted__()
+            else (cfg["join_threshold"], cfg["attach_threshold"])
+        )  # fmt: skip
+        cuts = tuple(None if c == "auto" else c for c in cuts)
+        if cuts == (None, None):
             return rule
-        return functools.partial(_joined, rule, join)
+        return functools.partial(_joined, rule, *cuts)
 
     def _merge(self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any]) -> np.ndarray:
         start = time.perf_counter()
-        threshold, join = self.link_threshold(), self.join_cut()
-        labels = self._merge_at(edge_index, scores, n, cfg, threshold, join)
+        threshold, (join, attach) = self.link_threshold(), self._cluster_cuts()
+        labels = self._merge_at(edge_index, scores, n, cfg, threshold, join, attach)
         if logger.isEnabledFor(logging.INFO):
             sizes = np.bincount(labels)
             how = (
                 f"{cfg['merge']}, cut {threshold:.4g}"
                 if resolve_merge(cfg["merge"]).uses_threshold
                 else f"{cfg['merge']}, max_size={cfg['max_size']}, step={cfg['step']:g}"
-            ) + ("" if join is None else f", clusters joined at {join:.4g}")
+            ) + ("" if join is None else f", clusters joined at {join:.4g}") + (
+                "" if attach is None else f", pieces attached at {attach:.4g}"
+            )
             logger.info(
                 "merged %d items into %d clusters (%d singletons; %s) in %.1f s",
                 n, sizes.size, int((sizes == 1).sum()), how, time.perf_counter() - start,
@@ -1243,14 +1297,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _merge_at(
         self, edge_index: Any, scores: Any, n: int, cfg: dict[str, Any], threshold: float,
-        join: Optional[float] = None,
+        join: Optional[float] = None, attach: Optional[float] = None,
     ) -> np.ndarray:  # fmt: skip
-        """Cluster scored links with the configured merge at link cut ``threshold``, then join."""
+        """Cluster scored links with the configured merge at link cut ``threshold``, then cut."""
         labels = resolve_merge(cfg["merge"], check_available=False).cluster(
             edge_index, scores, n, threshold, runs=cfg["merge_runs"], max_size=cfg["max_size"],
             step=cfg["step"], random_state=self._merge_seed(),
         )  # fmt: skip
-        return labels if join is None else join_clusters(labels, edge_index, scores, join)
+        return _cut_clusters(labels, edge_index, scores, join, attach)
 
     def _merge_seed(self) -> Optional[int]:
         """A fixed seed for randomised merges when ``random_state`` is an int."""
@@ -1285,6 +1339,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             "n_features_in_": self.n_features_in_,
             "threshold_": self.threshold_,
             "join_threshold_": getattr(self, "join_threshold_", None),
+            "attach_threshold_": getattr(self, "attach_threshold_", None),
             "history_": self.history_,
             "self_training_": getattr(self, "self_training_", []),
             "cascade_": None if getattr(self, "cascade_", None) is None else self.cascade_.state(),
@@ -1334,6 +1389,11 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             est.join_threshold_ = (
                 None if join is None
                 else check_real(join, "join_threshold_", minimum=0, maximum=1)
+            )  # fmt: skip
+            attach = state.get("attach_threshold_")  # absent from checkpoints before 0.4
+            est.attach_threshold_ = (
+                None if attach is None
+                else check_real(attach, "attach_threshold_", minimum=0, maximum=1)
             )  # fmt: skip
             est.history_ = _check_history(state["history_"])
             est.self_training_ = _check_history(state.get("self_training_", []))
@@ -1415,15 +1475,30 @@ def _saved_teacher(teacher: Any) -> dict[str, Any]:
 
 def _calibrated(cfg: dict[str, Any]) -> bool:
     """Whether fit chooses a cut on labelled scores (``"auto"`` of a merge that has one)."""
-    auto = cfg["threshold"] == "auto" or cfg["join_threshold"] == "auto"
+    auto = "auto" in (cfg["threshold"], cfg["join_threshold"], cfg["attach_threshold"])
     return auto and resolve_merge(cfg["merge"]).uses_threshold
 
 
-def _joined(rule: Callable[..., np.ndarray], join: float, edge_index: Any, scores: Any,
-            num_nodes: int, threshold: float, *names: Any) -> np.ndarray:  # fmt: skip
-    """A merge rule's clusters joined at the cluster cut ``join`` (names kept apart)."""
+def _joined(rule: Callable[..., np.ndarray], join: Optional[float], attach: Optional[float],
+            edge_index: Any, scores: Any, num_nodes: int, threshold: float,
+            *names: Any) -> np.ndarray:  # fmt: skip
+    """A merge rule's clusters after the cluster cuts (names kept apart)."""
     labels = rule(edge_index, scores, num_nodes, threshold, *names)
-    return join_clusters(labels, edge_index, scores, join, *names)
+    return _cut_clusters(labels, edge_index, scores, join, attach, *names)
+
+
+def _cut_clusters(labels: np.ndarray, edge_index: Any, scores: Any, join: Optional[float],
+                  attach: Optional[float], *names: Any) -> np.ndarray:  # fmt: skip
+    """The cuts after a merge: clusters joined at ``join``, then pieces attached at ``attach``."""
+    if join is not None:
+        labels = join_clusters(labels, edge_index, scores, join, *names)
+    if attach is not None:
+        labels = attach_clusters(labels, edge_index, scores, attach, *names)
+    return labels
+
+
+def _cut_text(cut: Optional[float]) -> str:
+    return "none" if cut is None else f"{cut:.4g}"
 
 
 def _mean_tensor(mean: Optional[np.ndarray]) -> Optional[torch.Tensor]:

@@ -10,6 +10,9 @@ scale to millions of edges (no Python loop per node or per edge):
 * :func:`join_clusters` joins the clusters of a merge whose links to each
   other score high on average (average linkage between clusters, a second
   cut that mends people split by the first);
+* :func:`attach_clusters` attaches each piece whose links leaving it mostly
+  go to one larger cluster (a person's odd photos, left out of their main
+  cluster), when those links score high enough on average;
 * :func:`separate_groups` splits the clusters holding two nodes of one group
   (the faces of one photo) along their weakest links, so that no cluster
   holds a group twice (a cannot-link between every two nodes of a group);
@@ -59,6 +62,7 @@ from ._validation import (
 
 __all__ = [
     "POOLS",
+    "attach_clusters",
     "check_step",
     "constrained_components",
     "join_clusters",
@@ -360,17 +364,96 @@ def join_clusters(
     sizes = np.bincount(comp, minlength=n_clusters)
     ca, cb = pair // max(n_clusters, 1), pair % max(n_clusters, 1)
     keep = (mean >= threshold) & (count >= np.minimum(sizes[ca], sizes[cb]))
-    if group is None:
-        return _first_appearance(_components(ca[keep], cb[keep], n_clusters)[0][comp])
-    # one name per cluster at most (the merge's constraint); -1 for an unnamed cluster
-    cluster_name = np.full(n_clusters, -1, dtype=np.int64)
-    named = group >= 0
-    cluster_name[comp[named]] = group[named]
-    joined = constrained_components(
-        np.stack([ca[keep], cb[keep]]), mean[keep], max(n_clusters, 1), threshold,
-        cluster_name if n_clusters else None, must_link=False,
-    )  # fmt: skip
-    return _first_appearance(joined[comp])
+    return _unite_clusters(comp, ca[keep], cb[keep], mean[keep], threshold, group)
+
+
+def attach_clusters(
+    labels: ArrayLike,
+    edge_index: ArrayLike,
+    scores: ArrayLike,
+    threshold: float,
+    names: Optional[ArrayLike] = None,
+) -> np.ndarray:
+    """Attach each cluster to the larger cluster that holds most of its outside links.
+
+    A person's odd photos (profile, poor light, another decade) score below a
+    merge's cut against each of their own neighbours, so they end as
+    singletons or small pieces beside the person's main cluster, although
+    nearly all their links lead into it. :func:`join_clusters` cannot take
+    them without joining whole clusters at the same low average. This rule
+    looks from the piece instead: a cluster ``A`` is attached to the cluster
+    ``B`` that holds the **majority** of the scored links leaving ``A`` (at
+    least half of them) when ``B`` is larger than ``A`` and those links
+    average ``threshold`` or more. A stranger beside a large cluster has
+    links to it too, but the link model scores them low. Attachments are
+    taken once, as the connected components of the cluster pairs that pass
+    (a piece of a piece reaches the main cluster).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        The clusters of a merge (any integer ids).
+    edge_index, scores
+        The scored links the merge clustered, all of them (those below its
+        cut too), as :func:`threshold_components`.
+    threshold : float
+        The cut on the mean score of a piece's links to the cluster it joins.
+    names : array-like of int, shape (N,), optional
+        Name ids (``-1`` for unnamed), as :func:`constrained_components`:
+        two clusters holding different names are never put together.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        The clusters after attachment, numbered as the module's conventions say.
+
+    Raises
+    ------
+    ValueError
+        On an edge set that breaks the module's conventions, ``labels`` that
+        are not one integer per node, or a non-finite ``threshold``.
+
+    Examples
+    --------
+    Nodes 0-3 are one cluster. The singleton 4 has three links into it
+    (mean 0.6) and one to the singleton 5; the singleton 6 has one link into
+    it, scoring 0.3:
+
+    >>> edge_index = np.array([[0, 1, 2, 0, 1, 2, 4, 6], [1, 2, 3, 4, 4, 4, 5, 0]])
+    >>> scores = np.array([0.95, 0.95, 0.95, 0.6, 0.6, 0.6, 0.2, 0.3])
+    >>> attach_clusters([0, 0, 0, 0, 1, 2, 3], edge_index, scores, 0.5)
+    array([0, 0, 0, 0, 0, 1, 2])
+    >>> attach_clusters([0, 0, 0, 0, 1, 2, 3], edge_index, scores, 0.7)
+    array([0, 0, 0, 0, 1, 2, 3])
+    >>> names = [0, -1, -1, -1, 1, -1, -1]
+    >>> attach_clusters([0, 0, 0, 0, 1, 2, 3], edge_index, scores, 0.5, names=names)
+    array([0, 0, 0, 0, 1, 2, 3])
+    """
+    comp = _first_appearance(np.asarray(check_labels(labels, name="labels"), dtype=np.int64))
+    edges = _edges_numpy(edge_index, scores, max(comp.size, 1))
+    threshold = check_real(threshold, "threshold")
+    group = _check_names(names, edges.n)
+    n_clusters = int(comp.max()) + 1 if comp.size else 0
+    a, b = comp[edges.u], comp[edges.v]
+    out = a != b
+    # each link leaving a cluster, seen from both of its ends
+    src, dst = np.concatenate([a[out], b[out]]), np.concatenate([b[out], a[out]])
+    s = np.concatenate([edges.s[out], edges.s[out]])
+    pair, inverse = np.unique(src * max(n_clusters, 1) + dst, return_inverse=True)
+    count = np.bincount(inverse, minlength=pair.size)
+    mean = np.bincount(inverse, s, minlength=pair.size) / np.maximum(count, 1)
+    ca, cb = pair // max(n_clusters, 1), pair % max(n_clusters, 1)
+    leaving = np.bincount(src, minlength=n_clusters)
+    sizes = np.bincount(comp, minlength=n_clusters)
+    # the majority cluster of each piece: the most links, then the higher mean (one per piece)
+    order = np.lexsort((-mean, -count, ca))
+    first = order[np.r_[True, ca[order][1:] != ca[order][:-1]]] if order.size else order
+    keep = first[
+        (2 * count[first] >= leaving[ca[first]])
+        & (sizes[cb[first]] > sizes[ca[first]])
+        & (mean[first] >= threshold)
+    ]
+    return _unite_clusters(comp, ca[keep], cb[keep], mean[keep], threshold, group)
 
 
 def separate_groups(
@@ -737,6 +820,30 @@ def _components(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     graph = sp.csr_matrix((np.ones(u.size, dtype=np.bool_), (u, v)), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
     return comp.astype(np.int64, copy=False), int(n_comp)
+
+
+def _unite_clusters(
+    comp: np.ndarray, ca: np.ndarray, cb: np.ndarray, weight: np.ndarray, threshold: float,
+    group: Optional[np.ndarray],
+) -> np.ndarray:  # fmt: skip
+    """Node labels after uniting the cluster pairs ``(ca, cb)`` of ``comp`` (names kept apart).
+
+    Without names, the connected components of the pairs; with names (checked, one per
+    node), :func:`constrained_components` on the pairs weighted by ``weight`` (all at
+    least ``threshold``), so that no cluster ends with two names.
+    """
+    n_clusters = int(comp.max()) + 1 if comp.size else 0
+    if group is None:
+        return _first_appearance(_components(ca, cb, n_clusters)[0][comp])
+    # one name per cluster at most (the merge's constraint); -1 for an unnamed cluster
+    cluster_name = np.full(n_clusters, -1, dtype=np.int64)
+    named = group >= 0
+    cluster_name[comp[named]] = group[named]
+    united = constrained_components(
+        np.stack([ca, cb]), weight, max(n_clusters, 1), threshold,
+        cluster_name if n_clusters else None, must_link=False,
+    )  # fmt: skip
+    return _first_appearance(united[comp])
 
 
 def _check_names(names: Optional[ArrayLike], num_nodes: int) -> Optional[np.ndarray]:
