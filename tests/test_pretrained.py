@@ -79,7 +79,9 @@ def test_face_any_takes_any_width_and_scale():
     assert info.n_features is None and info.card == "docs/any_face.md"
     est = LinkageClusterer.pretrained("face-any", threads=1, verbose=False)
     assert est.features == "structure" and est.metric == "cosine"
-    assert est.join_cut() is not None  # its cluster cut travels inside it
+    # its cluster cuts, chosen on its folds, travel inside it
+    assert est.join_threshold == est.attach_threshold == "auto"
+    assert est.attach_cut() == est.attach_threshold_ is not None
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((12, 512))
     y = np.repeat(np.arange(12), 8)

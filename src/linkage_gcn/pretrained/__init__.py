@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="7a4df932ffc2c8731a49af1f22becb9f56024dbdebb156fc9fe13b98de602864",
+        sha256="44087f1a699bba082744e06d1f1c4efd17d3edb655d0e15a89c615e8cb25eba2",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
