@@ -6,10 +6,11 @@ no labels (``fit(X)``: the teacher, the shipped ``face-any``, clusters them; the
 trains on its clusters and chooses its cuts to agree with them), then clusters the same
 faces. The labels only score. Students:
 
-* ``embedding``  ``LinkageClusterer(join_threshold="auto")``: learns the face model's own
-                 coordinates from the collection;
+* ``embedding``  ``LinkageClusterer(join_threshold="auto", attach_threshold="auto")``:
+                 learns the face model's own coordinates from the collection;
 * ``structure``  ``LinkageClusterer(features="structure", hidden_channels=(256, 256, 128,
-                 128), epochs=6, join_threshold="auto")``: stays embedder-agnostic.
+                 128), epochs=6, join_threshold="auto", attach_threshold="auto")``: stays
+                 embedder-agnostic.
 
 The teacher's own figures are printed beside them.
 
@@ -31,10 +32,10 @@ from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
 
 #: The students, by name: the parameters of their ``LinkageClusterer``.
 STUDENTS = {
-    "embedding": dict(join_threshold="auto"),
+    "embedding": dict(join_threshold="auto", attach_threshold="auto"),
     "structure": dict(
         features="structure", hidden_channels=(256, 256, 128, 128), epochs=6,
-        join_threshold="auto",
+        join_threshold="auto", attach_threshold="auto",
     ),
 }
 
