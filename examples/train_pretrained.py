@@ -13,7 +13,8 @@ two face models, dlib (``lfw-dlib``) and SFace (``lfw-sface``), in two shapes ea
 long-tailed half as it is, and its people with at least 10 faces alone (a family
 library's shape: a few people, many photos each, no strangers), four collections. Its
 link cut, cluster cut and piece cut are chosen on identity-disjoint folds of those
-training faces, in both shapes (``calibration="cv"``, ``join_threshold="auto"``,
+training faces, in both shapes and at three sizes (each fold, and random quarters and
+halves of it: ``calibration="cv"``, ``cv_sizes=(0.25, 0.5)``, ``join_threshold="auto"``,
 ``attach_threshold="auto"``). The
 LFW test half is never read, so it scores the shipped file (``bench_any_face.py``).
 
@@ -46,6 +47,7 @@ FACE_ANY = dict(
     calibration="cv",
     join_threshold="auto",
     attach_threshold="auto",
+    cv_sizes=(0.25, 0.5),
 )
 
 

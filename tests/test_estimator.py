@@ -547,6 +547,43 @@ def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
         assert edge_index.max() < len(family_labels) and len(scores) == edge_index.shape[1]
 
 
+def test_size_view_draws_a_fraction_of_each_collection():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1, 2], [40, 20, 8])
+    rows, sub = estimator_module._size_view(groups, 68, 0.5, 5, rng)
+    assert np.all(np.diff(rows) > 0)  # sorted, no repeats
+    assert np.bincount(groups[rows]).tolist() == [20, 10]  # collection 2: 4 rows < 5, left out
+    np.testing.assert_array_equal(sub, groups[rows])  # renumbered 0..C'-1
+    rows, sub = estimator_module._size_view(None, 30, 0.25, 2, rng)
+    assert rows.size == 8 and sub is None and rows.max() < 30
+    rows, _ = estimator_module._size_view(None, 30, 0.1, 4, rng)
+    assert rows.size == 0
+
+
+def test_cv_sizes_also_scores_subsamples_of_each_fold(monkeypatch):
+    X, y = make_identities(30, min_size=8, max_size=16, random_state=0)
+    seen = []
+
+    def spy_calibrate(self, scored, cfg, where):
+        seen.append((scored, where))
+        return 0.5, None, None
+
+    monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
+    params = {**TINY, "calibration": "cv", "cv_folds": 3, "cv_sizes": (0.5, 0.75)}
+    LinkageClusterer(random_state=0, **params).fit(X, y)
+    ((scored, where),) = seen
+    assert "subsamples" in where and len(scored) == 9  # each fold, then its two subsamples
+    for full, *subs in zip(scored[0::3], scored[1::3], scored[2::3]):
+        n = len(full[2])
+        for (edge_index, scores, sub_labels), fraction in zip(subs, (0.5, 0.75)):
+            assert len(sub_labels) == round(fraction * n)
+            assert set(sub_labels.tolist()) <= set(full[2].tolist())  # the fold's people
+            assert edge_index.max() < len(sub_labels) and len(scores) == edge_index.shape[1]
+    for bad in ((0.5, 1.0), 0.0, "half", [[0.5]]):
+        with pytest.raises(ValueError, match="cv_sizes"):
+            LinkageClusterer(**{**params, "cv_sizes": bad}).fit(X, y)
+
+
 def test_cv_calibration_needs_enough_identities():
     X, y = make_identities(5, min_size=4, max_size=4, random_state=0)
     with pytest.raises(ValueError, match="cv_folds"):

@@ -450,6 +450,25 @@ def _cut_grid(value: Any, name: str) -> np.ndarray:
     return grid
 
 
+def _fractions(value: Any, name: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in np.atleast_1d(np.asarray(value, dtype=float)).tolist())
+    except (TypeError, ValueError):
+        out = ()
+    if not out or np.asarray(value).ndim > 1 or not all(0.0 < v < 1.0 for v in out):
+        raise ValueError(
+            f"{name} must be one or more fractions in (0, 1), e.g. (0.25, 0.5), got {value!r}."
+        )
+    return out
+
+
+def _parse_fractions(text: str) -> Any:
+    try:
+        return tuple(float(t) for t in text.replace(",", " ").split())
+    except ValueError:
+        return text
+
+
 def _n_jobs(value: Any, name: str) -> int:
     value = check_int(value, name)
     if value == 0:
@@ -504,6 +523,9 @@ PARAMS: dict[str, Rule] = {
     "calibration": Options(("train", "cv")),
     "cv_folds": Integer(2),
     "cv_family": Integer(2, optional=True),
+    "cv_sizes": Check(
+        _fractions, "one or more fractions in (0, 1)", optional=True, parse=_parse_fractions
+    ),
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
     "join_threshold": OneOf(Number(0.0, 1.0), Options(("auto",)), optional=True),

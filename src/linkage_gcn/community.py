@@ -561,9 +561,8 @@ def _cw_block(
     A node whose neighbours kept their labels since its last update, and
     which found no tie then, would find the same label and the same number of
     distinct labels again: only the others (``redo``) are computed, from a
-    CSR matrix of their arcs whose columns are the neighbours' labels, summed
-    per label by scipy (``sum_duplicates``: a sort of each row's few labels
-    and a segment sum). The block's draws are taken as the sequential
+    their arcs sorted by (node, neighbour's label) and summed per label (one
+    stable sort and a segment sum). The block's draws are taken as the sequential
     definition takes them, computed or not. Returns the number of labels
     changed.
     """
@@ -572,13 +571,8 @@ def _cw_block(
     new = np.empty(0, dtype=labels.dtype)
     tied_rows = np.empty(0, dtype=np.int64)
     if redo.size:
-        arcs = graph[redo]
-        weights = sp.csr_matrix(
-            (arcs.data, labels[arcs.indices], arcs.indptr), shape=(redo.size, graph.shape[1])
-        )
-        weights.sum_duplicates()  # sorts each row's labels, adds the weights of equal ones
-        starts, label, sums = weights.indptr[:-1], weights.indices, weights.data
-        count = np.diff(weights.indptr)
+        label, sums, count = _label_weights(graph, redo, labels, state.degree[redo])
+        starts = np.cumsum(count) - count
         best = np.repeat(np.maximum.reduceat(sums, starts), count)
         # sums of the same weights in another order may differ in the last bits
         tied = sums >= best - 1e-12 * np.abs(best)
@@ -615,6 +609,39 @@ def _cw_block(
         # every neighbour of a node that changed must look again (a self loop: the node itself)
         state.stale[graph.indices[_ranges(graph.indptr[moved], state.degree[moved])]] = True
     return int(moved.size)
+
+
+#: Arcs from which a block's label weights are summed by scipy's per-row sort (below: numpy).
+_SCIPY_ARCS = 50_000
+
+
+def _label_weights(
+    graph: sp.csr_matrix, rows: np.ndarray, labels: np.ndarray, degree: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct labels among each row's arcs (increasing), their summed weights, counts.
+
+    Rows in the order given, each with an arc. Few arcs: one stable sort by
+    (row, label) in numpy (scipy's per-call overhead would dominate); many:
+    scipy's ``sum_duplicates`` (a sort of each row's few labels and a segment
+    sum), faster than one large sort.
+    """
+    at = _ranges(graph.indptr[rows], degree)  # the rows' arcs, row by row
+    if at.size >= _SCIPY_ARCS:
+        indptr = np.concatenate([[0], np.cumsum(degree)])
+        weights = sp.csr_matrix(
+            (graph.data[at], labels[graph.indices[at]], indptr), shape=(rows.size, graph.shape[1])
+        )
+        weights.sum_duplicates()
+        return weights.indices, weights.data, np.diff(weights.indptr)
+    row = np.repeat(np.arange(rows.size, dtype=np.int64), degree)
+    order = np.argsort(row * graph.shape[0] + labels[graph.indices[at]], kind="stable")
+    at, row = at[order], row[order]
+    label = labels[graph.indices[at]]
+    head = np.ones(label.size, dtype=bool)
+    head[1:] = (label[1:] != label[:-1]) | (row[1:] != row[:-1])
+    first = np.flatnonzero(head)
+    count = np.bincount(row[first], minlength=rows.size)
+    return label[first], np.add.reduceat(graph.data[at], first), count
 
 
 def _ranges(first: np.ndarray, size: np.ndarray) -> np.ndarray:

@@ -189,6 +189,14 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         The cuts are then chosen on the mean B-Cubed F over both shapes, so
         that one setting serves both. ``None`` (default): the folds as they
         are.
+    cv_sizes : tuple of float, optional
+        With ``calibration="cv"``, also score random subsamples of each
+        held-out fold holding these fractions of its rows (of each
+        collection; e.g. ``(0.25, 0.5)``), as collections of their own: the
+        same people, fewer photos of each and more people with one. Smaller
+        collections want a higher link cut, and the cuts are then chosen on
+        the mean B-Cubed F over every size. ``None`` (default): the folds at
+        their own size.
     cascade : bool
         Score with the GCN only the links a cheap link prior is unsure of
         (:mod:`linkage_gcn.cascade`): ``fit`` learns the prior from the
@@ -318,6 +326,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         calibration: str = "train",
         cv_folds: int = 3,
         cv_family: Optional[int] = None,
+        cv_sizes: Optional[tuple[float, ...]] = None,
         cascade: bool = True,
         merge_runs: int = 5,
         max_size: int = 900,
@@ -358,6 +367,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self.calibration = calibration
         self.cv_folds = cv_folds
         self.cv_family = cv_family
+        self.cv_sizes = cv_sizes
         self.cascade = cascade
         self.merge_runs = merge_runs
         self.max_size = max_size
@@ -906,6 +916,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 if _smallest(held_groups, x_held.shape[0]) < 2:
                     continue
                 scored += self._score_held(x_held, labels[held], held_groups, cfg)
+                for fraction in cfg["cv_sizes"] or ():
+                    rows, size_groups = _size_view(
+                        held_groups, x_held.shape[0], fraction, cfg["k1"] + 1,
+                        np.random.default_rng([seed, k, round(fraction * 1e6)]),
+                    )  # fmt: skip
+                    if rows.size:
+                        x_size = x_held[torch.from_numpy(rows).to(x_held.device)]
+                        scored += self._score_held(
+                            x_size, labels[held][rows], size_groups, cfg
+                        )
                 if cfg["cv_family"] is not None:
                     rows, family_groups = _family_view(
                         labels[held], held_groups, cfg["cv_family"], cfg["k1"] + 1
@@ -917,9 +937,13 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                         )
         finally:
             self.model_ = final_model
+        views = [
+            *(["subsamples"] if cfg["cv_sizes"] else []),
+            *(["family views"] if cfg["cv_family"] is not None else []),
+        ]
         where = f"{cfg['cv_folds']} identity-disjoint folds"
-        if cfg["cv_family"] is not None:
-            where += f" and their family views ({len(scored)} scored collections)"
+        if views:
+            where += f" and their {' and '.join(views)} ({len(scored)} scored collections)"
         return self._calibrate(scored, cfg, where)
 
     def _score_held(
@@ -1656,6 +1680,27 @@ def _family_view(
         if rows.sum() >= min_rows and np.unique(labels[rows]).size >= 2:
             keep |= rows
     rows = np.flatnonzero(keep)
+    return rows, _subset_groups(groups, rows)
+
+
+def _size_view(
+    groups: Optional[np.ndarray], n: int, fraction: float, min_rows: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:  # fmt: skip
+    """Random rows holding ``fraction`` of each collection (sorted), and their collections.
+
+    Returns the rows and their collections renumbered ``0..C'-1`` (``None``
+    for one collection); a collection whose subsample has fewer than
+    ``min_rows`` rows is left out.
+    """
+    coll = np.zeros(n, dtype=np.int64) if groups is None else groups
+    parts = []
+    for c in np.unique(coll):  # one draw per collection
+        rows = np.flatnonzero(coll == c)
+        m = round(fraction * rows.size)
+        if m >= min_rows:
+            parts.append(rng.choice(rows, m, replace=False))
+    rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
     return rows, _subset_groups(groups, rows)
 
 
