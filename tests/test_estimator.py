@@ -524,8 +524,8 @@ def test_family_view_keeps_the_people_with_many_faces_per_collection():
     assert fam is None
 
 
-def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
-    X, y = make_identities(30, min_size=8, max_size=16, random_state=0)
+def spy_on_calibration(monkeypatch) -> list:
+    """What ``_calibrate`` is given, call by call (it returns fixed cuts)."""
     seen = []
 
     def spy_calibrate(self, scored, cfg, where):
@@ -533,6 +533,12 @@ def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
         return 0.5, None, None
 
     monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
+    return seen
+
+
+def test_cv_family_also_scores_each_folds_people_with_many_faces(monkeypatch):
+    X, y = make_identities(30, min_size=8, max_size=16, random_state=0)
+    seen = spy_on_calibration(monkeypatch)
     params = {**TINY, "calibration": "cv", "cv_folds": 3, "cv_family": 10}
     LinkageClusterer(random_state=0, **params).fit(X, y)
     ((scored, where),) = seen
@@ -562,13 +568,7 @@ def test_size_view_draws_a_fraction_of_each_collection():
 
 def test_cv_sizes_also_scores_subsamples_of_each_fold(monkeypatch):
     X, y = make_identities(30, min_size=8, max_size=16, random_state=0)
-    seen = []
-
-    def spy_calibrate(self, scored, cfg, where):
-        seen.append((scored, where))
-        return 0.5, None, None
-
-    monkeypatch.setattr(LinkageClusterer, "_calibrate", spy_calibrate)
+    seen = spy_on_calibration(monkeypatch)
     params = {**TINY, "calibration": "cv", "cv_folds": 3, "cv_sizes": (0.5, 0.75)}
     LinkageClusterer(random_state=0, **params).fit(X, y)
     ((scored, where),) = seen

@@ -462,13 +462,6 @@ def _fractions(value: Any, name: str) -> tuple[float, ...]:
     return out
 
 
-def _parse_fractions(text: str) -> Any:
-    try:
-        return tuple(float(t) for t in text.replace(",", " ").split())
-    except ValueError:
-        return text
-
-
 def _n_jobs(value: Any, name: str) -> int:
     value = check_int(value, name)
     if value == 0:
@@ -476,11 +469,16 @@ def _n_jobs(value: Any, name: str) -> int:
     return value
 
 
-def _parse_sizes(text: str) -> Any:
-    try:
-        return tuple(int(t) for t in text.replace(",", " ").split())
-    except ValueError:
-        return text
+def _parse_numbers(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Command-line text ``"0.25, 0.5"`` or ``"256 128"`` as a tuple of ``kind`` (else as given)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return tuple(kind(t) for t in text.replace(",", " ").split())
+        except ValueError:
+            return text
+
+    return parse
 
 
 #: The one declaration of every parameter: ``name -> Rule``. Functions whose
@@ -489,7 +487,7 @@ def _parse_sizes(text: str) -> Any:
 #: ``inference_batch_size``'s rule).
 PARAMS: dict[str, Rule] = {
     # graph
-    "k_at_hop": Check(_k_at_hop, "two integers (k1 >= 1, k2 >= 0)", parse=_parse_sizes),
+    "k_at_hop": Check(_k_at_hop, "two integers (k1 >= 1, k2 >= 0)", parse=_parse_numbers(int)),
     "k1": Integer(1),
     "k2": Integer(0),
     "active_connection": Integer(1),
@@ -510,7 +508,7 @@ PARAMS: dict[str, Rule] = {
     "seed": Integer(0),
     # model
     "hidden_channels": Check(
-        _layer_sizes, "one or more positive layer sizes", parse=_parse_sizes
+        _layer_sizes, "one or more positive layer sizes", parse=_parse_numbers(int)
     ),
     "dropout": Check(_dropout, "a number in [0, 1)", parse=_parse_float),
     "pivot_similarity": Flag(),
@@ -524,7 +522,7 @@ PARAMS: dict[str, Rule] = {
     "cv_folds": Integer(2),
     "cv_family": Integer(2, optional=True),
     "cv_sizes": Check(
-        _fractions, "one or more fractions in (0, 1)", optional=True, parse=_parse_fractions
+        _fractions, "one or more fractions in (0, 1)", optional=True, parse=_parse_numbers(float)
     ),
     "merge_runs": Integer(1),
     "threshold": OneOf(Number(0.0, 1.0), Options(("auto",))),
