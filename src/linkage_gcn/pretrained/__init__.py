@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="44087f1a699bba082744e06d1f1c4efd17d3edb655d0e15a89c615e8cb25eba2",
+        sha256="73b70fb59d9d2869153bcdbcc13996fbde07b93691c77a9eb8ee88080456d8af",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
