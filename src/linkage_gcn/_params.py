@@ -451,15 +451,12 @@ def _cut_grid(value: Any, name: str) -> np.ndarray:
 
 
 def _fractions(value: Any, name: str) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in np.atleast_1d(np.asarray(value, dtype=float)).tolist())
-    except (TypeError, ValueError):
-        out = ()
-    if not out or np.asarray(value).ndim > 1 or not all(0.0 < v < 1.0 for v in out):
+    grid = _cut_grid(value, name)
+    if not ((grid > 0.0) & (grid < 1.0)).all():
         raise ValueError(
             f"{name} must be one or more fractions in (0, 1), e.g. (0.25, 0.5), got {value!r}."
         )
-    return out
+    return tuple(grid.tolist())
 
 
 def _n_jobs(value: Any, name: str) -> int:

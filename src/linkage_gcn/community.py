@@ -560,9 +560,9 @@ def _cw_block(
 
     A node whose neighbours kept their labels since its last update, and
     which found no tie then, would find the same label and the same number of
-    distinct labels again: only the others (``redo``) are computed, from a
-    their arcs sorted by (node, neighbour's label) and summed per label (one
-    stable sort and a segment sum). The block's draws are taken as the sequential
+    distinct labels again: only the others (``redo``) are computed, from
+    their arcs' weights summed per neighbour's label (:func:`_label_weights`).
+    The block's draws are taken as the sequential
     definition takes them, computed or not. Returns the number of labels
     changed.
     """
@@ -634,9 +634,9 @@ def _label_weights(
         weights.sum_duplicates()
         return weights.indices, weights.data, np.diff(weights.indptr)
     row = np.repeat(np.arange(rows.size, dtype=np.int64), degree)
-    order = np.argsort(row * graph.shape[0] + labels[graph.indices[at]], kind="stable")
-    at, row = at[order], row[order]
     label = labels[graph.indices[at]]
+    order = np.argsort(row * graph.shape[0] + label, kind="stable")
+    at, row, label = at[order], row[order], label[order]
     head = np.ones(label.size, dtype=bool)
     head[1:] = (label[1:] != label[:-1]) | (row[1:] != row[:-1])
     first = np.flatnonzero(head)
