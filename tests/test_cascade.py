@@ -95,7 +95,10 @@ def test_the_cascade_keeps_the_clusters_close(data):
     with_cascade = bcubed_fscore(y, est.predict(X))[2]
     every_link = bcubed_fscore(y, est.set_params(cascade=False).predict(X))[2]
     est.set_params(cascade=True)
-    assert with_cascade >= every_link - 0.01  # small held-out people: a loose bound
+    # a 2-epoch model of 48-D toys: over seeds and epochs the held-out difference spreads
+    # from -0.020 to +0.024 either way (docs/scaling.md measures LFW); a prior with random
+    # weights loses 0.16, which this bound catches
+    assert with_cascade >= every_link - 0.03
     assert est.cascade_.lost <= 5e-4 and 0 < est.cascade_.skipped <= 1
 
 
