@@ -161,6 +161,35 @@ def test_link_scorer_equals_the_plain_forward(pivot_similarity, table, hidden, i
         assert diff < 2e-2
 
 
+@pytest.mark.parametrize("hidden,input_norm", [((16,), True), ((16, 12, 8), True), ((8, 8), False)])
+@pytest.mark.parametrize("k_at_hop,u", [((4, 3), 3), ((6, 0), 1), ((3, 8), 2)])
+def test_link_scorer_on_structure_features_equals_the_plain_forward(hidden, input_norm,
+                                                                    k_at_hop, u):  # fmt: skip
+    from linkage_gcn.ips import build_ips_graph
+    from linkage_gcn.knn import knn
+    from linkage_gcn.structure import N_STRUCTURE_FEATURES, StructureContext
+
+    torch.manual_seed(2)
+    x = torch.randn(90, 10)
+    index, _ = knn(x, 8)
+    ctx = StructureContext.build(x, index, k=6)
+    model = _model_with_statistics(N_STRUCTURE_FEATURES, hidden, input_norm)
+    (k1, k2), pivots = k_at_hop, torch.tensor([0, 7, 7, 31, 89, 50])
+    graph = build_ips_graph(index, pivots, index[pivots, :k1], k2=k2, active_connection=u)
+    # PyG's layers on the pair features of each node, the edge list (no fast path)
+    feats = graph.features(x, pivots, structure=ctx)
+    with torch.no_grad():
+        plain = model(feats, graph.edge_index(), graph.hop1_index)
+    fast = model.link_scorer(x, structure=ctx).logits(graph)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    approx = model.link_scorer(x, structure=ctx, precision="bf16").logits(graph)
+    assert (approx.softmax(1) - plain.softmax(1)).abs().max() < 2e-2
+    with pytest.raises(ValueError, match="per pair"):
+        model.link_scorer(x, structure=ctx, table=True)
+    with pytest.raises(ValueError, match=r"expects 12 input features.*structure features are"):
+        _model_with_statistics(12, hidden).link_scorer(x, structure=ctx)
+
+
 def test_rows_mean_adjacency_is_those_rows_of_the_mean_adjacency():
     from linkage_gcn.ips import build_ips_graph
     from linkage_gcn.knn import knn

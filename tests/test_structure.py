@@ -287,6 +287,10 @@ def test_estimator_with_structure_features_takes_any_dimension():
     wide = np.hstack([Xt, np.zeros((Xt.shape[0], 97), dtype=Xt.dtype)])
     np.testing.assert_array_equal(est.predict(wide), labels)
     np.testing.assert_array_equal(est.predict(5.0 * Xt), labels)
+    # bf16 runs on the CPU too (its sparse products in fp32), close to fp32's scores
+    _, exact = est.predict_edges(Xt)
+    _, approx = est.set_params(precision="bf16").predict_edges(Xt)
+    assert np.abs(approx - exact).max() < 2e-2
 
 
 def test_estimator_structure_features_survive_save_and_load(tmp_path):

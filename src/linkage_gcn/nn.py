@@ -17,6 +17,7 @@ from torch_geometric.utils import scatter
 
 from ._int8 import Int8Sage, check_int8
 from ._validation import check_bool, check_in_options, check_int, check_real
+from .structure import N_STRUCTURE_FEATURES, StructureContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ips import IPSGraph
@@ -225,6 +226,7 @@ class LinkageGCN(nn.Module):
         pivot_similarity: bool = False,
         table: bool = False,
         precision: str = "fp32",
+        structure: Optional[StructureContext] = None,
     ) -> LinkScorer:
         """The eval-mode fast path: a :class:`LinkScorer` over the features ``x``.
 
@@ -233,8 +235,9 @@ class LinkageGCN(nn.Module):
         while the scorer is used.
         """
         return LinkScorer(
-            self, x, pivot_similarity=pivot_similarity, table=table, precision=precision
-        )
+            self, x, pivot_similarity=pivot_similarity, table=table, precision=precision,
+            structure=structure,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -323,6 +326,13 @@ class LinkScorer:
     - The last graph convolution is computed only on the 1-hop rows (the
       only ones the head reads).
 
+    A model trained on the structure features (``structure`` given) reads
+    per-pair features, which no per-node table can hold: its first layer
+    aggregates the ``(V, F)`` pair features of each batch in their own
+    narrow width (the batch norm folded into its weights, as above), and
+    the layers after it take the same path as a coordinate model's, in
+    every ``precision``.
+
     Parameters
     ----------
     model : LinkageGCN
@@ -375,6 +385,7 @@ class LinkScorer:
         pivot_similarity: bool = False,
         table: bool = False,
         precision: str = "fp32",
+        structure: Optional[StructureContext] = None,
     ) -> None:
         if not _is_plain_linkage_gcn(model):
             raise TypeError(
@@ -387,11 +398,18 @@ class LinkScorer:
             check_int8(x.device)
         model.eval()
         self.model = model
+        self.structure = structure
         weight = model.convs[0].lin_r.weight
-        d = x.shape[1]
-        if d + int(self.pivot_similarity) != model.in_channels:
+        d = x.shape[1] if structure is None else N_STRUCTURE_FEATURES
+        if structure is not None and (self.pivot_similarity or table):
             raise ValueError(
-                f"the model expects {model.in_channels} input features per node, x has {d}"
+                "the structure features are per pair (pivot, node): pivot_similarity and "
+                "table apply to the embeddings' coordinates only."
+            )
+        if d + int(self.pivot_similarity) != model.in_channels:
+            what = "x has" if structure is None else "the structure features are"
+            raise ValueError(
+                f"the model expects {model.in_channels} input features per node, {what} {d}"
                 f"{' + 1 (pivot_similarity)' if self.pivot_similarity else ''}."
             )
         self.x = x.to(weight.dtype)
@@ -454,8 +472,50 @@ class LinkScorer:
             return self._logits(graph)
 
     def _logits(self, graph: IPSGraph) -> Tensor:
+        if self.structure is None:
+            x, adj, deg = self._first_layer(graph)
+        else:
+            x, adj, deg = self._first_layer_structure(graph)
+        x = x.to(self.dtype)
+        hop1 = graph.hop1_index
+        convs = self.model.convs
+        if len(convs) == 1:
+            x = x.index_select(0, hop1)
+        else:
+            adj = adj if self.dtype == adj.dtype else None
+            for i, conv in enumerate(convs[1:], start=2):
+                rows = hop1 if i == len(convs) else None
+                if self.int8 is not None:
+                    sub = adj if rows is None else _rows_mean_adjacency(graph, deg, rows, x.dtype)
+                    x = self.int8[i - 2](x, sub, rows)
+                else:
+                    x = _sage_mean(conv, x, graph, deg, rows, adj, self.dtype)
+        head = self.model.head
+        return head(x.to(head[0].weight.dtype))
+
+    def _first_layer_structure(self, graph: IPSGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """The first layer on the pair features (``ReLU`` applied), ``D^-1 A`` and the degrees.
+
+        ``h_v = F_v W_r' + mean_j(F_j) W_l' + b - W_r' mu - [d_v > 0] W_l' mu``, the
+        batch norm folded as for the coordinates: the features are averaged in
+        their own narrow width, then projected.
+        """
+        pivot_ids = graph.n_id.index_select(0, graph.pivot_index)
+        feats = graph.features(self.x, pivot_ids, structure=self.structure)
+        feats = feats.to(self.w_feat.dtype)
+        deg = graph.rowptr[1:] - graph.rowptr[:-1]
+        adj = _mean_adjacency(graph, deg, feats.dtype)
+        h = self.hidden
+        correction = torch.stack([self.bias, self.bias - self.shift_l])
+        out = correction.index_select(0, (deg > 0).long())
+        out.addmm_(feats, self.w_feat[:, :h])
+        out.addmm_(torch.sparse.mm(adj, feats), self.w_feat[:, h:])
+        return torch.relu_(out), adj, deg
+
+    def _first_layer(self, graph: IPSGraph) -> tuple[Tensor, Tensor, Tensor]:
+        """The first layer from the per-node projections (``ReLU`` applied), ``D^-1 A``, degrees."""
         # index_select throughout: advanced indexing of rows is several times slower on the CPU
-        n_id, batch, hop1 = graph.n_id, graph.batch, graph.hop1_index
+        n_id, batch = graph.n_id, graph.batch
         pivot_ids = n_id.index_select(0, graph.pivot_index)  # (B,) global ids
         if self.table is not None:
             a, b = self.table[0], self.table[1]
@@ -480,21 +540,7 @@ class LinkScorer:
         out = torch.sparse.mm(adj, b_v)
         out += a_v
         out += correction.index_select(0, which)
-        x = torch.relu_(out).to(self.dtype)
-        convs = self.model.convs
-        if len(convs) == 1:
-            x = x.index_select(0, hop1)
-        else:
-            adj = adj if self.dtype == adj.dtype else None
-            for i, conv in enumerate(convs[1:], start=2):
-                rows = hop1 if i == len(convs) else None
-                if self.int8 is not None:
-                    sub = adj if rows is None else _rows_mean_adjacency(graph, deg, rows, x.dtype)
-                    x = self.int8[i - 2](x, sub, rows)
-                else:
-                    x = _sage_mean(conv, x, graph, deg, rows, adj, self.dtype)
-        head = self.model.head
-        return head(x.to(head[0].weight.dtype))
+        return torch.relu_(out), adj, deg
 
     def _similarity(self, n_id: Tensor, pivot_of: Tensor) -> Tensor:
         """``cos(x_v, x_p)`` of every node (as :func:`~linkage_gcn.ips.build_ips`)."""

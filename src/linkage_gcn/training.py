@@ -958,10 +958,11 @@ def _score_pivots(
     p = pivots.shape[0]
     scorer = None
     sparse = _is_plain_linkage_gcn(model)
-    if sparse and structure is None:
+    if sparse:  # the fast path of a plain LinkageGCN, on coordinates or structure features
         scorer = model.link_scorer(
-            x, pivot_similarity=pivot_similarity, table=table, precision=precision
-        )
+            x, pivot_similarity=pivot_similarity, table=table and structure is None,
+            precision=precision, structure=structure,
+        )  # fmt: skip
     scores = torch.empty(p, k1, device=x.device)
     steps = range(0, p, batch_size)
     long = p > 20 * batch_size
