@@ -42,3 +42,18 @@ def test_bench_million_refuses_cuda_without_a_gpu():
     run = subprocess.run([sys.executable, str(BENCH / "bench_million.py"), "--device", "cuda"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode != 0 and "no CUDA device" in run.stderr
+
+
+def test_machine_line_names_the_processor_and_its_vector_extensions(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _machine
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu avx2 amx_bf16 sse\n\n"
+        "processor\t: 1\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu avx2 amx_bf16 sse\n"
+    )
+    assert _machine.cpu_model(info) == ("Some CPU @ 2.0GHz", ["avx2", "amx_bf16"])
+    name, _ = _machine.cpu_model(tmp_path / "absent")
+    assert name  # the architecture, when there is no /proc/cpuinfo
+    assert "cores, torch" in _machine.describe()

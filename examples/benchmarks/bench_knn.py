@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import describe
 from sklearn.neighbors import NearestNeighbors
 
 from linkage_gcn.knn import KNNIndex, choose_settings, knn
@@ -157,9 +157,8 @@ def table(args) -> None:
 
     X_all, y_all = load(args.data, max(args.sizes))
     sizes = [len(X_all)] if args.data == "lfw" else args.sizes
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} thread(s) (torch and faiss), faiss {faiss.__version__}, torch "
-          f"{torch.__version__}, load {os.getloadavg()[0]:.1f}; {args.data} data, cosine, "
+    print(f"# {describe()}, {args.threads} thread(s) (torch and faiss), faiss "
+          f"{faiss.__version__}, load {os.getloadavg()[0]:.1f}; {args.data} data, cosine, "
           f"recall on {args.queries} random queries against exact search")  # fmt: skip
     print("| data | N | k | settings | build s | search s (all N) | total s | recall@k | "
           "same-id |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip

@@ -35,13 +35,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import time
 from typing import Any
 
 import numpy as np
 import torch
+from _machine import describe
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn.datasets import make_identities
@@ -145,8 +145,7 @@ def main() -> None:
     log.setLevel(logging.INFO)
     log.addHandler(clock)
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "no GPU"
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}, "
-          f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, "
+    print(f"# {describe()}, {gpu}, {args.threads} thread(s), device {args.device}, "
           f"precision {args.precision}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     t0 = time.perf_counter()
     X_train, y_train, X_test, y_test = faces(args.train, 0 if args.fit_only else args.n,

@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import torch
+from _machine import describe
 from torch import nn
 
 from linkage_gcn.experiments.speed import DenseLGCN, fast_flops, sage_flops
@@ -292,7 +292,7 @@ def main() -> None:
             row = run_config(args.config, args.n, args.pivots, args.batch_size, data=args.data)
         print(json.dumps(row))
         return
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    print(f"# {describe()}, "
           f"{args.threads} thread(s), {args.data} data, N={args.n}, {args.pivots} pivots, "
           f"batch {args.batch_size or 'default'}")  # fmt: skip
     if args.sweep:
