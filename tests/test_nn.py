@@ -210,6 +210,29 @@ def test_rows_mean_adjacency_is_those_rows_of_the_mean_adjacency():
     torch.testing.assert_close(got.to_dense(), full[rows])
 
 
+def test_padded_nodes_are_isolated_and_leave_the_real_rows_as_they_were():
+    from linkage_gcn.ips import build_ips_graph
+    from linkage_gcn.knn import knn
+    from linkage_gcn.nn import _mean_adjacency, _pad_nodes
+
+    torch.manual_seed(0)
+    index, _ = knn(torch.randn(50, 6), 6)
+    graph = build_ips_graph(index, torch.tensor([1, 8]), index[[1, 8], :4], k2=2,
+                            active_connection=2)  # fmt: skip
+    v = graph.num_nodes
+    deg = graph.rowptr[1:] - graph.rowptr[:-1]
+    x = torch.randn(v, 3)
+    padded, px, pdeg = _pad_nodes(graph, x, deg, 16)
+    assert padded.num_nodes % 16 == 0 and padded.num_nodes > v
+    assert px.shape == (padded.num_nodes, 3) and torch.equal(px[:v], x) and not px[v:].any()
+    dense = _mean_adjacency(padded, pdeg, torch.float32).to_dense()
+    torch.testing.assert_close(dense[:v, :v], _mean_adjacency(graph, deg, torch.float32).to_dense())
+    assert not dense[v:].any() and not dense[:, v:].any()
+    assert torch.equal(padded.hop1_index, graph.hop1_index)
+    same, sx, _ = _pad_nodes(padded, px, pdeg, 16)
+    assert same is padded and sx is px  # already a multiple
+
+
 def test_link_scorer_refuses_models_it_cannot_reproduce():
     class Custom(LinkageGCN):
         def forward(self, x, edge_index, hop1_index):

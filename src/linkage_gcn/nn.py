@@ -477,6 +477,10 @@ class LinkScorer:
         else:
             x, adj, deg = self._first_layer_structure(graph)
         x = x.to(self.dtype)
+        if self.precision in ("bf16", "int8") and x.device.type == "cpu":
+            # oneDNN builds a kernel per matrix shape: rows padded to a few sizes are reused
+            graph, x, deg = _pad_nodes(graph, x, deg, _ROW_BUCKET)
+            adj = _mean_adjacency(graph, deg, adj.dtype)
         hop1 = graph.hop1_index
         convs = self.model.convs
         if len(convs) == 1:
@@ -556,6 +560,31 @@ class LinkScorer:
             f"{type(self).__name__}({self.model!r}, pivot_similarity={self.pivot_similarity}, "
             f"table={table!r}, precision={self.precision!r})"
         )
+
+
+#: Row multiple of the padded layers of bf16 and int8 on the CPU (:func:`_pad_nodes`).
+_ROW_BUCKET = 256
+
+
+def _pad_nodes(
+    graph: IPSGraph, x: Tensor, deg: Tensor, multiple: int
+) -> tuple[IPSGraph, Tensor, Tensor]:
+    """``graph``, ``x`` and ``deg`` with isolated nodes appended up to a multiple of rows.
+
+    oneDNN's bf16 and int8 products build (JIT) a kernel for each new matrix shape, and
+    each batch of IPS has its own node count: without padding, a batch costs ten times a
+    repeated shape's product on an AMX CPU. The appended nodes have no edges (they average
+    to 0 and no real node reads them) and are never among the scored 1-hop rows.
+    """
+    pad = -x.shape[0] % multiple
+    if pad == 0:
+        return graph, x, deg
+    graph = graph._replace(
+        n_id=torch.nn.functional.pad(graph.n_id, (0, pad)),
+        batch=torch.nn.functional.pad(graph.batch, (0, pad)),
+        rowptr=torch.cat([graph.rowptr, graph.rowptr[-1:].expand(pad)]),
+    )
+    return graph, torch.nn.functional.pad(x, (0, 0, 0, pad)), torch.nn.functional.pad(deg, (0, pad))
 
 
 def _mean_adjacency(graph: IPSGraph, deg: Tensor, dtype: torch.dtype) -> Tensor:
