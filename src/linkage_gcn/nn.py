@@ -486,7 +486,6 @@ class LinkScorer:
         if len(convs) == 1:
             x = x.index_select(0, hop1)
         else:
-            adj = adj if self.dtype == adj.dtype else None
             for i, conv in enumerate(convs[1:], start=2):
                 rows = hop1 if i == len(convs) else None
                 if self.int8 is not None:
@@ -619,32 +618,41 @@ def _sage_mean(
     graph: IPSGraph,
     deg: Tensor,
     rows: Optional[Tensor],
-    adj: Optional[Tensor],
+    adj: Tensor,
     dtype: torch.dtype,
 ) -> Tensor:
     """``ReLU(lin_l(mean_j x_j) + lin_r(x))`` on all nodes, or only on ``rows``.
 
-    A layer that narrows (``out < in``) projects before it aggregates, on all nodes.
+    ``adj`` is the batch's ``D^-1 A``, built once; when its dtype is not ``x``'s (bf16
+    layers: CSR products need fp32 on the CPU) the aggregations convert around it. A
+    layer that narrows (``out < in``) projects before it aggregates, on all nodes.
     """
     w_l, w_r, b = (t.to(dtype) for t in (conv.lin_l.weight, conv.lin_r.weight, conv.lin_l.bias))
-    if adj is None:  # bf16 on the CPU: sparse CSR products need fp32
-        agg = torch.sparse.mm(_mean_adjacency(graph, deg, torch.float32), x.float()).to(dtype)
-        if rows is not None:
-            agg, x = agg.index_select(0, rows), x.index_select(0, rows)
-    elif rows is not None and x.device.type == "cpu":  # aggregate the needed rows only
-        agg = torch.sparse.mm(_rows_mean_adjacency(graph, deg, rows, adj.dtype), x)
+    if rows is not None and x.device.type == "cpu":  # aggregate the needed rows only
+        agg = _spmm(_rows_mean_adjacency(graph, deg, rows, adj.dtype), x)
         x = x.index_select(0, rows)
     elif rows is None and conv.out_channels < conv.in_channels:
         # project, then aggregate in the narrower output width: mean_j(W_l x_j)
-        out = torch.sparse.addmm(torch.addmm(b, x, w_r.t()), adj, torch.mm(x, w_l.t()))
+        if adj.dtype == x.dtype:
+            out = torch.sparse.addmm(torch.addmm(b, x, w_r.t()), adj, torch.mm(x, w_l.t()))
+        else:
+            out = torch.addmm(b, x, w_r.t())
+            out += _spmm(adj, torch.mm(x, w_l.t()))
         return torch.relu_(out)
     else:
-        agg = torch.sparse.mm(adj, x)
+        agg = _spmm(adj, x)
         if rows is not None:  # on a GPU: no host read of the rows' edge count
             agg, x = agg.index_select(0, rows), x.index_select(0, rows)
     out = torch.addmm(b, agg, w_l.t())
     out.addmm_(x, w_r.t())
     return torch.relu_(out)
+
+
+def _spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` in ``x``'s dtype, computed in ``adj``'s."""
+    if adj.dtype == x.dtype:
+        return torch.sparse.mm(adj, x)
+    return torch.sparse.mm(adj, x.to(adj.dtype)).to(x.dtype)
 
 
 def _sage_rows(conv: SAGEConv, x: Tensor, edge_index: Tensor, rows: Tensor) -> Tensor:
