@@ -281,8 +281,30 @@ def test_default_inference_batch_size_bounds_the_nodes_per_batch():
     assert default_inference_batch_size(20, 5) == 4096 // 121
     assert default_inference_batch_size(200, 10) == 1  # never 0
     assert default_inference_batch_size(20, 5, torch.device("cuda")) == (1 << 18) // 121
+    # a narrower model's activations take fewer bytes per node: more nodes, on the CPU only
+    assert default_inference_batch_size(20, 5, width=128) == 4 * 4096 // 121
+    assert default_inference_batch_size(20, 5, width=1024) == 4096 // 121
+    assert default_inference_batch_size(20, 5, "cuda", width=128) == (1 << 18) // 121
     with pytest.raises(ValueError, match="k1"):
         default_inference_batch_size(0, 5)
+    with pytest.raises(ValueError, match="width"):
+        default_inference_batch_size(20, 5, width=0)
+
+
+def test_predict_links_batches_a_narrow_model_by_its_width(monkeypatch):
+    from linkage_gcn import training
+    from linkage_gcn.knn import knn
+
+    seen = []
+    real = training.build_ips_graph
+    monkeypatch.setattr(training, "build_ips_graph",
+                        lambda index, pivots, *a, **kw: seen.append(len(pivots)) or real(
+                            index, pivots, *a, **kw))  # fmt: skip
+    x = torch.randn(400, 8)
+    index, _ = knn(x, 8)
+    model = LinkageGCN(8, hidden_channels=(256, 64))
+    training.predict_links(model, x, index, k1=6, k2=5, active_connection=2, verbose=False)
+    assert seen == [2 * 4096 // 37, 400 - 2 * 4096 // 37]  # twice the 512-wide batch
 
 
 def test_csr_training_step_equals_the_edge_list_one():

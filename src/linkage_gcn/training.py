@@ -754,9 +754,12 @@ with lr=1e+06 and loss='ce'. Try a lower lr (e.g. lr=100000) or another loss (e.
 
 
 #: Nodes per scoring batch that keep the activations in the caches of a CPU (the throughput
-#: falls as a batch outgrows them: figures in docs/scaling.md), and enough work per kernel
-#: launch on a GPU.
+#: falls as a batch outgrows them: figures in docs/scaling.md), for layers of
+#: :data:`_BATCH_WIDTH` channels (a narrower model takes proportionally more), and enough
+#: work per kernel launch on a GPU.
 _BATCH_NODES = {"cpu": 4096, "cuda": 1 << 18}
+#: The layer width :data:`_BATCH_NODES` was measured at on the CPU (the reference's 512).
+_BATCH_WIDTH = 512
 #: Largest first-layer projection table (all N nodes) the fast path precomputes.
 _TABLE_BYTES = 1 << 30
 
@@ -768,14 +771,20 @@ def _as_device(value: Any, name: str) -> torch.device:
         raise ValueError(f"{name} must be a torch.device or its name, got {value!r}.") from exc
 
 
-@validate_params(device=Check(_as_device, "a torch.device or its name"))
-def default_inference_batch_size(k1: int, k2: int, device: Any = "cpu") -> int:
+@validate_params(
+    device=Check(_as_device, "a torch.device or its name"), width=Integer(1, optional=True)
+)
+def default_inference_batch_size(
+    k1: int, k2: int, device: Any = "cpu", width: Optional[int] = None
+) -> int:
     """Pivots per scoring batch: about 4096 IPS nodes on a CPU, 262144 on a GPU.
 
     The forward pass slows down as a batch outgrows the CPU caches, while a
     GPU needs large batches to fill its cores (measured throughputs per
-    batch size: docs/scaling.md). The bound ``k1 * (k2 + 1) + 1`` of the
-    IPS size is used.
+    batch size: docs/scaling.md). On a CPU, a model whose widest layer has
+    ``width`` channels, fewer than 512, takes ``512 / width`` times the
+    nodes: its activations fill the same bytes. The bound ``k1 * (k2 + 1) + 1``
+    of the IPS size is used.
 
     Examples
     --------
@@ -783,8 +792,12 @@ def default_inference_batch_size(k1: int, k2: int, device: Any = "cpu") -> int:
     (33, 8)
     >>> default_inference_batch_size(200, 10), default_inference_batch_size(20, 5, "cuda")
     (1, 2166)
+    >>> default_inference_batch_size(20, 5, width=256)  # face-any's layers
+    67
     """
     nodes = _BATCH_NODES.get(device.type, _BATCH_NODES["cuda"])
+    if device.type == "cpu" and width is not None and width < _BATCH_WIDTH:
+        nodes = nodes * _BATCH_WIDTH // width
     return max(1, nodes // (k1 * (k2 + 1) + 1))
 
 
@@ -901,7 +914,7 @@ def predict_links(
     _check_precision(precision, model, x.device, structure)
     k1 = min(k1, knn_index.shape[1])
     if batch_size is None:
-        batch_size = default_inference_batch_size(k1, k2, x.device)
+        batch_size = default_inference_batch_size(k1, k2, x.device, _widest_layer(model))
     if pivots is None:
         pivots = torch.arange(x.shape[0], device=x.device)
     p = pivots.shape[0]
@@ -925,6 +938,13 @@ def predict_links(
         )
     hop1 = knn_index[pivots, :k1]
     return pivots.repeat_interleave(k1), hop1.reshape(-1), scores.reshape(-1)
+
+
+def _widest_layer(model: nn.Module) -> Optional[int]:
+    """The widest graph convolution of a plain LinkageGCN (``None`` for other models)."""
+    if not _is_plain_linkage_gcn(model):
+        return None
+    return max(conv.out_channels for conv in model.convs)
 
 
 def _use_table(model: nn.Module, x: Tensor, n_pairs: int) -> bool:
