@@ -33,6 +33,10 @@ def test_bench_million_tiny_on_cpu_prints_every_stage(tmp_path):
     assert figures["score_seconds"] <= figures["predict_seconds"]
     if "--baseline" in argv:
         assert "kNN + Infomap" in text and 0 < figures["baseline"]["bcubed"][2] <= 1
+        assert "after the kNN" in text  # the stages that differ, compared on their own
+        base = figures["baseline"]
+        assert 0 <= base["knn_seconds"] <= base["seconds"]
+        assert 0 <= base["ours_knn_seconds"] <= figures["score_seconds"]
 
 
 def test_bench_million_refuses_cuda_without_a_gpu():

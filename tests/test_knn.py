@@ -295,8 +295,10 @@ def test_auto_logs_its_choice(rng, caplog):
     with caplog.at_level(logging.INFO, logger="linkage_gcn"):
         knn(x, 3)
     records = [r for r in caplog.records if r.name == "linkage_gcn"]
-    assert len(records) == 1 and records[0].levelno == logging.INFO
+    assert len(records) == 2 and {r.levelno for r in records} == {logging.INFO}
     assert "'torch'" in records[0].getMessage() and "N=30" in records[0].getMessage()
+    # an exact search logs its time (an approximate one, its recall and time)
+    assert re.fullmatch(r"kNN: torch, exact, k=3, \d+\.\d s\.", records[1].getMessage())
 
 
 def test_auto_runs_the_chosen_backend(rng, monkeypatch):

@@ -433,6 +433,10 @@ def knn(
             "kNN: %s, recall@%d %.3f on %d sampled queries, %.1f s (recall check %.1f s).",
             settings.describe(), k, est.recall, est.n_queries, seconds, est.seconds,
         )  # fmt: skip
+    elif settings.backend not in APPROXIMATE:
+        logger.info(
+            "kNN: %s, exact, k=%d, %.1f s.", settings.describe(), k, time.perf_counter() - start
+        )
     return to_like(index, was_numpy), to_like(sim, was_numpy)
 
 
