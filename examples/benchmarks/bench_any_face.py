@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import describe
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn.baselines import (
@@ -137,7 +137,7 @@ def main() -> None:
     ).set_params(threads=args.threads, verbose=False)  # fmt: skip
     methods = {"face-any": None, **LABEL_FREE_BASELINES, **TUNED}
     chosen = args.methods or list(methods)
-    print(f"# {platform.node()}: torch {torch.__version__}, {args.threads} thread(s); "
+    print(f"# {describe()}, {args.threads} thread(s); "
           f"model cut {est.link_threshold():.4g}, cluster cut {est.join_cut()}")  # fmt: skip
     results: dict = {"threads": args.threads, "embedders": {}}
     for embedder, shape in [(e, s) for s in args.shapes for e in args.embedders]:

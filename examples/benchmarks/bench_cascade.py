@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import describe
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn.metrics import bcubed_fscore, pairwise_fscore
@@ -100,8 +101,7 @@ def main() -> None:
     share = Share()
     logging.getLogger("linkage_gcn.estimator").setLevel(logging.INFO)
     logging.getLogger("linkage_gcn.estimator").addHandler(share)
-    print(f"# {os.cpu_count()} CPUs, 1 thread, torch {torch.__version__}, load "
-          f"{os.getloadavg()[0]:.2f}")
+    print(f"# {describe()}, 1 thread, load {os.getloadavg()[0]:.2f}")
     results: dict = {}
     Xtr, ytr = load("dlib", "train")
     for seed in args.seeds:
