@@ -222,15 +222,17 @@ def test_padded_nodes_are_isolated_and_leave_the_real_rows_as_they_were():
     v = graph.num_nodes
     deg = graph.rowptr[1:] - graph.rowptr[:-1]
     x = torch.randn(v, 3)
-    padded, px, pdeg = _pad_nodes(graph, x, deg, 16)
+    adj = _mean_adjacency(graph, deg, torch.float32)
+    padded, px, pdeg, padj = _pad_nodes(graph, x, deg, adj, 16)
     assert padded.num_nodes % 16 == 0 and padded.num_nodes > v
     assert px.shape == (padded.num_nodes, 3) and torch.equal(px[:v], x) and not px[v:].any()
     dense = _mean_adjacency(padded, pdeg, torch.float32).to_dense()
-    torch.testing.assert_close(dense[:v, :v], _mean_adjacency(graph, deg, torch.float32).to_dense())
+    torch.testing.assert_close(dense[:v, :v], adj.to_dense())
     assert not dense[v:].any() and not dense[:, v:].any()
+    torch.testing.assert_close(padj.to_dense(), dense)  # the padded adjacency, not rebuilt
     assert torch.equal(padded.hop1_index, graph.hop1_index)
-    same, sx, _ = _pad_nodes(padded, px, pdeg, 16)
-    assert same is padded and sx is px  # already a multiple
+    same, sx, _, sadj = _pad_nodes(padded, px, pdeg, padj, 16)
+    assert same is padded and sx is px and sadj is padj  # already a multiple
 
 
 def test_link_scorer_refuses_models_it_cannot_reproduce():

@@ -479,8 +479,7 @@ class LinkScorer:
         x = x.to(self.dtype)
         if self.precision in ("bf16", "int8") and x.device.type == "cpu":
             # oneDNN builds a kernel per matrix shape: rows padded to a few sizes are reused
-            graph, x, deg = _pad_nodes(graph, x, deg, _ROW_BUCKET)
-            adj = _mean_adjacency(graph, deg, adj.dtype)
+            graph, x, deg, adj = _pad_nodes(graph, x, deg, adj, _ROW_BUCKET)
         hop1 = graph.hop1_index
         convs = self.model.convs
         if len(convs) == 1:
@@ -566,9 +565,9 @@ _ROW_BUCKET = 256
 
 
 def _pad_nodes(
-    graph: IPSGraph, x: Tensor, deg: Tensor, multiple: int
-) -> tuple[IPSGraph, Tensor, Tensor]:
-    """``graph``, ``x`` and ``deg`` with isolated nodes appended up to a multiple of rows.
+    graph: IPSGraph, x: Tensor, deg: Tensor, adj: Tensor, multiple: int
+) -> tuple[IPSGraph, Tensor, Tensor, Tensor]:
+    """``graph``, ``x``, ``deg`` and the CSR ``adj`` with isolated nodes appended up to a multiple.
 
     oneDNN's bf16 and int8 products build (JIT) a kernel for each new matrix shape, and
     each batch of IPS has its own node count: without padding, a batch costs ten times a
@@ -577,13 +576,20 @@ def _pad_nodes(
     """
     pad = -x.shape[0] % multiple
     if pad == 0:
-        return graph, x, deg
+        return graph, x, deg, adj
+    rowptr = torch.cat([graph.rowptr, graph.rowptr[-1:].expand(pad)])
     graph = graph._replace(
         n_id=torch.nn.functional.pad(graph.n_id, (0, pad)),
         batch=torch.nn.functional.pad(graph.batch, (0, pad)),
-        rowptr=torch.cat([graph.rowptr, graph.rowptr[-1:].expand(pad)]),
+        rowptr=rowptr,
     )
-    return graph, torch.nn.functional.pad(x, (0, 0, 0, pad)), torch.nn.functional.pad(deg, (0, pad))
+    v = graph.num_nodes
+    with warnings.catch_warnings():  # the same entries, empty rows appended
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        adj = torch.sparse_csr_tensor(rowptr, adj.col_indices(), adj.values(), (v, v),
+                                      check_invariants=False)  # fmt: skip
+    x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+    return graph, x, torch.nn.functional.pad(deg, (0, pad)), adj
 
 
 def _mean_adjacency(graph: IPSGraph, deg: Tensor, dtype: torch.dtype) -> Tensor:
@@ -633,11 +639,8 @@ def _sage_mean(
         x = x.index_select(0, rows)
     elif rows is None and conv.out_channels < conv.in_channels:
         # project, then aggregate in the narrower output width: mean_j(W_l x_j)
-        if adj.dtype == x.dtype:
-            out = torch.sparse.addmm(torch.addmm(b, x, w_r.t()), adj, torch.mm(x, w_l.t()))
-        else:
-            out = torch.addmm(b, x, w_r.t())
-            out += _spmm(adj, torch.mm(x, w_l.t()))
+        out = torch.addmm(b, x, w_r.t())
+        out += _spmm(adj, torch.mm(x, w_l.t()))
         return torch.relu_(out)
     else:
         agg = _spmm(adj, x)
