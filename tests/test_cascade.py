@@ -41,7 +41,7 @@ def test_prior_scores_are_the_prior_on_each_link_features():
     index, _ = knn(x, 6)
     ctx = StructureContext.build(x, index, k=6)
     cascade = Cascade(LinkPrior(8).eval(), 0.2, 0.8, 0.0, 0.0)
-    got = cascade.prior_scores(ctx, index)
+    got = cascade.prior_scores(ctx)
     with torch.no_grad():
         pivots = torch.arange(60).repeat_interleave(6)
         want = cascade.prior(ctx.pair_features(index.reshape(-1), pivots)).view(60, 6)
@@ -73,7 +73,7 @@ def test_predict_scores_the_undecided_pivots_with_the_gcn_and_the_rest_with_the_
     index = est._knn(x, cfg["n_neighbors_predict"])
     k = cfg["k1"]
     ctx = StructureContext.build(x, index, k=k)
-    prior = est.cascade_.prior_scores(ctx, index[:, :k])
+    prior = est.cascade_.prior_scores(ctx)
     assert est.cascade_.split(prior).tolist() == pivots.tolist()
     gcn = score(est.model_, x, index, k1=k, k2=cfg["k2"],
                 active_connection=cfg["active_connection"],

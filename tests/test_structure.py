@@ -134,6 +134,37 @@ def test_pair_features_match_their_definitions():
         np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("given", [False, True])
+def test_link_features_are_the_pair_features_of_the_knn_links(given):
+    x, _ = _data(12, dim=16)
+    index, sim = knn(x, 8)
+    ctx = StructureContext.build(x, index, k=6, similarity=sim if given else None)
+    torch.testing.assert_close(ctx.knn_similarity, sim[:, :6], rtol=0, atol=1e-5)
+    rows = torch.tensor([0, 7, 3])
+    got = ctx.link_features(rows).numpy()
+    assert got.shape == (3 * 6, N_STRUCTURE_FEATURES)
+    loc, scale = similarity_scale(x)
+    for i, p in enumerate(rows.tolist()):
+        for j in range(6):
+            want = _reference_features(x.numpy(), index.numpy(), 6, index[p, j], p, loc, scale)
+            np.testing.assert_allclose(got[i * 6 + j], want, rtol=1e-4, atol=1e-4)
+    everything = ctx.link_features()
+    pairs = ctx.pair_features(index[:, :6].reshape(-1), torch.arange(len(x)).repeat_interleave(6))
+    torch.testing.assert_close(everything, pairs, rtol=1e-4, atol=1e-4)
+
+
+def test_given_similarities_are_checked_before_any_work():
+    x, _ = _data(10, dim=8)
+    index, sim = knn(x, 4)
+    with pytest.raises(ValueError, match="shape"):
+        StructureContext.build(x, index, k=4, similarity=sim[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        StructureContext.build(x, index, k=4, similarity=torch.full_like(sim, float("nan")))
+    _, minus_distance = knn(x * 10, 4, metric="l2")
+    with pytest.raises(ValueError, match="cosine"):
+        StructureContext.build(x, index, k=4, similarity=minus_distance)
+
+
 def test_features_do_not_depend_on_the_face_models_coordinates():
     x, _ = _data(20, dim=32)
     index, _ = knn(x, 10)

@@ -41,8 +41,15 @@ MIN_NODES = 500
 _GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 #: Fewest held-out pivots and identities a band is chosen on (fewer: no cascade).
 _MIN_PIVOTS, _MIN_IDENTITIES = 200, 10
-#: Links whose features are computed at once (bounds memory at any size).
-_CHUNK = 1 << 18
+#: Links whose features and prior scores are computed at once (bounds memory at any size):
+#: on a CPU few enough that the prior's activations stay in cache (2x faster than 2**18).
+_CHUNK = {"cpu": 1 << 16, "other": 1 << 20}
+
+
+def _rows_per_chunk(context: StructureContext) -> int:
+    """Nodes whose ``k`` links make one chunk on the context's device."""
+    device = context.knn_index.device.type
+    return max(1, _CHUNK["cpu" if device == "cpu" else "other"] // context.k)
 #: Training of the prior: Adam steps over minibatches of this many links.
 _STEPS, _BATCH, _LR = 600, 4096, 1e-2
 
@@ -114,9 +121,13 @@ class Cascade:
         return (f"Cascade(low={self.low:g}, high={self.high:g}, skipped={self.skipped:.3f}, "
                 f"lost={self.lost:.4f})")  # fmt: skip
 
-    def prior_scores(self, context: StructureContext, hop1: Tensor) -> Tensor:
-        """The prior's ``(N, k)`` scores of every node's links to its neighbours ``hop1``."""
-        return _prior_scores(self.prior, context, hop1)
+    def prior_scores(self, context: StructureContext) -> Tensor:
+        """The prior's ``(N, k)`` scores of every node's links to its ``k`` kNN neighbours.
+
+        The links of ``context.knn_index``, their features read off the context
+        (:meth:`~linkage_gcn.structure.StructureContext.link_features`).
+        """
+        return _prior_scores(self.prior, context)
 
     def split(self, prior: Tensor) -> Tensor:
         """The pivots ``(P,)`` the GCN must score: those with a link inside the band.
@@ -164,18 +175,25 @@ def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> 
     return context.pair_features(nodes, pivots)
 
 
+def _link_features(context: StructureContext, rows: Tensor) -> Tensor:
+    """The features of the kNN links of nodes ``rows``, computed in chunks of links."""
+    step = _rows_per_chunk(context)
+    return torch.cat([context.link_features(rows[s : s + step])
+                      for s in range(0, rows.shape[0], step)])  # fmt: skip
+
+
 @torch.no_grad()
-def _prior_scores(prior: LinkPrior, context: StructureContext, hop1: Tensor) -> Tensor:
-    """``prior``'s ``(N, k)`` scores of the links ``i -> hop1[i]``, features built in chunks."""
-    n, k = hop1.shape
-    pivots = torch.arange(n, device=hop1.device).repeat_interleave(k)
-    nodes = hop1.reshape(-1)
-    prior = prior.to(hop1.device).eval()
-    out = torch.empty(pivots.shape[0], device=hop1.device)
-    for start in range(0, pivots.shape[0], _CHUNK):
-        rows = slice(start, start + _CHUNK)
-        out[rows] = prior(prior_features(context, pivots[rows], nodes[rows]))
-    return out.view(n, k)
+def _prior_scores(prior: LinkPrior, context: StructureContext) -> Tensor:
+    """``prior``'s ``(N, k)`` scores of the context's kNN links, features built in chunks."""
+    n, k = context.knn_index.shape
+    device = context.knn_index.device
+    prior = prior.to(device).eval()
+    out = torch.empty(n, k, device=device)
+    step = _rows_per_chunk(context)
+    for start in range(0, n, step):
+        rows = torch.arange(start, min(start + step, n), device=device)
+        out[start : start + rows.shape[0]] = prior(context.link_features(rows)).view(-1, k)
+    return out
 
 
 def _train_prior(features: Tensor, targets: Tensor, seed: int, hidden: int) -> LinkPrior:
@@ -225,7 +243,8 @@ def fit_cascade(
     context : StructureContext
         The training set's (its collections', when several).
     hop1 : torch.LongTensor of shape (N, k)
-        Each node's scored neighbours (the GCN's ``k1`` first kNN columns).
+        Each node's scored neighbours (the GCN's ``k1`` first kNN columns):
+        the context's kNN table.
     scores : torch.Tensor of shape (N, k)
         The GCN's probabilities of those links.
     labels : numpy.ndarray of shape (N,)
@@ -251,6 +270,11 @@ def fit_cascade(
         pivot within the tolerance.
     """
     n, k = hop1.shape
+    if tuple(context.knn_index.shape) != (n, k):
+        raise ValueError(
+            f"hop1 must be the context's kNN table, of shape {tuple(context.knn_index.shape)}; "
+            f"got {(n, k)}."
+        )
     rng = np.random.default_rng(random_state)
     groups = np.zeros(n, dtype=np.int64) if collections is None else np.asarray(collections)
     held = np.zeros(n, dtype=bool)
@@ -263,14 +287,11 @@ def fit_cascade(
         return None
     device = hop1.device
     learn = torch.from_numpy(np.flatnonzero(~held)).to(device)
-    pivots = learn.repeat_interleave(k)
-    nodes = hop1.index_select(0, learn).reshape(-1)
     with torch.no_grad():
-        feats = torch.cat([prior_features(context, pivots[s : s + _CHUNK], nodes[s : s + _CHUNK])
-                           for s in range(0, pivots.shape[0], _CHUNK)])  # fmt: skip
+        feats = _link_features(context, learn)
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
-    estimate = _prior_scores(prior, context, hop1)
+    estimate = _prior_scores(prior, context)
     held_nodes = np.flatnonzero(held)
     held_t = torch.from_numpy(held_nodes).to(device)
     full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)

@@ -767,12 +767,15 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
     def _prior_context(
         self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any],
         inputs: dict[str, Any], groups: Optional[np.ndarray] = None,
+        similarity: Optional[torch.Tensor] = None,
     ) -> StructureContext:  # fmt: skip
         """The structure context the link prior reads (the model's own, or built for it)."""
         if inputs.get("structure") is not None:
             return inputs["structure"]
         collections = None if groups is None else torch.from_numpy(groups).to(x.device)
-        return StructureContext.build(x, index, k=cfg["k1"], collections=collections)
+        return StructureContext.build(
+            x, index, k=cfg["k1"], collections=collections, similarity=similarity
+        )
 
     @staticmethod
     def _fit_hops(n: int, cfg: dict[str, Any], what: str) -> dict[str, Any]:
@@ -1008,9 +1011,9 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
 
     def _score(self, x: torch.Tensor, knn_index: Any, cfg: dict[str, Any]):
         x = x.to(cfg["device"])
-        index = self._knn(x, cfg["n_neighbors_predict"], knn_index)
+        index, similarity = self._knn_table(x, cfg["n_neighbors_predict"], knn_index)
         with skip_validation():
-            return self._edges(x, index, cfg)
+            return self._edges(x, index, cfg, similarity=similarity)
 
     def _build_model(self, n_features: int, cfg: Optional[dict[str, Any]] = None) -> LinkageGCN:
         hidden = cfg["hidden_channels"] if cfg else self.hidden_channels
@@ -1031,17 +1034,21 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         index: torch.Tensor,
         cfg: dict[str, Any],
         collections: Optional[np.ndarray] = None,
+        similarity: Optional[torch.Tensor] = None,
     ) -> dict[str, Any]:
         """What the link model reads besides the graph: ``pivot_similarity`` and ``structure``.
 
         The structure features (``features="structure"``) are built from this
         collection itself, at fit and predict time alike: its random pairs,
-        its kNN lists of ``k1`` (the same width at both times).
+        its kNN lists of ``k1`` (the same width at both times), their cosines
+        ``similarity`` when the search gave them.
         """
         if cfg["features"] != "structure":
             return {"pivot_similarity": cfg["pivot_similarity"], "structure": None}
         groups = None if collections is None else torch.from_numpy(collections).to(x.device)
-        ctx = StructureContext.build(x, index, k=cfg["k1"], collections=groups)
+        ctx = StructureContext.build(
+            x, index, k=cfg["k1"], collections=groups, similarity=similarity
+        )
         return {"pivot_similarity": False, "structure": ctx}
 
     def _knn(
@@ -1051,19 +1058,29 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         given: Any = None,
         collections: Optional[np.ndarray] = None,
     ) -> torch.Tensor:
+        return self._knn_table(x, width, given, collections)[0]
+
+    def _knn_table(
+        self,
+        x: torch.Tensor,
+        width: int,
+        given: Any = None,
+        collections: Optional[np.ndarray] = None,
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The kNN table and its cosine similarities (``None`` unless this search gave them)."""
         if collections is not None and given is None:
-            return self._knn_within(x, width, collections)
+            return self._knn_within(x, width, collections), None
         k = min(width, _smallest(collections, x.shape[0]) - 1)
         if given is None:
             with skip_validation():
-                index, _ = knn(
+                index, sim = knn(
                     x, k, metric=self.metric, backend=self.knn_backend, verbose=self.verbose
                 )
-            return index
+            return index, (sim if self.metric == "cosine" else None)
         return check_knn_index(
             given, x.shape[0], name="knn_index", rows_of="X", min_width=k, device=x.device,
             why="k_at_hop, active_connection and, to fit, the sampler's pool",
-        )  # fmt: skip
+        ), None  # fmt: skip
 
     def _knn_within(self, x: torch.Tensor, width: int, collections: np.ndarray) -> torch.Tensor:
         """One kNN table of several collections, each searched within itself (global ids)."""
@@ -1083,14 +1100,16 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         inputs: Optional[dict[str, Any]] = None,
         *,
         directed: bool = False,
+        similarity: Optional[torch.Tensor] = None,
     ):
         """Pooled pairs and scores of every node's ``k1`` links, by the GCN or the cascade.
 
-        With ``directed``, also the ``(N, k1)`` directed scores.
+        With ``directed``, also the ``(N, k1)`` directed scores. ``similarity``:
+        the cosines of ``index``, when the search gave them.
         """
         model = self.model_.to(x.device)
         if inputs is None:
-            inputs = self._link_inputs(x, index, cfg)
+            inputs = self._link_inputs(x, index, cfg, similarity=similarity)
         start = time.perf_counter()
         cascade = getattr(self, "cascade_", None) if cfg["cascade"] else None
         if x.shape[0] < CASCADE_MIN_NODES:
@@ -1105,7 +1124,8 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
                 _, _, flat = predict_links(model, x, index, **settings)
                 scores = flat.view(-1, k)
             else:
-                scores = cascade.prior_scores(self._prior_context(x, index, cfg, inputs), hop1)
+                context = self._prior_context(x, index, cfg, inputs, similarity=similarity)
+                scores = cascade.prior_scores(context)
                 todo = cascade.split(scores)
                 if todo.numel():
                     _, _, flat = predict_links(model, x, index, pivots=todo, **settings)

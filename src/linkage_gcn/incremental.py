@@ -1049,8 +1049,10 @@ class IncrementalClusterer:
         dev = x_t.device
         norm = x_t.norm(dim=1, keepdim=True).clamp_min(1e-12)
         full = torch.ones(m + 1, device=dev)
+        sims = np.concatenate([sim, np.zeros((1, k))])
         return StructureContext(
-            x=x_t / norm, knn_index=torch.from_numpy(lists).to(dev), loc=full * loc,
+            x=x_t / norm, knn_index=torch.from_numpy(lists).to(dev),
+            knn_similarity=torch.from_numpy(sims).float().to(dev), loc=full * loc,
             scale=full * sd, z_first=torch.from_numpy(first).float().to(dev),
             z_last=torch.from_numpy(last).float().to(dev),
             size_z=full * float(np.sqrt(2 * np.log(max(self._n, 2)))), n_collections=1,
