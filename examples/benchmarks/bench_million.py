@@ -8,11 +8,12 @@ clusters the ``--n`` test faces (identities disjoint from training). Prints the 
 each stage (from the estimator's log lines), the peak resident memory, and B-Cubed /
 pairwise F of the result. ``--fit-only`` times training alone (e.g. ``--train 100000``).
 ``--model face-any`` (a shipped model's name, or a saved model's path) clusters with that
-model instead of training one. ``--oracle-cuts 0.8 0.85 ...`` also prints B-Cubed F at
+model instead of training one; ``--params '{"features": "structure"}'`` trains with those
+estimator parameters instead of the defaults. ``--oracle-cuts 0.8 0.85 ...`` also prints B-Cubed F at
 each of those link cuts, read off the test labels: the best cut of the N faces themselves,
 a reference beside the model's own cut, never a setting (the links are scored once: the
-cuts re-merge them); a best cut at the largest one tried is flagged, since the best may lie
-above it. ``--baseline`` also runs the plainest strong tool on the same faces,
+cuts re-merge them); a best cut at either end of the grid is flagged, since the best may lie
+beyond it. ``--baseline`` also runs the plainest strong tool on the same faces,
 kNN + Infomap (``InfomapClusterer``, k=20, cosine, its cut tuned on the training faces,
 one Infomap trial), and prints its time and quality beside ours. ``--device cuda`` runs
 every stage on the GPU (kNN, scoring, the merge's inputs) and prints the GPU's peak
@@ -156,7 +157,13 @@ def main() -> None:
                     "estimator's)")  # fmt: skip
     ap.add_argument("--baseline", action="store_true",
                     help="also time kNN + Infomap on the same faces (needs infomap)")  # fmt: skip
+    ap.add_argument("--params", type=json.loads, default={},
+                    help="estimator parameters to train with, as JSON (lists become tuples), "
+                    "e.g. '{\"features\": \"structure\"}'")  # fmt: skip
     args = ap.parse_args()
+    if args.model is not None and args.params:
+        raise SystemExit("--params sets how to train: it cannot go with --model")
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in args.params.items()}
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: this torch has no CUDA device")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -178,7 +185,8 @@ def main() -> None:
     if args.model is None:
         extra = {} if args.epochs is None else {"epochs": args.epochs}
         est = LinkageClusterer(random_state=args.seed, threads=args.threads, verbose=False,
-                               precision=args.precision, device=args.device, **extra)  # fmt: skip
+                               precision=args.precision, device=args.device,
+                               **{**params, **extra})  # fmt: skip
         est.fit(X_train, y_train)
     else:
         from linkage_gcn.pretrained import available_models
@@ -220,9 +228,11 @@ def main() -> None:
             best = max(oracle, key=oracle.get)
             print(f"best cut {best:g}: B-Cubed F {oracle[best]:.4f}; the model's own "
                   f"{bc[2]:.4f} (gap {oracle[best] - bc[2]:.4f})", flush=True)  # fmt: skip
-            if best == max(oracle) and len(oracle) > 1:
-                print(f"  the best cut is the largest tried ({best:g}): the best may lie "
-                      "above it; try higher cuts", flush=True)  # fmt: skip
+            if best in (min(oracle), max(oracle)) and len(oracle) > 1:
+                end = "largest" if best == max(oracle) else "smallest"
+                side = "above" if best == max(oracle) else "below"
+                print(f"  the best cut is the {end} tried ({best:g}): the best may lie "
+                      f"{side} it; try a wider grid", flush=True)  # fmt: skip
             out.update(oracle_cuts=oracle)
         if args.baseline:
             out["baseline"] = knn_infomap(X_train, y_train, X_test, y_test, args.seed, predict_s,
