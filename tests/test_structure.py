@@ -153,7 +153,7 @@ def test_link_features_are_the_pair_features_of_the_knn_links(given):
     torch.testing.assert_close(everything, pairs, rtol=1e-4, atol=1e-4)
 
 
-def test_given_similarities_are_checked_before_any_work():
+def test_given_similarities_are_checked():
     x, _ = _data(10, dim=8)
     index, sim = knn(x, 4)
     with pytest.raises(ValueError, match="shape"):

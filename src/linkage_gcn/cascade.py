@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -44,12 +44,6 @@ _MIN_PIVOTS, _MIN_IDENTITIES = 200, 10
 #: Links whose features and prior scores are computed at once (bounds memory at any size):
 #: on a CPU few enough that the prior's activations stay in cache (2x faster than 2**18).
 _CHUNK = {"cpu": 1 << 16, "other": 1 << 20}
-
-
-def _rows_per_chunk(context: StructureContext) -> int:
-    """Nodes whose ``k`` links make one chunk on the context's device."""
-    device = context.knn_index.device.type
-    return max(1, _CHUNK["cpu" if device == "cpu" else "other"] // context.k)
 #: Training of the prior: Adam steps over minibatches of this many links.
 _STEPS, _BATCH, _LR = 600, 4096, 1e-2
 
@@ -175,25 +169,20 @@ def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> 
     return context.pair_features(nodes, pivots)
 
 
-def _link_features(context: StructureContext, rows: Tensor) -> Tensor:
-    """The features of the kNN links of nodes ``rows``, computed in chunks of links."""
-    step = _rows_per_chunk(context)
-    return torch.cat([context.link_features(rows[s : s + step])
-                      for s in range(0, rows.shape[0], step)])  # fmt: skip
+def _chunked_link_features(context: StructureContext, rows: Tensor) -> Iterator[Tensor]:
+    """The features of the kNN links of nodes ``rows``, chunk after chunk of links."""
+    device = context.knn_index.device.type
+    step = max(1, _CHUNK["cpu" if device == "cpu" else "other"] // context.k)
+    return (context.link_features(rows[s : s + step]) for s in range(0, rows.shape[0], step))
 
 
 @torch.no_grad()
 def _prior_scores(prior: LinkPrior, context: StructureContext) -> Tensor:
     """``prior``'s ``(N, k)`` scores of the context's kNN links, features built in chunks."""
     n, k = context.knn_index.shape
-    device = context.knn_index.device
-    prior = prior.to(device).eval()
-    out = torch.empty(n, k, device=device)
-    step = _rows_per_chunk(context)
-    for start in range(0, n, step):
-        rows = torch.arange(start, min(start + step, n), device=device)
-        out[start : start + rows.shape[0]] = prior(context.link_features(rows)).view(-1, k)
-    return out
+    prior = prior.to(context.knn_index.device).eval()
+    rows = torch.arange(n, device=context.knn_index.device)
+    return torch.cat([prior(f) for f in _chunked_link_features(context, rows)]).view(n, k)
 
 
 def _train_prior(features: Tensor, targets: Tensor, seed: int, hidden: int) -> LinkPrior:
@@ -288,7 +277,7 @@ def fit_cascade(
     device = hop1.device
     learn = torch.from_numpy(np.flatnonzero(~held)).to(device)
     with torch.no_grad():
-        feats = _link_features(context, learn)
+        feats = torch.cat(list(_chunked_link_features(context, learn)))
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
     estimate = _prior_scores(prior, context)
