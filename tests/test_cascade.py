@@ -13,7 +13,7 @@ from linkage_gcn.datasets import make_identities
 from linkage_gcn.knn import knn
 from linkage_gcn.metrics import bcubed_fscore
 from linkage_gcn.model_selection import split_identities
-from linkage_gcn.structure import N_STRUCTURE_FEATURES, StructureContext
+from linkage_gcn.structure import N_SCORE_FEATURES, N_STRUCTURE_FEATURES, StructureContext
 
 SMALL = dict(k_at_hop=(10, 3), active_connection=3, epochs=2, hidden_channels=(32, 32),
              random_state=0, verbose=False, threads=1)  # fmt: skip
@@ -47,6 +47,20 @@ def test_prior_scores_are_the_prior_on_each_link_features():
         want = cascade.prior(ctx.pair_features(index.reshape(-1), pivots)).view(60, 6)
     torch.testing.assert_close(got, want)
     assert prior_features(ctx, pivots, index.reshape(-1)).shape == (360, N_STRUCTURE_FEATURES)
+
+
+def test_a_second_pass_reads_the_first_passes_scores_around_each_link():
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(1))
+    index, _ = knn(x, 6)
+    ctx = StructureContext.build(x, index, k=6)
+    first, second = LinkPrior(8).eval(), LinkPrior(8, N_STRUCTURE_FEATURES + N_SCORE_FEATURES)
+    got = Cascade(first, 0.2, 0.8, 0.0, 0.0, second=second.eval()).prior_scores(ctx)
+    with torch.no_grad():
+        one = Cascade(first, 0.2, 0.8, 0.0, 0.0).prior_scores(ctx)
+        feats = torch.cat([ctx.link_features(), ctx.score_features(one)], dim=1)
+        want = second(feats).view(60, 6)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, one)
 
 
 def test_predict_scores_the_undecided_pivots_with_the_gcn_and_the_rest_with_the_prior(
@@ -100,6 +114,7 @@ def test_the_cascade_keeps_the_clusters_close(data):
     # weights loses 0.16, which this bound catches
     assert with_cascade >= every_link - 0.03
     assert est.cascade_.lost <= 5e-4 and 0 < est.cascade_.skipped <= 1
+    assert est.cascade_.second is not None  # fit's cascade has its second pass
 
 
 def test_the_cascade_survives_save_and_load(data, tmp_path):
@@ -139,6 +154,8 @@ def test_band_choice_keeps_the_widest_within_the_tolerance():
         return [1.0 - 0.01 * changed]
 
     assert fit_cascade(ctx, index, scores, labels, strict, random_state=0) is None
+    with pytest.raises(ValueError, match="passes"):
+        fit_cascade(ctx, index, scores, labels, strict, passes=3)
     # too few identities to hold half of them out
     assert fit_cascade(ctx, index, scores, np.arange(400) // 100, lambda n, s: [1.0]) is None
 
@@ -146,8 +163,16 @@ def test_band_choice_keeps_the_widest_within_the_tolerance():
 def test_malformed_cascade_states_are_refused():
     state = Cascade(LinkPrior(4), 0.2, 0.8, 0.5, 0.0).state()
     assert repr(Cascade.from_state(state)) == repr(Cascade(LinkPrior(4), 0.2, 0.8, 0.5, 0.0))
+    assert Cascade.from_state(state).second is None  # a one-pass cascade, as saved before
+    two = Cascade(LinkPrior(4), 0.2, 0.8, 0.5, 0.0,
+                  second=LinkPrior(4, N_STRUCTURE_FEATURES + N_SCORE_FEATURES)).state()  # fmt: skip
+    back = Cascade.from_state(two)
+    assert back.second is not None and "passes=2" in repr(back)
+    for k, v in two["second"]["prior"].items():
+        torch.testing.assert_close(back.second.state_dict()[k], v)
     for bad in ({**state, "low": 0.9}, {k: v for k, v in state.items() if k != "prior"},
-                {**state, "hidden": 7}):  # fmt: skip
+                {**state, "hidden": 7}, {**two, "second": {"hidden": 4, "prior": state["prior"]}},
+                {**two, "second": "weights"}):  # fmt: skip
         with pytest.raises(ValueError, match="malformed cascade"):
             Cascade.from_state(bad)
 
@@ -157,3 +182,4 @@ def test_the_shipped_models_carry_a_cascade():
         c = LinkageClusterer.pretrained(name)
         assert c.cascade_ is not None and c.cascade is True, name
         assert 0.5 < c.cascade_.skipped <= 1 and c.cascade_.lost <= 5e-4
+        assert c.cascade_.second is not None, name

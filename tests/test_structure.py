@@ -9,7 +9,9 @@ from linkage_gcn.knn import knn
 from linkage_gcn.nn import LinkageGCN
 from linkage_gcn.samplers import TopKSampler
 from linkage_gcn.structure import (
+    N_SCORE_FEATURES,
     N_STRUCTURE_FEATURES,
+    SCORE_FEATURE_NAMES,
     STRUCTURE_FEATURE_NAMES,
     StructureContext,
     similarity_scale,
@@ -163,6 +165,47 @@ def test_given_similarities_are_checked():
     _, minus_distance = knn(x * 10, 4, metric="l2")
     with pytest.raises(ValueError, match="cosine"):
         StructureContext.build(x, index, k=4, similarity=minus_distance)
+
+
+def _score_features_by_definition(index, scores):
+    """Each link's score features from the kNN lists, one link at a time."""
+    n, k = index.shape
+    lists = [dict(zip(index[i].tolist(), scores[i].tolist())) | {i: 1.0} for i in range(n)]
+    rows = []
+    for p in range(n):
+        for v in index[p].tolist():
+            shared = set(lists[p]) & set(lists[v])
+            rows.append([
+                lists[p][v],
+                lists[v][p] if p in index[v].tolist() else 0.0,
+                sum(lists[p][r] * lists[v][r] for r in shared) / (k + 1),
+                max(min(lists[p][r], lists[v][r]) for r in shared),
+                float(scores[p].mean()),
+                float(scores[v].mean()),
+            ])  # fmt: skip
+    return torch.tensor(rows)
+
+
+def test_score_features_match_their_definitions():
+    x = torch.randn(80, 12, generator=torch.Generator().manual_seed(4))
+    index, _ = knn(x, 6)
+    ctx = StructureContext.build(x, index, k=6)
+    scores = torch.rand(80, 6, generator=torch.Generator().manual_seed(5))
+    want = _score_features_by_definition(index, scores)
+    assert len(SCORE_FEATURE_NAMES) == N_SCORE_FEATURES == want.shape[1]
+    torch.testing.assert_close(ctx.score_features(scores), want)
+    rows = torch.tensor([7, 0, 42])
+    picked = want.view(80, 6, -1)[rows].reshape(-1, want.shape[1])
+    torch.testing.assert_close(ctx.score_features(scores, rows), picked)
+
+
+def test_score_features_refuse_scores_of_another_table():
+    x = torch.randn(30, 8, generator=torch.Generator().manual_seed(6))
+    index, _ = knn(x, 4)
+    ctx = StructureContext.build(x, index, k=4)
+    for bad in (torch.rand(30, 5), torch.rand(29, 4), torch.ones(30, 4, dtype=torch.long)):
+        with pytest.raises(ValueError, match="scores must be a float tensor"):
+            ctx.score_features(bad)
 
 
 def test_features_do_not_depend_on_the_face_models_coordinates():

@@ -4,8 +4,12 @@ Most links are decided before any graph convolution runs: a stranger far down a
 face's neighbour list, a pair much closer than any stranger. A :class:`LinkPrior`
 (a small MLP on the embedder-independent pair features of
 :mod:`linkage_gcn.structure`, 14 numbers per link) learns the GCN's link
-probability from the GCN's own scores on the training set. At predict time it
-scores every link; a pivot whose links all fall outside the band
+probability from the GCN's own scores on the training set. A second pass
+reads those first scores around each link (its reverse link, the paths
+through shared neighbours, each end's mean:
+:meth:`~linkage_gcn.structure.StructureContext.score_features`), one step of
+message passing over the whole kNN graph, and scores it again. At predict time
+the prior scores every link; a pivot whose links all fall outside the band
 ``(low, high)`` keeps the prior's scores, and only the other pivots' subgraphs
 are built and scored by the GCN. The band is chosen at fit time on identities
 the prior did not learn from, as the widest whose clusters (the model's merge at
@@ -19,6 +23,7 @@ must score. Everything runs on the device of its tensors.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -26,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .structure import N_STRUCTURE_FEATURES, StructureContext
+from .structure import N_SCORE_FEATURES, N_STRUCTURE_FEATURES, StructureContext
 
 __all__ = ["MIN_NODES", "TOLERANCE", "Cascade", "LinkPrior", "fit_cascade", "prior_features"]
 
@@ -44,22 +49,28 @@ _MIN_PIVOTS, _MIN_IDENTITIES = 200, 10
 #: Links whose features and prior scores are computed at once (bounds memory at any size):
 #: on a CPU few enough that the prior's activations stay in cache (2x faster than 2**18).
 _CHUNK = {"cpu": 1 << 16, "other": 1 << 20}
-#: Training of the prior: Adam steps over minibatches of this many links.
+#: Training of each pass of the prior: Adam steps over minibatches of this many links, at
+#: most :data:`_PASSES_OVER` passes over the links (a small training set needs fewer steps).
 _STEPS, _BATCH, _LR = 600, 4096, 1e-2
+_PASSES_OVER, _MIN_STEPS = 30, 100
 
 
 class LinkPrior(nn.Module):
-    """The GCN's link probability, approximately, from a link's structure features alone.
+    """The GCN's link probability, approximately, from a link's own features.
 
     ``sigmoid(MLP((f - mean) / scale))`` with two hidden layers of ``hidden``
     units, ``f`` the :data:`~linkage_gcn.structure.N_STRUCTURE_FEATURES`
     features of :meth:`StructureContext.pair_features
-    <linkage_gcn.structure.StructureContext.pair_features>`.
+    <linkage_gcn.structure.StructureContext.pair_features>` (the first pass),
+    followed by the :data:`~linkage_gcn.structure.N_SCORE_FEATURES` features of
+    :meth:`~linkage_gcn.structure.StructureContext.score_features` (the second).
 
     Parameters
     ----------
     hidden : int
         Width of the hidden layers.
+    in_features : int
+        Width of ``f``.
 
     Examples
     --------
@@ -68,13 +79,13 @@ class LinkPrior(nn.Module):
     torch.Size([3])
     """
 
-    def __init__(self, hidden: int = 64) -> None:
+    def __init__(self, hidden: int = 64, in_features: int = N_STRUCTURE_FEATURES) -> None:
         super().__init__()
-        self.hidden = int(hidden)
-        self.register_buffer("mean", torch.zeros(N_STRUCTURE_FEATURES))
-        self.register_buffer("scale", torch.ones(N_STRUCTURE_FEATURES))
+        self.hidden, self.in_features = int(hidden), int(in_features)
+        self.register_buffer("mean", torch.zeros(self.in_features))
+        self.register_buffer("scale", torch.ones(self.in_features))
         self.net = nn.Sequential(
-            nn.Linear(N_STRUCTURE_FEATURES, hidden), nn.ReLU(),
+            nn.Linear(self.in_features, hidden), nn.ReLU(),
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
         )  # fmt: skip
 
@@ -94,6 +105,7 @@ class Cascade:
     Attributes
     ----------
     prior : LinkPrior
+        The first pass, on each link's structure features.
     low, high : float
         A link whose prior score is at most ``low`` or at least ``high`` is
         decided by the prior; a pivot with any link strictly between them is
@@ -103,6 +115,10 @@ class Cascade:
     lost : float
         B-Cubed F lost there against scoring every link (the largest over
         collections; negative: gained).
+    second : LinkPrior, optional
+        The second pass, on the structure features followed by the score
+        features of the first pass's scores (``None``: one pass, as in
+        cascades saved before it).
     """
 
     prior: LinkPrior
@@ -110,18 +126,22 @@ class Cascade:
     high: float
     skipped: float
     lost: float
+    second: Optional[LinkPrior] = None
 
     def __repr__(self) -> str:
         return (f"Cascade(low={self.low:g}, high={self.high:g}, skipped={self.skipped:.3f}, "
-                f"lost={self.lost:.4f})")  # fmt: skip
+                f"lost={self.lost:.4f}, passes={1 + (self.second is not None)})")  # fmt: skip
 
     def prior_scores(self, context: StructureContext) -> Tensor:
         """The prior's ``(N, k)`` scores of every node's links to its ``k`` kNN neighbours.
 
         The links of ``context.knn_index``, their features read off the context
-        (:meth:`~linkage_gcn.structure.StructureContext.link_features`).
+        (:meth:`~linkage_gcn.structure.StructureContext.link_features`); with a
+        second pass, its scores, which read the first pass's
+        (:meth:`~linkage_gcn.structure.StructureContext.score_features`).
         """
-        return _prior_scores(self.prior, context)
+        first = _prior_scores(self.prior, context)
+        return first if self.second is None else _prior_scores(self.second, context, first)
 
     def split(self, prior: Tensor) -> Tensor:
         """The pivots ``(P,)`` the GCN must score: those with a link inside the band.
@@ -135,23 +155,38 @@ class Cascade:
         return ((prior > self.low) & (prior < self.high)).any(1).nonzero().view(-1)
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint stores: the band, the figures and the prior's tensors."""
-        return {"low": self.low, "high": self.high, "skipped": self.skipped, "lost": self.lost,
-                "hidden": self.prior.hidden,
-                "prior": {k: v.cpu() for k, v in self.prior.state_dict().items()}}  # fmt: skip
+        """What a checkpoint stores: the band, the figures and the passes' tensors."""
+        out = {"low": self.low, "high": self.high, "skipped": self.skipped, "lost": self.lost,
+               "hidden": self.prior.hidden, "prior": _tensors(self.prior)}  # fmt: skip
+        if self.second is not None:
+            out["second"] = {"hidden": self.second.hidden, "prior": _tensors(self.second)}
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Cascade:
         """The cascade of :meth:`state` (a :class:`ValueError` names what is malformed)."""
         try:
-            prior = LinkPrior(int(state["hidden"]))
-            prior.load_state_dict(state["prior"])
+            prior = _pass_of(state, N_STRUCTURE_FEATURES)
+            second = state.get("second")
+            if second is not None:
+                second = _pass_of(second, N_STRUCTURE_FEATURES + N_SCORE_FEATURES)
             values = {k: float(state[k]) for k in ("low", "high", "skipped", "lost")}
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise ValueError(f"malformed cascade: {exc}") from None
         if not 0.0 <= values["low"] <= values["high"] <= 1.0:
             raise ValueError(f"malformed cascade: band ({values['low']}, {values['high']}).")
-        return cls(prior.eval(), **values)
+        return cls(prior, **values, second=second)
+
+
+def _tensors(prior: LinkPrior) -> dict[str, Tensor]:
+    return {k: v.cpu() for k, v in prior.state_dict().items()}
+
+
+def _pass_of(state: dict[str, Any], in_features: int) -> LinkPrior:
+    """One pass of a saved cascade (``state["hidden"]``, ``state["prior"]``)."""
+    prior = LinkPrior(int(state["hidden"]), in_features)
+    prior.load_state_dict(state["prior"])
+    return prior.eval()
 
 
 def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> Tensor:
@@ -169,33 +204,49 @@ def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> 
     return context.pair_features(nodes, pivots)
 
 
-def _chunked_link_features(context: StructureContext, rows: Tensor) -> Iterator[Tensor]:
-    """The features of the kNN links of nodes ``rows``, chunk after chunk of links."""
+def _chunked_link_features(
+    context: StructureContext, rows: Tensor, first: Optional[Tensor] = None
+) -> Iterator[Tensor]:
+    """The features of the kNN links of nodes ``rows``, chunk after chunk of links.
+
+    With ``first`` (a first pass's ``(N, k)`` scores), the second pass's:
+    the structure features followed by the score features of ``first``.
+    """
     device = context.knn_index.device.type
     step = max(1, _CHUNK["cpu" if device == "cpu" else "other"] // context.k)
-    return (context.link_features(rows[s : s + step]) for s in range(0, rows.shape[0], step))
+    for s in range(0, rows.shape[0], step):
+        chunk = rows[s : s + step]
+        own = context.link_features(chunk)
+        yield own if first is None else torch.cat([own, context.score_features(first, chunk)], 1)
 
 
 @torch.no_grad()
-def _prior_scores(prior: LinkPrior, context: StructureContext) -> Tensor:
-    """``prior``'s ``(N, k)`` scores of the context's kNN links, features built in chunks."""
+def _prior_scores(
+    prior: LinkPrior, context: StructureContext, first: Optional[Tensor] = None
+) -> Tensor:
+    """``prior``'s ``(N, k)`` scores of the context's kNN links, features built in chunks.
+
+    ``first``: the first pass's scores, when ``prior`` is the second pass.
+    """
     n, k = context.knn_index.shape
     prior = prior.to(context.knn_index.device).eval()
     rows = torch.arange(n, device=context.knn_index.device)
-    return torch.cat([prior(f) for f in _chunked_link_features(context, rows)]).view(n, k)
+    chunks = _chunked_link_features(context, rows, first)
+    return torch.cat([prior(f) for f in chunks]).view(n, k)
 
 
 def _train_prior(features: Tensor, targets: Tensor, seed: int, hidden: int) -> LinkPrior:
-    """Fit the prior to the GCN's probabilities (cross-entropy with soft targets)."""
+    """Fit a pass to the GCN's probabilities (cross-entropy with soft targets)."""
     with torch.random.fork_rng(devices=[features.device] if features.is_cuda else []):
         torch.manual_seed(seed)
-        prior = LinkPrior(hidden).to(features.device)
+        prior = LinkPrior(hidden, features.shape[1]).to(features.device)
         prior.mean.copy_(features.mean(0))
         prior.scale.copy_(features.std(0).clamp_min(1e-6))
         opt = torch.optim.Adam(prior.parameters(), lr=_LR)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, _STEPS)
         n = features.shape[0]
-        for _ in range(_STEPS):
+        steps = min(_STEPS, max(_MIN_STEPS, math.ceil(_PASSES_OVER * n / _BATCH)))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        for _ in range(steps):
             batch = torch.randint(n, (min(_BATCH, n),), device=features.device)
             loss = nn.functional.binary_cross_entropy_with_logits(
                 prior.logits(features.index_select(0, batch)), targets.index_select(0, batch)
@@ -218,11 +269,13 @@ def fit_cascade(
     random_state: int = 0,
     hidden: int = 64,
     tolerance: float = TOLERANCE,
+    passes: int = 2,
 ) -> Optional[Cascade]:
     """Fit a cascade to a trained GCN's scores of its training set.
 
     Half the identities of each collection (drawn with ``random_state``) train
-    the prior on the GCN's scores of their pivots' links; on the other half,
+    the prior on the GCN's scores of their pivots' links (the first pass, then
+    the second on the first's scores of every link); on the other half,
     every band of the grid is tried, and the one deciding the most held-out
     pivots whose clusters lose at most ``tolerance`` B-Cubed F, in every
     collection, against scoring every link is kept.
@@ -250,6 +303,8 @@ def fit_cascade(
         The prior's width.
     tolerance : float
         Most B-Cubed F the band may lose on the held-out identities.
+    passes : {1, 2}
+        Whether the prior has a second pass.
 
     Returns
     -------
@@ -259,6 +314,8 @@ def fit_cascade(
         pivot within the tolerance.
     """
     n, k = hop1.shape
+    if passes not in (1, 2):
+        raise ValueError(f"passes must be 1 or 2, got {passes!r}.")
     if tuple(context.knn_index.shape) != (n, k):
         raise ValueError(
             f"hop1 must be the context's kNN table, of shape {tuple(context.knn_index.shape)}; "
@@ -280,7 +337,13 @@ def fit_cascade(
         feats = torch.cat(list(_chunked_link_features(context, learn)))
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
-    estimate = _prior_scores(prior, context)
+    estimate, second = _prior_scores(prior, context), None
+    if passes == 2:
+        with torch.no_grad():
+            feats = torch.cat(list(_chunked_link_features(context, learn, estimate)))
+        second = _train_prior(feats, targets, random_state + 1, hidden)
+        estimate = _prior_scores(second, context, estimate)
+    del feats
     held_nodes = np.flatnonzero(held)
     held_t = torch.from_numpy(held_nodes).to(device)
     full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)
@@ -300,7 +363,7 @@ def fit_cascade(
         logger.info("cascade: no band keeps the clusters within %.4f B-Cubed F; none fitted",
                     tolerance)  # fmt: skip
         return None
-    cascade = Cascade(prior, *best)
+    cascade = Cascade(prior, *best, second=second)
     logger.info(
         "cascade: the link prior decides %.0f%% of held-out pivots (band %g-%g) for %+.4f "
         "B-Cubed F against scoring every link", 100 * cascade.skipped, cascade.low,

@@ -66,7 +66,9 @@ from .knn import check_knn_index
 
 __all__ = [
     "FEATURES",
+    "N_SCORE_FEATURES",
     "N_STRUCTURE_FEATURES",
+    "SCORE_FEATURE_NAMES",
     "STRUCTURE_FEATURE_NAMES",
     "StructureContext",
     "similarity_scale",
@@ -96,6 +98,20 @@ STRUCTURE_FEATURE_NAMES = (
 )
 #: How many structure features a pair has (a structure model's ``in_channels``).
 N_STRUCTURE_FEATURES = len(STRUCTURE_FEATURE_NAMES)
+
+#: What a first scoring of every kNN link ``s`` says about a link ``(p, v)``
+#: (:meth:`StructureContext.score_features`): a shared neighbour ``r`` is one of both
+#: lists, each with its own node (scored 1), as in the Jaccard overlap.
+SCORE_FEATURE_NAMES = (
+    "s(p, v)",
+    "s(v, p) (0 when p is not among v's k-NN)",
+    "sum over shared neighbours r of s(p, r) s(v, r), over k + 1",
+    "max over shared neighbours r of min(s(p, r), s(v, r))",
+    "mean of s(p, .)",
+    "mean of s(v, .)",
+)
+#: How many score features a link has.
+N_SCORE_FEATURES = len(SCORE_FEATURE_NAMES)
 
 #: Random pairs drawn per collection to estimate its strangers' similarity.
 _PAIRS = 200_000
@@ -459,6 +475,74 @@ class StructureContext:
         rank_v = (k - column.to(self.x.dtype)) / k
         return self._features(node, pivot, cos, rank_v)
 
+    def score_features(self, scores: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """What scores of every kNN link say about the kNN links of nodes ``rows``.
+
+        One step of message passing over the kNN graph, in the order of
+        :data:`SCORE_FEATURE_NAMES`: a link's own score, its reverse link's,
+        the support of the two-step paths through the neighbours both lists
+        share, and how strongly each end links at all. A second link scorer
+        reading them sees each link's neighbourhood, as a graph convolution
+        over the link's subgraph does, at the cost of a list overlap.
+
+        Parameters
+        ----------
+        scores : torch.Tensor of shape (N, k)
+            A score in ``[0, 1]`` of every link ``i -> knn_index[i, j]``.
+        rows : torch.LongTensor of shape (R,), optional
+            Nodes whose links are wanted (all by default).
+
+        Returns
+        -------
+        torch.Tensor of shape (R * k, N_SCORE_FEATURES)
+            Row-major, as :meth:`link_features`.
+
+        Examples
+        --------
+        >>> from linkage_gcn.knn import knn
+        >>> x = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))
+        >>> index, _ = knn(x, 4)
+        >>> ctx = StructureContext.build(x, index, k=4)
+        >>> feats = ctx.score_features(torch.full((40, 4), 0.5))
+        >>> tuple(feats.shape), float(feats[0, 0]), float(feats[0, 4])
+        ((160, 6), 0.5, 0.5)
+        """
+        k, n, device = self.k, self.num_nodes, self.knn_index.device
+        if tuple(scores.shape) != (n, k) or not scores.is_floating_point():
+            raise ValueError(
+                f"scores must be a float tensor of the kNN table's shape {(n, k)}, got "
+                f"{tuple(scores.shape)} {scores.dtype}."
+            )
+        if rows is None:
+            rows = torch.arange(n, device=device)
+        s = scores.to(self.x.dtype)
+        pivot = rows.repeat_interleave(k)
+        node = self.knn_index.index_select(0, rows).reshape(-1)
+        list_p = self.sorted_index.index_select(0, pivot)
+        list_v = self.sorted_index.index_select(0, node)
+        s_p = self._in_list_order(s, rows).repeat_interleave(k, dim=0)
+        s_v = self._in_list_order(s, node)
+        found = torch.searchsorted(list_v, list_p).clamp_max(k)
+        shared = list_v.gather(1, found) == list_p
+        via_v = s_v.gather(1, found)
+        paths = torch.where(shared, s_p * via_v, 0.0).sum(1) / (k + 1)
+        strongest = torch.where(shared, torch.minimum(s_p, via_v), 0.0).amax(1)
+        at = torch.searchsorted(list_v, pivot[:, None].to(list_v.dtype)).clamp_max(k)
+        back = torch.where(
+            list_v.gather(1, at).squeeze(1) == pivot, s_v.gather(1, at).squeeze(1), 0.0
+        )
+        mean = s.mean(1)
+        return torch.stack(
+            [s.index_select(0, rows).reshape(-1), back, paths, strongest,
+             mean.index_select(0, pivot), mean.index_select(0, node)], dim=1,
+        )  # fmt: skip
+
+    def _in_list_order(self, scores: Tensor, ids: Tensor) -> Tensor:
+        """``(len(ids), k + 1)`` link scores of nodes ``ids`` in :attr:`sorted_index` order."""
+        own = torch.ones(ids.shape[0], 1, dtype=scores.dtype, device=scores.device)
+        column = self.sorted_column.index_select(0, ids).long()
+        return torch.cat([scores.index_select(0, ids), own], dim=1).gather(1, column)
+
     def _features(
         self, node: Tensor, pivot: Tensor, cos: Tensor, rank_v: Tensor,
         list_p: Optional[Tensor] = None,
@@ -504,4 +588,3 @@ class StructureContext:
             f"{type(self).__name__}(num_nodes={self.num_nodes}, k={self.k}, "
             f"collections={self.n_collections})"
         )
-

@@ -67,7 +67,7 @@ _MODELS = {
     "dlib-128": PretrainedModel(
         name="dlib-128",
         filename="dlib-128.pt",
-        sha256="20e455c6d8f34f86d1d9d730c36e15985cd074148bfccd12fd1fc542cb7428f4",
+        sha256="8659656ec94c63061089be17740c327598dd7c19936da49242c6a1fe94fe2236",
         n_features=128,
         input="dlib's 128-D ResNet face descriptor, raw (face_recognition.face_encodings)",
         training_data=(
@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="73b70fb59d9d2869153bcdbcc13996fbde07b93691c77a9eb8ee88080456d8af",
+        sha256="3a0e0ec86d521e4a309c461132803cb2dbccf2aa883f8442a3b4d123b3d4c9e0",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
