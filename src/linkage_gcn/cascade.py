@@ -276,9 +276,10 @@ def fit_cascade(
     Half the identities of each collection (drawn with ``random_state``) train
     the prior on the GCN's scores of their pivots' links (the first pass, then
     the second on the first's scores of every link); on the other half,
-    every band of the grid is tried, and the one deciding the most held-out
-    pivots whose clusters lose at most ``tolerance`` B-Cubed F, in every
-    collection, against scoring every link is kept.
+    every band of the grid is tried with the one-pass and with the two-pass
+    scores, and the prior and band deciding the most held-out pivots whose
+    clusters lose at most ``tolerance`` B-Cubed F, in every collection,
+    against scoring every link are kept.
 
     Parameters
     ----------
@@ -304,7 +305,7 @@ def fit_cascade(
     tolerance : float
         Most B-Cubed F the band may lose on the held-out identities.
     passes : {1, 2}
-        Whether the prior has a second pass.
+        Whether a second pass is tried (kept when it decides more pivots).
 
     Returns
     -------
@@ -337,33 +338,36 @@ def fit_cascade(
         feats = torch.cat(list(_chunked_link_features(context, learn)))
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
-    estimate, second = _prior_scores(prior, context), None
+    first = _prior_scores(prior, context)
+    candidates: list[tuple[Optional[LinkPrior], Tensor]] = [(None, first)]
     if passes == 2:
         with torch.no_grad():
-            feats = torch.cat(list(_chunked_link_features(context, learn, estimate)))
+            feats = torch.cat(list(_chunked_link_features(context, learn, first)))
         second = _train_prior(feats, targets, random_state + 1, hidden)
-        estimate = _prior_scores(second, context, estimate)
+        candidates.append((second, _prior_scores(second, context, first)))
     del feats
     held_nodes = np.flatnonzero(held)
     held_t = torch.from_numpy(held_nodes).to(device)
     full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)
     best: Optional[tuple[float, float, float, float]] = None
-    for low in _GRID:
-        for high in (h for h in _GRID if h >= low):
-            outside = (estimate <= low) | (estimate >= high)
-            decided = outside.all(1)
-            share = float(decided.index_select(0, held_t).float().mean())
-            if best is not None and share <= best[2]:
-                continue
-            mixed = torch.where(decided.unsqueeze(1), estimate, scores)
-            lost = float((full - np.asarray(evaluate(held_nodes, mixed))).max())
-            if lost <= tolerance and share > 0:
-                best = (low, high, share, lost)
+    kept: Optional[LinkPrior] = None
+    for second, estimate in candidates:  # one pass or two: the one deciding more is kept
+        for low in _GRID:
+            for high in (h for h in _GRID if h >= low):
+                outside = (estimate <= low) | (estimate >= high)
+                decided = outside.all(1)
+                share = float(decided.index_select(0, held_t).float().mean())
+                if best is not None and share <= best[2]:
+                    continue
+                mixed = torch.where(decided.unsqueeze(1), estimate, scores)
+                lost = float((full - np.asarray(evaluate(held_nodes, mixed))).max())
+                if lost <= tolerance and share > 0:
+                    best, kept = (low, high, share, lost), second
     if best is None:
         logger.info("cascade: no band keeps the clusters within %.4f B-Cubed F; none fitted",
                     tolerance)  # fmt: skip
         return None
-    cascade = Cascade(prior, *best, second=second)
+    cascade = Cascade(prior, *best, second=kept)
     logger.info(
         "cascade: the link prior decides %.0f%% of held-out pivots (band %g-%g) for %+.4f "
         "B-Cubed F against scoring every link", 100 * cascade.skipped, cascade.low,
