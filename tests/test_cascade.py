@@ -8,7 +8,7 @@ import torch
 
 from linkage_gcn import LinkageClusterer
 from linkage_gcn import estimator as estimator_module
-from linkage_gcn.cascade import Cascade, LinkPrior, fit_cascade, prior_features
+from linkage_gcn.cascade import Cascade, CascadeView, LinkPrior, fit_cascade, prior_features
 from linkage_gcn.datasets import make_identities
 from linkage_gcn.knn import knn
 from linkage_gcn.metrics import bcubed_fscore
@@ -186,6 +186,70 @@ def test_the_second_pass_is_kept_only_when_it_decides_more_pivots():
     assert two.skipped >= one.skipped and two.lost <= 5e-4
     if two.second is None:  # the first pass alone won: the same cascade as with one pass
         assert (two.low, two.high, two.skipped) == (one.low, one.high, one.skipped)
+
+
+def test_a_band_must_hold_on_every_view():
+    x = torch.randn(400, 16, generator=torch.Generator().manual_seed(2))
+    index, _ = knn(x, 5)
+    ctx = StructureContext.build(x, index, k=5)
+    labels = np.arange(400) // 4
+    scores = torch.rand(400, 5, generator=torch.Generator().manual_seed(3))
+    rows = np.arange(0, 400, 2)
+    sub = x[torch.from_numpy(rows)]
+    sub_index, _ = knn(sub, 5)
+    sub_ctx = StructureContext.build(sub, sub_index, k=5)
+    sub_scores = torch.rand(200, 5, generator=torch.Generator().manual_seed(4))
+
+    def strict(nodes, s):  # any change of the view's held-out scores costs 0.01
+        changed = bool((s[torch.from_numpy(nodes)] != sub_scores[torch.from_numpy(nodes)]).any())
+        return [1.0 - 0.01 * changed]
+
+    seen = []
+
+    def free(nodes, s):
+        seen.append(nodes)
+        return [1.0]
+
+    # the whole set would take every pivot; the view forbids any change
+    alone = fit_cascade(ctx, index, scores, labels, free, random_state=0)
+    assert alone is not None and alone.skipped == 1.0
+    view = CascadeView(rows, sub_ctx, sub_scores, strict)
+    held = fit_cascade(ctx, index, scores, labels, free, random_state=0, views=[view])
+    assert held is None or held.skipped < 0.05  # only bands deciding none of the view's
+    # a view that forbids nothing changes nothing, and is scored on its held-out rows only
+    seen.clear()
+    easy = CascadeView(rows, sub_ctx, sub_scores, free)
+    both = fit_cascade(ctx, index, scores, labels, free, random_state=0, views=[easy])
+    assert repr(both) == repr(alone)
+    assert any(n.max() < 200 and n.size < 200 for n in seen)
+    with pytest.raises(ValueError, match="must match"):
+        fit_cascade(ctx, index, scores, labels, free, views=[CascadeView(rows[:-1], sub_ctx,
+                                                                         sub_scores, free)])
+    with pytest.raises(ValueError, match="training rows"):
+        fit_cascade(ctx, index, scores, labels, free, views=[CascadeView(rows + 300, sub_ctx,
+                                                                         sub_scores, free)])
+
+
+def test_cv_sizes_give_the_cascade_views_of_those_sizes(data, monkeypatch):
+    est, _, _ = data
+    X, y = make_identities(700, dim=48, random_state=0)
+    train, _ = split_identities(y, random_state=0)
+    seen = {}
+    real = estimator_module.fit_cascade
+
+    def spy(*args, **kwargs):
+        seen["views"] = kwargs["views"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "fit_cascade", spy)
+    LinkageClusterer(**{**SMALL, "cv_sizes": (0.5,)}).fit(X[train], y[train])
+    (view,) = seen["views"]
+    n = len(train)
+    assert view.rows.size == round(0.5 * n) and view.context.num_nodes == view.rows.size
+    assert np.all(np.diff(view.rows) > 0) and view.rows.max() < n
+    assert tuple(view.scores.shape) == tuple(view.context.knn_index.shape)
+    est.fit_cascade(X[train], y[train])  # no cv_sizes: no views
+    assert seen["views"] == []
 
 
 def test_malformed_cascade_states_are_refused():

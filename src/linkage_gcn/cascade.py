@@ -33,7 +33,15 @@ from torch import Tensor, nn
 
 from .structure import N_SCORE_FEATURES, N_STRUCTURE_FEATURES, StructureContext
 
-__all__ = ["MIN_NODES", "TOLERANCE", "Cascade", "LinkPrior", "fit_cascade", "prior_features"]
+__all__ = [
+    "MIN_NODES",
+    "TOLERANCE",
+    "Cascade",
+    "CascadeView",
+    "LinkPrior",
+    "fit_cascade",
+    "prior_features",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +197,35 @@ def _pass_of(state: dict[str, Any], in_features: int) -> LinkPrior:
     return prior.eval()
 
 
+@dataclass(frozen=True)
+class CascadeView:
+    """Some of the training rows as a collection of their own, which the band must hold on.
+
+    A subsample has its own kNN lists and statistics, so its structure
+    features, and the prior's scores, differ from those of the same rows
+    in the whole set: :func:`fit_cascade` scores each view with the priors
+    it tries and keeps a band only if it loses at most the tolerance there
+    too.
+
+    Attributes
+    ----------
+    rows : numpy.ndarray of shape (M,)
+        The training rows the view holds (ids into the training set), in
+        the order of its nodes: whether they are held out follows them.
+    context : StructureContext
+        The view's own (its kNN table, of the GCN's width ``k``).
+    scores : torch.Tensor of shape (M, k)
+        The GCN's probabilities of the view's links.
+    evaluate : callable
+        As ``fit_cascade``'s, on the view's node ids.
+    """
+
+    rows: np.ndarray
+    context: StructureContext
+    scores: Tensor
+    evaluate: Callable[[np.ndarray, Tensor], Sequence[float]]
+
+
 def prior_features(context: StructureContext, pivots: Tensor, nodes: Tensor) -> Tensor:
     """The prior's input ``(E, N_STRUCTURE_FEATURES)`` of links ``pivots[i] -> nodes[i]``.
 
@@ -229,10 +266,16 @@ def _prior_scores(
     ``first``: the first pass's scores, when ``prior`` is the second pass.
     """
     n, k = context.knn_index.shape
-    prior = prior.to(context.knn_index.device).eval()
-    rows = torch.arange(n, device=context.knn_index.device)
-    chunks = _chunked_link_features(context, rows, first)
-    return torch.cat([prior(f) for f in chunks]).view(n, k)
+    device = context.knn_index.device
+    prior = prior.to(device).eval()
+    # written in place: a list of small outputs between the chunks' large activations
+    # fragments the CPU heap (3.5 GB of resident memory more at a million faces)
+    out = torch.empty(n * k, device=device)
+    start = 0
+    for f in _chunked_link_features(context, torch.arange(n, device=device), first):
+        out[start : start + f.shape[0]] = prior(f)
+        start += f.shape[0]
+    return out.view(n, k)
 
 
 def _train_prior(features: Tensor, targets: Tensor, seed: int, hidden: int) -> LinkPrior:
@@ -270,6 +313,7 @@ def fit_cascade(
     hidden: int = 64,
     tolerance: float = TOLERANCE,
     passes: int = 2,
+    views: Sequence[CascadeView] = (),
 ) -> Optional[Cascade]:
     """Fit a cascade to a trained GCN's scores of its training set.
 
@@ -279,7 +323,7 @@ def fit_cascade(
     every band of the grid is tried with the one-pass and with the two-pass
     scores, and the prior and band deciding the most held-out pivots whose
     clusters lose at most ``tolerance`` B-Cubed F, in every collection,
-    against scoring every link are kept.
+    against scoring every link are kept; with ``views``, in each view too.
 
     Parameters
     ----------
@@ -306,6 +350,10 @@ def fit_cascade(
         Most B-Cubed F the band may lose on the held-out identities.
     passes : {1, 2}
         Whether a second pass is tried (kept when it decides more pivots).
+    views : sequence of CascadeView
+        Subsets of the training rows, each as a collection of its own (e.g.
+        random quarters and halves): a band must hold on their held-out
+        rows as well.
 
     Returns
     -------
@@ -332,6 +380,16 @@ def fit_cascade(
     if held.sum() < _MIN_PIVOTS or np.unique(labels[held]).size < _MIN_IDENTITIES:
         logger.info("cascade: too few training identities to choose a band on; none fitted")
         return None
+    for v in views:
+        m = v.context.num_nodes
+        if v.rows.shape != (m,) or tuple(v.scores.shape) != tuple(v.context.knn_index.shape):
+            raise ValueError(
+                f"a view's rows {v.rows.shape} and scores {tuple(v.scores.shape)} must match "
+                f"its context ({m} nodes, kNN table {tuple(v.context.knn_index.shape)})."
+            )
+        if m and not 0 <= v.rows.min() <= v.rows.max() < n:
+            raise ValueError(f"a view's rows must be training rows, in [0, {n}).")
+    views = [v for v in views if held[v.rows].any()]
     device = hop1.device
     learn = torch.from_numpy(np.flatnonzero(~held)).to(device)
     with torch.no_grad():
@@ -339,28 +397,34 @@ def fit_cascade(
     targets = scores.index_select(0, learn).reshape(-1).float().clamp(0.0, 1.0)
     prior = _train_prior(feats, targets, random_state, hidden)
     first = _prior_scores(prior, context)
-    candidates: list[tuple[Optional[LinkPrior], Tensor]] = [(None, first)]
+    firsts = [_prior_scores(prior, v.context) for v in views]
+    candidates: list[tuple[Optional[LinkPrior], list[Tensor]]] = [(None, [first, *firsts])]
     if passes == 2:
         with torch.no_grad():
             feats = torch.cat(list(_chunked_link_features(context, learn, first)))
         second = _train_prior(feats, targets, random_state + 1, hidden)
-        candidates.append((second, _prior_scores(second, context, first)))
+        again = [_prior_scores(second, c, f) for c, f in
+                 zip([context, *(v.context for v in views)], [first, *firsts])]  # fmt: skip
+        candidates.append((second, again))
     del feats
-    held_nodes = np.flatnonzero(held)
-    held_t = torch.from_numpy(held_nodes).to(device)
-    full = np.asarray(evaluate(held_nodes, scores), dtype=np.float64)
+    # the whole set, then each view: its held-out nodes, GCN scores, evaluation
+    sets = [(np.flatnonzero(held), scores, evaluate)]
+    sets += [(np.flatnonzero(held[v.rows]), v.scores, v.evaluate) for v in views]
+    full = [np.asarray(ev(nodes, s), dtype=np.float64) for nodes, s, ev in sets]
+    held_t = torch.from_numpy(sets[0][0]).to(device)
     best: Optional[tuple[float, float, float, float]] = None
     kept: Optional[LinkPrior] = None
-    for second, estimate in candidates:  # one pass or two: the one deciding more is kept
+    for second, estimates in candidates:  # one pass or two: the one deciding more is kept
         for low in _GRID:
             for high in (h for h in _GRID if h >= low):
-                outside = (estimate <= low) | (estimate >= high)
-                decided = outside.all(1)
-                share = float(decided.index_select(0, held_t).float().mean())
+                decided = [((e <= low) | (e >= high)).all(1) for e in estimates]
+                share = float(decided[0].index_select(0, held_t).float().mean())
                 if best is not None and share <= best[2]:
                     continue
-                mixed = torch.where(decided.unsqueeze(1), estimate, scores)
-                lost = float((full - np.asarray(evaluate(held_nodes, mixed))).max())
+                lost = max(
+                    float((f - np.asarray(ev(nodes, torch.where(d[:, None], e, s)))).max())
+                    for (nodes, s, ev), f, d, e in zip(sets, full, decided, estimates)
+                )
                 if lost <= tolerance and share > 0:
                     best, kept = (low, high, share, lost), second
     if best is None:

@@ -22,7 +22,7 @@ from ._params import check_param, skip_validation
 from ._threads import with_threads
 from ._validation import check_features, check_int, check_labels, check_real
 from .cascade import MIN_NODES as CASCADE_MIN_NODES
-from .cascade import Cascade, fit_cascade
+from .cascade import Cascade, CascadeView, fit_cascade
 from .knn import check_knn_index, knn
 from .merge import attach_clusters, join_clusters, pool_pair_scores
 from .merges import resolve_merge
@@ -735,20 +735,56 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
         self, x: torch.Tensor, index: torch.Tensor, labels: np.ndarray, cfg: dict[str, Any],
         inputs: dict[str, Any], groups: Optional[np.ndarray], directed: torch.Tensor, seed: int,
     ) -> Optional[Cascade]:  # fmt: skip
-        """The cascade of the fitted model: its prior and band (``None`` if it cannot be had)."""
-        n = x.shape[0]
+        """The cascade of the fitted model: its prior and band (``None`` if it cannot be had).
+
+        With ``cv_sizes``, random subsamples of those fractions of each
+        collection are views the band must hold on too, each with its own
+        kNN search, context and GCN scores (as a collection that size would
+        be at predict time).
+        """
         hop1 = index[:, : directed.shape[1]]
         context = self._prior_context(x, index, cfg, inputs, groups)
+        views = []
+        for fraction in cfg["cv_sizes"] or ():
+            rows, size_groups = _size_view(
+                groups, x.shape[0], fraction, cfg["k1"] + 1,
+                np.random.default_rng([seed, round(fraction * 1e6)]),
+            )  # fmt: skip
+            if not rows.size:
+                continue
+            x_v = x[torch.from_numpy(rows).to(x.device)]
+            index_v = self._knn(x_v, cfg["n_neighbors_predict"], collections=size_groups)
+            inputs_v = self._link_inputs(x_v, index_v, cfg, size_groups)
+            _, _, scores_v = self._edges(x_v, index_v, {**cfg, "cascade": False}, inputs_v,
+                                         directed=True)  # fmt: skip
+            hop1_v = index_v[:, : scores_v.shape[1]]
+            views.append(CascadeView(
+                rows, self._prior_context(x_v, index_v, cfg, inputs_v, size_groups), scores_v,
+                self._cascade_evaluator(hop1_v, labels[rows], size_groups, cfg),
+            ))  # fmt: skip
+        start = time.perf_counter()
+        cascade = fit_cascade(
+            context, hop1, directed, np.asarray(labels),
+            self._cascade_evaluator(hop1, labels, groups, cfg), collections=groups,
+            random_state=seed, views=views,
+        )  # fmt: skip
+        logger.info("cascade fitted in %.1f s", time.perf_counter() - start)
+        return cascade
+
+    def _cascade_evaluator(
+        self, hop1: torch.Tensor, labels: np.ndarray, groups: Optional[np.ndarray],
+        cfg: dict[str, Any],
+    ) -> Callable[[np.ndarray, torch.Tensor], list[float]]:  # fmt: skip
+        """``evaluate(nodes, scores)``: B-Cubed F per collection of the merge at the cuts."""
+        n, device = hop1.shape[0], hop1.device
         threshold, cuts = self.link_threshold(), self._cluster_cuts()
-        src = torch.arange(n, device=x.device).repeat_interleave(hop1.shape[1])
+        src = torch.arange(n, device=device).repeat_interleave(hop1.shape[1])
         truth = np.asarray(labels)
         group_of = np.zeros(n, dtype=np.int64) if groups is None else groups
 
         def evaluate(nodes: np.ndarray, scores: torch.Tensor) -> list[float]:
-            local = torch.full((n,), -1, dtype=torch.long, device=x.device)
-            local[torch.from_numpy(nodes).to(x.device)] = torch.arange(
-                nodes.size, device=x.device
-            )
+            local = torch.full((n,), -1, dtype=torch.long, device=device)
+            local[torch.from_numpy(nodes).to(device)] = torch.arange(nodes.size, device=device)
             a, b = local.index_select(0, src), local.index_select(0, hop1.reshape(-1))
             keep = (a >= 0) & (b >= 0)
             e, s = pool_pair_scores(a[keep], b[keep], scores.reshape(-1)[keep],
@@ -758,11 +794,7 @@ class LinkageClusterer(ClusterMixin, BaseEstimator):
             g = group_of[nodes]
             return [bcubed_fscore(truth[nodes][g == c], merged[g == c])[2] for c in np.unique(g)]
 
-        start = time.perf_counter()
-        cascade = fit_cascade(context, hop1, directed, truth, evaluate, collections=groups,
-                              random_state=seed)  # fmt: skip
-        logger.info("cascade fitted in %.1f s", time.perf_counter() - start)
-        return cascade
+        return evaluate
 
     def _prior_context(
         self, x: torch.Tensor, index: torch.Tensor, cfg: dict[str, Any],

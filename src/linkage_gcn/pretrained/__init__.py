@@ -78,7 +78,7 @@ _MODELS = {
     "face-any": PretrainedModel(
         name="face-any",
         filename="face-any.pt",
-        sha256="3a0e0ec86d521e4a309c461132803cb2dbccf2aa883f8442a3b4d123b3d4c9e0",
+        sha256="058b3d21f3076e5afe173e4d75948bb47d8aa88de42feecba35d21d75abdcb98",
         n_features=None,
         input=(
             "the embeddings of any face model (any dimension, raw or L2-normalised; cosine "
