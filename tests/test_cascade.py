@@ -138,12 +138,18 @@ def test_cascade_false_fits_no_prior_and_fit_cascade_adds_one(data):
         plain.fit_cascade(X_train[train], None)
 
 
-def test_band_choice_keeps_the_widest_within_the_tolerance():
+def _random_set():
+    """400 random points of 100 identities, their context and random GCN scores."""
     x = torch.randn(400, 16, generator=torch.Generator().manual_seed(2))
     index, _ = knn(x, 5)
     ctx = StructureContext.build(x, index, k=5)
     labels = np.arange(400) // 4
     scores = torch.rand(400, 5, generator=torch.Generator().manual_seed(3))
+    return x, index, ctx, labels, scores
+
+
+def test_band_choice_keeps_the_widest_within_the_tolerance():
+    _, index, ctx, labels, scores = _random_set()
     # merges that never change: the widest band (every pivot decided) is chosen
     free = fit_cascade(ctx, index, scores, labels, lambda nodes, s: [1.0], random_state=0)
     assert free is not None and free.skipped == 1.0 and free.lost == 0.0
@@ -189,11 +195,7 @@ def test_the_second_pass_is_kept_only_when_it_decides_more_pivots():
 
 
 def test_a_band_must_hold_on_every_view():
-    x = torch.randn(400, 16, generator=torch.Generator().manual_seed(2))
-    index, _ = knn(x, 5)
-    ctx = StructureContext.build(x, index, k=5)
-    labels = np.arange(400) // 4
-    scores = torch.rand(400, 5, generator=torch.Generator().manual_seed(3))
+    x, index, ctx, labels, scores = _random_set()
     rows = np.arange(0, 400, 2)
     sub = x[torch.from_numpy(rows)]
     sub_index, _ = knn(sub, 5)
