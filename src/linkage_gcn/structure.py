@@ -520,21 +520,22 @@ class StructureContext:
         node = self.knn_index.index_select(0, rows).reshape(-1)
         list_p = self.sorted_index.index_select(0, pivot)
         list_v = self.sorted_index.index_select(0, node)
-        s_p = self._in_list_order(s, rows).repeat_interleave(k, dim=0)
+        rows_p = self._in_list_order(s, rows)
+        s_p = rows_p.repeat_interleave(k, dim=0)
         s_v = self._in_list_order(s, node)
         found = torch.searchsorted(list_v, list_p).clamp_max(k)
         shared = list_v.gather(1, found) == list_p
         via_v = s_v.gather(1, found)
         paths = torch.where(shared, s_p * via_v, 0.0).sum(1) / (k + 1)
         strongest = torch.where(shared, torch.minimum(s_p, via_v), 0.0).amax(1)
-        at = torch.searchsorted(list_v, pivot[:, None].to(list_v.dtype)).clamp_max(k)
-        back = torch.where(
-            list_v.gather(1, at).squeeze(1) == pivot, s_v.gather(1, at).squeeze(1), 0.0
-        )
-        mean = s.mean(1)
+        # p's own entry of its list (column k): found in v's list iff p is v's neighbour
+        own_p = self.sorted_column.index_select(0, pivot) == k
+        back = torch.where(shared & own_p, via_v, 0.0).sum(1)
+        # each list's entries are its k scores and the node's own 1
+        mean_p = ((rows_p.sum(1) - 1) / k).repeat_interleave(k)
         return torch.stack(
-            [s.index_select(0, rows).reshape(-1), back, paths, strongest,
-             mean.index_select(0, pivot), mean.index_select(0, node)], dim=1,
+            [s.index_select(0, rows).reshape(-1), back, paths, strongest, mean_p,
+             (s_v.sum(1) - 1) / k], dim=1,
         )  # fmt: skip
 
     def _in_list_order(self, scores: Tensor, ids: Tensor) -> Tensor:
